@@ -1,0 +1,7 @@
+"""``python -m flimexplore`` runs the command line."""
+
+import sys
+
+from flimexplore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,262 @@
+"""Everything a study needs of its data, prepared once: split, marked image, tensors.
+
+:class:`StudyContext` loads the dataset, applies the paper's split, picks
+the marked image, converts the validation and test images to tensors on
+the compute device, and evaluates batches of marker pairs with the
+batched engine (or the reference path).  The study runner and the
+interactive explorer both go through it, so a marker the user drags in the
+explorer is scored exactly like a sampled one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from flimexplore.config import StudyConfig
+from flimexplore.data import Dataset, Split, load_dataset, split_dataset
+from flimexplore.decision import DecisionParams, head_gap
+from flimexplore.engine import (
+    DEFAULT_MEMORY_MB,
+    ImageGroup,
+    model_pixels,
+    prepare_images,
+    predict_gap,
+    resolve_device,
+    score_models,
+    train_models,
+)
+from flimexplore.errors import DatasetError
+from flimexplore.evaluation import METRICS, metrics_from_counts
+from flimexplore.flim import FlimBank
+from flimexplore.decision import BatchNormStats
+from flimexplore.reference import run_reference
+
+__all__ = ["PairScores", "StudyContext"]
+
+ARRAY_KEYS = (
+    "kernels", "norm_mean", "norm_std", "kernel_labels", "gamma", "beta", "weight", "bias",
+    "bn_mean", "bn_var", "bn_running_var", "val_dice_curve",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class PairScores:
+    """Scores and parameters of ``B`` evaluated marker pairs.
+
+    Attributes
+    ----------
+    best_epoch : ndarray of shape (B,), int
+        1-based epoch with the best mean validation Dice.
+    val, test : dict of str to ndarray of shape (B,)
+        Mean per-image Dice, Jaccard, sensitivity, specificity at the best epoch.
+    arrays : dict of str to ndarray with leading axis B
+        Parameters (see ``ARRAY_KEYS``) for predictions and projections.
+    """
+
+    best_epoch: NDArray[np.int64]
+    val: dict[str, NDArray[np.float64]]
+    test: dict[str, NDArray[np.float64]]
+    arrays: dict[str, NDArray]
+
+
+class StudyContext:
+    """Data of one marked image of a dataset, ready for the engine.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    device : str, optional
+        ``auto``, ``cpu`` or ``cuda``.
+    dataset : Dataset, optional
+        Already loaded data (otherwise ``config.dataset`` is loaded).
+
+    Raises
+    ------
+    DatasetError
+        If the dataset is too small for the split or ``config.image`` is not
+        one of the marked images.
+    """
+
+    def __init__(self, config: StudyConfig, device: str = "auto", dataset: Dataset | None = None) -> None:
+        self.device = resolve_device(device)
+        self.dataset = dataset if dataset is not None else load_dataset(config.dataset, n_images=config.n_images)
+        self.split: Split = split_dataset(len(self.dataset), seed=config.seed)
+        if not 0 <= config.image < len(self.split.marked):
+            raise DatasetError(
+                f"marked image {config.image} does not exist: the split has "
+                f"{len(self.split.marked)} marked images (0..{len(self.split.marked) - 1})"
+            )
+        self.config = config.replace(
+            n_bg=config.n_bg if config.n_bg is not None else self.dataset.n_bg,
+            radius=config.radius if config.radius is not None else self.dataset.radius,
+        )
+        self.marked_index = self.split.marked[config.image]
+        self.image = self.dataset.images[self.marked_index]
+        self.mask = self.dataset.masks[self.marked_index]
+        ds = self.dataset
+        self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
+        self.val_groups = prepare_images([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device)
+        self.test_groups = prepare_images([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device)
+
+    @property
+    def stem(self) -> str:
+        """Name of the marked image."""
+        return self.dataset.stems[self.marked_index]
+
+    def identity(self) -> dict[str, object]:
+        """Facts of the data that a resumed study must share."""
+        return {
+            "marked_stem": self.stem,
+            "n_images": len(self.dataset),
+            "dataset_name": self.dataset.name,
+            "shape": list(self.image.shape[:2]),
+        }
+
+    def evaluate(
+        self,
+        obj: NDArray[np.integer],
+        bg: NDArray[np.integer],
+        seeds: Sequence[int],
+        memory_mb: float = DEFAULT_MEMORY_MB,
+    ) -> PairScores:
+        """Train and score ``B`` marker pairs with the batched engine.
+
+        Parameters
+        ----------
+        obj, bg : ndarray of shape (B, 2), int
+            Object and background marker centres ``(row, col)``.
+        seeds : sequence of int
+            Decision-layer seed of each model.
+        memory_mb : float, optional
+
+        Returns
+        -------
+        PairScores
+        """
+        r, shape = self.config.radius, self.mask.shape
+        trained = train_models(
+            self.marked,
+            model_pixels(obj, r, shape, self.device),
+            model_pixels(bg, r, shape, self.device),
+            seeds,
+            epochs=self.config.epochs,
+            lr=self.config.lr,
+        )
+        a, c = head_gap(trained.params, trained.bn)
+        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb).numpy()
+        curve = metrics_from_counts(val_counts)["dice"].mean(axis=2)  # (B, E)
+        best = curve.argmax(axis=1)
+        pick = torch.as_tensor(best, device=a.device)
+        idx = torch.arange(len(best), device=a.device)
+        test_counts = score_models(trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb).numpy()
+        b = np.arange(len(best))
+        val = {k: v.mean(axis=2)[b, best] for k, v in metrics_from_counts(val_counts).items()}
+        test = {k: v.mean(axis=2)[:, 0] for k, v in metrics_from_counts(test_counts).items()}
+        p = trained.params.at_epoch(pick)
+        t = lambda x: x.detach().cpu().numpy()  # noqa: E731
+        arrays = {
+            "kernels": t(trained.bank.kernels), "norm_mean": t(trained.bank.mean),
+            "norm_std": t(trained.bank.std), "kernel_labels": t(trained.bank.kernel_labels),
+            "gamma": t(p.gamma), "beta": t(p.beta), "weight": t(p.weight), "bias": t(p.bias),
+            "bn_mean": t(trained.bn.mean), "bn_var": t(trained.bn.var),
+            "bn_running_var": t(trained.bn.running_var), "val_dice_curve": curve,
+        }
+        return PairScores(best + 1, val, test, arrays)
+
+    def evaluate_reference(self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int]) -> PairScores:
+        """Score ``B`` marker pairs one at a time with the reference path (no parameters kept)."""
+        ds = self.dataset
+        val = ([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val])
+        test = ([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test])
+        results = [
+            run_reference(self.image, self.mask, o, g, self.config.radius, int(s), val, test,
+                          epochs=self.config.epochs, lr=self.config.lr)
+            for o, g, s in zip(np.asarray(obj), np.asarray(bg), seeds, strict=True)
+        ]
+        best = np.array([r.best_epoch for r in results])
+        vm = [metrics_from_counts(r.val_counts) for r in results]
+        tm = [metrics_from_counts(r.test_counts) for r in results]
+        return PairScores(
+            best,
+            {k: np.array([m[k].mean() for m in vm]) for k in METRICS},
+            {k: np.array([m[k].mean() for m in tm]) for k in METRICS},
+            {"val_dice_curve": np.stack([r.val_dice for r in results])},
+        )
+
+    def predict(self, arrays: dict[str, NDArray], image: NDArray[np.floating]) -> NDArray[np.bool_]:
+        """Predicted object mask of one stored model on one RGB image.
+
+        Parameters
+        ----------
+        arrays : dict
+            One model's parameters (from :class:`PairScores` or a store).
+        image : ndarray of shape (H, W, 3), float in [0, 1]
+
+        Returns
+        -------
+        mask : ndarray of shape (H, W), bool
+        """
+        bank, params, bn = _unpack([arrays], self.device)
+        group = prepare_images([image], [np.zeros(image.shape[:2], bool)], self.device)[0]
+        return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
+
+
+def _unpack(models: Sequence[dict[str, NDArray]], device: torch.device) -> tuple[FlimBank, DecisionParams, BatchNormStats]:
+    """Stack stored per-model arrays back into engine tensors."""
+    def s(key: str) -> torch.Tensor:
+        return torch.as_tensor(np.stack([m[key] for m in models]), device=device)
+
+    bank = FlimBank(s("kernels"), s("norm_mean"), s("norm_std"), s("kernel_labels"))
+    params = DecisionParams(s("gamma"), s("beta"), s("weight"), s("bias"))
+    return bank, params, BatchNormStats(s("bn_mean"), s("bn_var"), s("bn_running_var"))
+
+
+def model_features(
+    ctx: StudyContext, arrays: dict[str, NDArray], images: Sequence[NDArray[np.floating]]
+) -> NDArray[np.float32]:
+    """FLIM features of one stored model, interpolated to image size.
+
+    Parameters
+    ----------
+    ctx : StudyContext
+    arrays : dict
+        One model's parameters.
+    images : sequence of ndarray of shape (H, W, 3)
+        Images of one shape.
+
+    Returns
+    -------
+    features : ndarray of shape (N, 16, H, W), float32
+    """
+    from flimexplore.decision import upsample
+    from flimexplore.flim import encode
+
+    bank, _, _ = _unpack([arrays], ctx.device)
+    group = prepare_images(list(images), [np.zeros(im.shape[:2], bool) for im in images], ctx.device)[0]
+    feats = encode(group.images, bank)[:, 0]
+    return upsample(feats, tuple(group.images.shape[-2:])).cpu().numpy()
+
+
+def model_patches(ctx: StudyContext, arrays: dict[str, NDArray], obj: NDArray, bg: NDArray) -> tuple[NDArray, NDArray]:
+    """The normalised 3x3 patches one model learned its kernels from.
+
+    Returns
+    -------
+    patches : ndarray of shape (Ko + Kb, 27), float32
+    labels : ndarray of shape (Ko + Kb,), int64
+        1 under the object marker, 0 under the background marker.
+    """
+    from flimexplore.flim import sample_patches
+
+    r, shape = ctx.config.radius, ctx.mask.shape
+    mean = torch.as_tensor(arrays["norm_mean"][None], device=ctx.device)
+    std = torch.as_tensor(arrays["norm_std"][None], device=ctx.device)
+    po = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(obj)[None], r, shape, ctx.device), mean, std)[0]
+    pb = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(bg)[None], r, shape, ctx.device), mean, std)[0]
+    labels = np.r_[np.ones(len(po), np.int64), np.zeros(len(pb), np.int64)]
+    return torch.cat([po, pb]).cpu().numpy(), labels

@@ -1,0 +1,257 @@
+"""The batched FLIM engine: many (object, background) marker pairs at once.
+
+:func:`train_models` learns the FLIM blocks and decision layers of ``B``
+models of one marked image together; :func:`score_models` streams a set of
+images through all of them in bounded chunks and returns confusion counts
+for every model and epoch.  The plain one-model-at-a-time path with the same
+maths lives in :mod:`flimexplore.reference`; tests check they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from flimexplore.colour import lab_norm
+from flimexplore.decision import (
+    BatchNormStats,
+    DecisionParams,
+    count_outcomes,
+    head_gap,
+    train_decision,
+    upsample,
+)
+from flimexplore.errors import DeviceError
+from flimexplore.flim import N_KERNELS, FlimBank, encode, learn_banks
+from flimexplore.markers import marker_pixels
+
+__all__ = [
+    "ImageGroup",
+    "TrainedModels",
+    "model_pixels",
+    "prepare_images",
+    "predict_gap",
+    "resolve_device",
+    "score_models",
+    "train_models",
+]
+
+DEFAULT_MEMORY_MB = 512
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Pick the compute device: ``"auto"`` means CUDA when available, else CPU.
+
+    Raises
+    ------
+    DeviceError
+        If CUDA is requested on a machine without it, or the name is unknown.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {name!r} was requested but CUDA is not available on this machine "
+                f"(torch {torch.__version__}); use --device cpu or auto"
+            )
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageGroup:
+    """Images of one shape, ready for the engine.
+
+    Attributes
+    ----------
+    images : Tensor of shape (N, 3, H, W), float32
+        Normalised Lab.
+    masks : Tensor of shape (N, H, W), bool
+    index : tuple of int
+        Position of each image in the caller's list.
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    index: tuple[int, ...]
+
+
+def prepare_images(
+    images: Sequence[NDArray[np.floating]],
+    masks: Sequence[NDArray[np.bool_]],
+    device: torch.device | str = "cpu",
+) -> list[ImageGroup]:
+    """Convert RGB images to normalised Lab tensors, grouped by shape.
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (H, W, 3), float in [0, 1]
+    masks : sequence of ndarray of shape (H, W), bool
+    device : torch.device or str
+
+    Returns
+    -------
+    list of ImageGroup
+        In order of first appearance of each shape.
+    """
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(images):
+        by_shape.setdefault(tuple(img.shape[:2]), []).append(i)
+    groups = []
+    for idx in by_shape.values():
+        lab = np.stack([lab_norm(images[i]) for i in idx]).transpose(0, 3, 1, 2)
+        m = np.stack([np.asarray(masks[i], bool) for i in idx])
+        groups.append(
+            ImageGroup(torch.from_numpy(lab).to(device), torch.from_numpy(m).to(device), tuple(idx))
+        )
+    return groups
+
+
+def model_pixels(
+    centres: NDArray[np.integer], radius: int, shape: tuple[int, int], device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Disk pixels of many markers of one radius, as one tensor.
+
+    Parameters
+    ----------
+    centres : ndarray of shape (B, 2), int
+    radius : int
+    shape : tuple of int
+
+    Returns
+    -------
+    pixels : Tensor of shape (B, K, 2), int64
+
+    Raises
+    ------
+    ValueError
+        If the disks are clipped differently by the border (different K);
+        sampled markers never are.
+    """
+    disks = [marker_pixels(c, radius, shape) for c in np.asarray(centres).reshape(-1, 2)]
+    if len({len(d) for d in disks}) > 1:
+        raise ValueError("markers of one batch must all lie fully inside the image")
+    return torch.as_tensor(np.stack(disks), device=device)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModels:
+    """``B`` trained FLIM models of one marked image, every epoch kept.
+
+    Attributes
+    ----------
+    bank : FlimBank
+    params : DecisionParams with shapes (B, E, ...)
+    bn : BatchNormStats
+    losses : Tensor of shape (B, E)
+    """
+
+    bank: FlimBank
+    params: DecisionParams
+    bn: BatchNormStats
+    losses: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.bank)
+
+
+def train_models(
+    marked: ImageGroup,
+    obj_pixels: torch.Tensor,
+    bg_pixels: torch.Tensor,
+    seeds: Sequence[int],
+    epochs: int = 20,
+    lr: float = 0.1,
+) -> TrainedModels:
+    """Learn FLIM blocks and train decision layers for ``B`` marker pairs.
+
+    Parameters
+    ----------
+    marked : ImageGroup holding the one marked image
+    obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64
+    seeds : sequence of int
+        Seed of each model's decision-layer initialisation.
+    epochs, lr : int, float
+
+    Returns
+    -------
+    TrainedModels
+    """
+    image, mask = marked.images[0], marked.masks[0]
+    bank = learn_banks(image, obj_pixels, bg_pixels)
+    pooled = encode(image[None], bank)[0]  # (B, 16, h, w)
+    params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
+    return TrainedModels(bank, params, bn, losses)
+
+
+def _image_chunk(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
+    per_image = n_models * shape[0] * shape[1] * 4 * (N_KERNELS * 1.25 + n_heads * 2.5)
+    return max(1, int(memory_mb * 2**20 // per_image))
+
+
+def score_models(
+    bank: FlimBank,
+    a: torch.Tensor,
+    c: torch.Tensor,
+    groups: Sequence[ImageGroup],
+    memory_mb: float = DEFAULT_MEMORY_MB,
+) -> torch.Tensor:
+    """Confusion counts of every model and head on a set of images.
+
+    Parameters
+    ----------
+    bank : FlimBank of ``B`` models
+    a : Tensor of shape (B, E, 16)
+    c : Tensor of shape (B, E)
+        Folded decision heads (:func:`flimexplore.decision.head_gap`), one
+        per epoch or a single one.
+    groups : sequence of ImageGroup
+    memory_mb : float, optional
+        Rough bound of the working memory; images are processed in chunks.
+
+    Returns
+    -------
+    counts : Tensor of shape (B, E, N, 4), int64 on the CPU
+        In the order of the groups' ``index``.
+    """
+    n_total = sum(len(g.index) for g in groups)
+    out = torch.zeros(len(bank), a.shape[1], n_total, 4, dtype=torch.int64)
+    for g in groups:
+        step = _image_chunk(len(bank), a.shape[1], tuple(g.masks.shape[1:]), memory_mb)
+        for lo in range(0, len(g.index), step):
+            sl = slice(lo, lo + step)
+            feats = encode(g.images[sl], bank)
+            counts = count_outcomes(feats, a, c, g.masks[sl])
+            out[:, :, list(g.index[sl])] = counts.cpu()
+    return out
+
+
+def predict_gap(
+    image: torch.Tensor, bank: FlimBank, params: DecisionParams, bn: BatchNormStats
+) -> torch.Tensor:
+    """Logit gap (object minus background) of ``B`` models on one image.
+
+    Parameters
+    ----------
+    image : Tensor of shape (3, H, W)
+    bank : FlimBank
+    params : DecisionParams with shapes (B, ...) (one epoch)
+    bn : BatchNormStats
+
+    Returns
+    -------
+    gap : Tensor of shape (B, H, W)
+        Positive where a model predicts object.
+    """
+    a, c = head_gap(DecisionParams(*(t[:, None] for t in params.astuple())), bn)
+    feats = encode(image[None], bank)[0]  # (B, 16, h, w)
+    gap = torch.einsum("bc,bchw->bhw", a[:, 0], feats) + c[:, 0, None, None]
+    return upsample(gap[:, None], tuple(image.shape[1:]))[:, 0]

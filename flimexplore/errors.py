@@ -1,0 +1,38 @@
+"""Exceptions raised by flimexplore for bad input.
+
+Every error a user can cause by what they pass in (a wrong path, a mask
+without object, a radius that does not fit, ...) is raised as a subclass of
+:class:`FlimExploreError`, with a message that names the problem and, where
+possible, what would work instead.  The command line prints the message on
+one line and exits with status 2; the widgets show it in their panel.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DatasetError",
+    "DeviceError",
+    "FlimExploreError",
+    "MarkerError",
+    "ResumeError",
+]
+
+
+class FlimExploreError(ValueError):
+    """Base class of all errors caused by bad input to flimexplore."""
+
+
+class DatasetError(FlimExploreError):
+    """A dataset cannot be read or is not usable (paths, shapes, masks, values)."""
+
+
+class MarkerError(FlimExploreError):
+    """Markers cannot be sampled, read or placed as requested."""
+
+
+class DeviceError(FlimExploreError):
+    """The requested compute device is not available."""
+
+
+class ResumeError(FlimExploreError):
+    """An output folder holds a study whose settings differ from the request."""

@@ -1,0 +1,265 @@
+"""Marker over-sampling and marker geometry (the paper's Sec. III-A).
+
+A marker is a disk of radius ``r`` around a centre pixel: every pixel ``q``
+with ``||p - q|| <= r``.  For one marked image the paper samples one object
+centre and ``n_bg`` background centres at random, rejecting any centre that
+lies closer than ``1.5 r`` (L2) to an already chosen centre or to the image
+border.  We implement the rejection exactly: each new centre is drawn
+uniformly among the pixels of its class that are still admissible, and the
+``1.5 r`` neighbourhood of every chosen centre is then made inadmissible.
+This is what repeated rejection sampling converges to, but it always
+terminates and can say how many markers fit when the request cannot be met.
+
+Coordinates are ``(row, col)`` throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from flimexplore.errors import MarkerError
+
+__all__ = [
+    "MARGIN_FACTOR",
+    "MarkerSet",
+    "admissible_centres",
+    "disk_offsets",
+    "marker_pixels",
+    "sample_markers",
+    "validate_markers",
+]
+
+MARGIN_FACTOR = 1.5
+"""Minimum centre-to-centre and centre-to-border distance, in marker radii."""
+
+
+@dataclass(frozen=True, eq=False)
+class MarkerSet:
+    """One object marker and its background markers, all of one radius.
+
+    Attributes
+    ----------
+    obj : ndarray of shape (2,), int64
+        ``(row, col)`` of the object-marker centre.
+    bg : ndarray of shape (n_bg, 2), int64
+        ``(row, col)`` of each background-marker centre.
+    radius : int
+        Disk radius ``r`` in pixels.
+    """
+
+    obj: NDArray[np.int64]
+    bg: NDArray[np.int64]
+    radius: int
+
+    def __len__(self) -> int:
+        return len(self.bg)
+
+
+def disk_offsets(radius: int) -> NDArray[np.int64]:
+    """Offsets ``(drow, dcol)`` of the pixels of a disk of the given radius.
+
+    Parameters
+    ----------
+    radius : int
+        Disk radius ``r >= 0``; a pixel belongs to the disk when its distance
+        to the centre is at most ``r``.
+
+    Returns
+    -------
+    offsets : ndarray of shape (K, 2), int64
+        In raster order.
+
+    Examples
+    --------
+    >>> len(disk_offsets(1)), len(disk_offsets(3))
+    (5, 29)
+    """
+    r = int(radius)
+    rr, cc = np.mgrid[-r : r + 1, -r : r + 1]
+    keep = rr**2 + cc**2 <= r * r
+    return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
+
+
+def marker_pixels(
+    centre: NDArray[np.integer], radius: int, shape: tuple[int, int]
+) -> NDArray[np.int64]:
+    """Pixels of a disk marker that fall inside an image.
+
+    Parameters
+    ----------
+    centre : array_like of shape (2,), int
+        ``(row, col)`` of the centre.
+    radius : int
+        Disk radius.
+    shape : tuple of int
+        ``(H, W)`` of the image.
+
+    Returns
+    -------
+    pixels : ndarray of shape (K, 2), int64
+        ``(row, col)`` of the disk pixels inside the image.
+    """
+    px = disk_offsets(radius) + np.asarray(centre, dtype=np.int64)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < shape[0]) & (px[:, 1] >= 0) & (px[:, 1] < shape[1])
+    return px[inside]
+
+
+def _border_ok(shape: tuple[int, int], radius: int) -> NDArray[np.bool_]:
+    margin = MARGIN_FACTOR * radius
+    rows = np.arange(shape[0])
+    cols = np.arange(shape[1])
+    ok_r = (rows >= margin) & (rows <= shape[0] - 1 - margin)
+    ok_c = (cols >= margin) & (cols <= shape[1] - 1 - margin)
+    return ok_r[:, None] & ok_c[None, :]
+
+
+def admissible_centres(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
+    """Pixels far enough from the border to be a marker centre.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), bool
+        Ground truth, only its shape is used.
+    radius : int
+        Marker radius ``r``; centres keep ``1.5 r`` from every border.
+
+    Returns
+    -------
+    ok : ndarray of shape (H, W), bool
+    """
+    return _border_ok(mask.shape, radius)
+
+
+def _check_radius(shape: tuple[int, int], radius: int) -> None:
+    if isinstance(radius, bool) or int(radius) != radius or radius <= 0:
+        raise MarkerError(f"marker radius must be a positive integer, got {radius!r}")
+    if not _border_ok(shape, radius).any():
+        biggest = max(
+            (r for r in range(1, min(shape)) if _border_ok(shape, r).any()), default=0
+        )
+        raise MarkerError(
+            f"marker radius {radius} is too big for a {shape[0]}x{shape[1]} image: "
+            f"centres must keep {MARGIN_FACTOR}*r from the border; the largest radius "
+            f"that fits is {biggest}"
+        )
+
+
+def _draw(pool: NDArray[np.bool_], rng: np.random.Generator) -> tuple[int, int] | None:
+    flat = np.flatnonzero(pool)
+    if flat.size == 0:
+        return None
+    k = int(flat[rng.integers(flat.size)])
+    return divmod(k, pool.shape[1])
+
+
+def _exclude(pool: NDArray[np.bool_], centre: tuple[int, int], radius: int) -> None:
+    # Centres must be at least 1.5 r apart: a candidate strictly closer is rejected.
+    d = MARGIN_FACTOR * radius
+    r0, c0 = centre
+    lo_r, hi_r = max(0, int(np.floor(r0 - d))), min(pool.shape[0], int(np.ceil(r0 + d)) + 1)
+    lo_c, hi_c = max(0, int(np.floor(c0 - d))), min(pool.shape[1], int(np.ceil(c0 + d)) + 1)
+    rr, cc = np.mgrid[lo_r:hi_r, lo_c:hi_c]
+    pool[lo_r:hi_r, lo_c:hi_c] &= (rr - r0) ** 2 + (cc - c0) ** 2 >= d * d
+
+
+def sample_markers(
+    mask: NDArray[np.bool_],
+    n_bg: int,
+    radius: int,
+    seed: int | np.random.Generator | None = 0,
+) -> MarkerSet:
+    """Sample one object marker and ``n_bg`` background markers (paper Sec. III-A).
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), bool
+        Ground truth of the marked image; ``True`` is object.
+    n_bg : int
+        Number of background markers, ``>= 1``.
+    radius : int
+        Marker radius ``r``.
+    seed : int or numpy.random.Generator, optional
+        Seed of the sampling; the same seed gives the same markers.
+
+    Returns
+    -------
+    MarkerSet
+
+    Raises
+    ------
+    MarkerError
+        If the radius is not positive or too big for the image, if no object
+        pixel is far enough from the border, or if fewer than ``n_bg``
+        background markers fit; the message says how many fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((64, 64), bool); mask[20:40, 20:40] = True
+    >>> ms = sample_markers(mask, n_bg=5, radius=3, seed=1)
+    >>> bool(mask[tuple(ms.obj)]), len(ms), bool(mask[ms.bg[:, 0], ms.bg[:, 1]].any())
+    (True, 5, False)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
+    if int(n_bg) != n_bg or n_bg < 1:
+        raise MarkerError(f"the number of background markers must be >= 1, got {n_bg!r}")
+    _check_radius(mask.shape, radius)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    border = _border_ok(mask.shape, radius)
+
+    obj = _draw(border & mask, rng)
+    if obj is None:
+        raise MarkerError(
+            f"no object pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from "
+            f"the border (object has {int(mask.sum())} px); use a smaller radius"
+        )
+    pool = border & ~mask
+    _exclude(pool, obj, radius)
+    bg: list[tuple[int, int]] = []
+    while len(bg) < n_bg:
+        c = _draw(pool, rng)
+        if c is None:
+            raise MarkerError(
+                f"{n_bg} background markers of radius {radius} do not fit: only {len(bg)} "
+                f"fit {MARGIN_FACTOR}*r apart and from the border with this seed; ask for at "
+                f"most {len(bg)} or use a smaller radius"
+            )
+        bg.append(c)
+        _exclude(pool, c, radius)
+    return MarkerSet(
+        obj=np.asarray(obj, dtype=np.int64),
+        bg=np.asarray(bg, dtype=np.int64).reshape(-1, 2),
+        radius=int(radius),
+    )
+
+
+def validate_markers(markers: MarkerSet, mask: NDArray[np.bool_]) -> None:
+    """Check user-given markers against a marked image's ground truth.
+
+    The object centre must be an object pixel and each background centre a
+    background pixel, and every centre must lie inside the image.  Unlike
+    sampled markers, user markers may be closer than ``1.5 r`` to each other
+    or to the border; their disks are clipped to the image.
+
+    Raises
+    ------
+    MarkerError
+        Naming the first offending marker.
+    """
+    _check_radius(mask.shape, markers.radius)
+    h, w = mask.shape
+    centres = [("object", markers.obj, True)] + [
+        (f"background #{i}", c, False) for i, c in enumerate(markers.bg)
+    ]
+    for name, c, want in centres:
+        r, col = int(c[0]), int(c[1])
+        if not (0 <= r < h and 0 <= col < w):
+            raise MarkerError(f"{name} marker centre ({r}, {col}) is outside the {h}x{w} image")
+        if bool(mask[r, col]) != want:
+            where = "background" if want else "object"
+            raise MarkerError(f"{name} marker centre ({r}, {col}) lies on the {where}")

@@ -1,0 +1,302 @@
+"""Orchestration of a marker study: markers per split, models in chunks, results.
+
+:func:`run_study` is a generator: it yields :class:`Progress` events while it
+trains and scores the models chunk by chunk, writes each finished chunk to
+the output folder (if one is given) and finally returns a
+:class:`StudyResult`.  :func:`run_study_all` drains it for scripts; the
+command line and the explorer consume the events to show progress.  Because
+every chunk is stored atomically as soon as it finishes, an interrupted
+study (Ctrl-C, Stop, ``kill -9``) resumes where it stopped when run again
+with the same output folder: finished models are read back, not recomputed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from flimexplore.config import StudyConfig
+from flimexplore.context import StudyContext
+from flimexplore.engine import DEFAULT_MEMORY_MB
+from flimexplore.errors import MarkerError
+from flimexplore.evaluation import METRICS, HeatLayer, paint_heatmap, render_heatmap
+from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
+from flimexplore.results import ResultStore
+
+__all__ = ["Progress", "StopStudy", "StudyResult", "dense_positions", "model_seed", "plan_markers", "run_study", "run_study_all"]
+
+Engine = Literal["batched", "sequential"]
+MODEL_CHUNK = 32
+
+
+class StopStudy(Exception):
+    """Thrown into :func:`run_study` (``gen.throw(StopStudy())``) to stop it early.
+
+    The generator then returns the partial :class:`StudyResult` of the models
+    finished so far (``StopIteration.value``).
+    """
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event of a running study.
+
+    Attributes
+    ----------
+    done : int
+        Models finished so far (including ones resumed from disk).
+    total : int
+        Models in the study.
+    message : str
+        What just happened, for a log line or a progress label.
+    """
+
+    done: int
+    total: int
+    message: str
+
+
+def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
+    """The decision-layer seed of one model, derived from the study seed."""
+    return int(np.random.SeedSequence([seed, image, split, bg_index]).generate_state(1)[0])
+
+
+def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None) -> NDArray[np.int64]:
+    """Every admissible background centre on a regular grid (dense marker maps).
+
+    Centres keep the paper's margins: ``1.5 r`` from the image border and
+    from the object marker; they lie on the background and on a grid of the
+    given spacing (default ``r``), so neighbouring disks overlap.
+
+    Returns
+    -------
+    centres : ndarray of shape (M, 2), int64
+    """
+    step = int(spacing or radius)
+    if step <= 0:
+        raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
+    ok = admissible_centres(mask, radius) & ~mask
+    rr, cc = np.nonzero(ok)
+    on_grid = (rr % step == 0) & (cc % step == 0)
+    far = (rr - obj[0]) ** 2 + (cc - obj[1]) ** 2 >= (MARGIN_FACTOR * radius) ** 2
+    keep = on_grid & far
+    if not keep.any():
+        raise MarkerError(f"no background grid position fits with radius {radius} and spacing {step}")
+    return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
+
+
+def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
+    """Markers of every split: one object marker and its background markers each."""
+    cfg = ctx.config
+    sets = []
+    for s in range(cfg.splits):
+        rng = np.random.default_rng([cfg.seed, cfg.image, s])
+        ms = sample_markers(ctx.mask, 1 if cfg.dense else cfg.n_bg, cfg.radius, rng)
+        if cfg.dense:
+            ms = MarkerSet(ms.obj, dense_positions(ctx.mask, ms.obj, cfg.radius, cfg.dense_spacing), ms.radius)
+        sets.append(ms)
+    return sets
+
+
+@dataclass
+class StudyResult:
+    """Everything a finished (or stopped) study produced.
+
+    Attributes
+    ----------
+    config : StudyConfig
+        Resolved settings.
+    markers : list of MarkerSet
+        One per split.
+    rows : list of dict
+        One per finished model (columns of :data:`flimexplore.results.COLUMNS`).
+    arrays : dict of int to dict
+        Parameters of each finished model, keyed by model id.
+    device : str
+    elapsed_s : float
+    complete : bool
+        False when the study was stopped before its last model.
+    """
+
+    config: StudyConfig
+    markers: list[MarkerSet]
+    rows: list[dict[str, Any]]
+    arrays: dict[int, dict[str, NDArray]] = field(repr=False)
+    device: str
+    elapsed_s: float
+    complete: bool
+    context: StudyContext = field(repr=False)
+
+    def column(self, name: str, split: int | None = None) -> NDArray:
+        """One results column as an array (optionally of one split)."""
+        return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
+
+    def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
+        """The paper's heatmap of one split's background markers."""
+        rows = [r for r in self.rows if r["split"] == split]
+        centres = np.array([[r["bg_row"], r["bg_col"]] for r in rows]).reshape(-1, 2)
+        return paint_heatmap(self.context.mask.shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
+
+    def summary(self) -> dict[str, Any]:
+        """Summary numbers (what ``summary.json`` holds)."""
+        val = self.column("val_dice")
+        out: dict[str, Any] = {
+            "n_models": len(self.rows),
+            "complete": self.complete,
+            "device": self.device,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "config": self.config.to_dict(),
+        }
+        if len(val):
+            test = self.column("test_dice")
+            out |= {
+                "val_dice_min": float(val.min()), "val_dice_max": float(val.max()),
+                "val_dice_mean": float(val.mean()), "test_dice_min": float(test.min()),
+                "test_dice_max": float(test.max()), "test_dice_mean": float(test.mean()),
+                "splits": [
+                    {"split": s, "n_models": int(len(self.column("val_dice", s))),
+                     "val_dice_min": float(self.column("val_dice", s).min()),
+                     "val_dice_max": float(self.column("val_dice", s).max())}
+                    for s in range(self.config.splits) if len(self.column("val_dice", s))
+                ],
+            }
+        return out
+
+
+def _rows(ctx: StudyContext, ids: list[int], table: list[tuple[int, int, NDArray, NDArray, int]], scores: Any) -> list[dict[str, Any]]:
+    rows = []
+    for j, m in enumerate(ids):
+        split, k, obj, bg, seed = table[m]
+        row = {
+            "model": m, "image": ctx.config.image, "image_stem": ctx.stem, "split": split,
+            "bg_index": k, "obj_row": int(obj[0]), "obj_col": int(obj[1]), "bg_row": int(bg[0]),
+            "bg_col": int(bg[1]), "radius": ctx.config.radius, "seed": seed,
+            "best_epoch": int(scores.best_epoch[j]),
+        }
+        for metric in METRICS:
+            row[f"val_{metric}"] = float(scores.val[metric][j])
+            row[f"test_{metric}"] = float(scores.test[metric][j])
+        rows.append(row)
+    return rows
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | Path | None = None,
+    *,
+    device: str = "auto",
+    engine: Engine = "batched",
+    model_chunk: int = MODEL_CHUNK,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    context: StudyContext | None = None,
+) -> Generator[Progress, None, StudyResult]:
+    """Run a marker study, yielding progress, returning the result.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    out : path-like, optional
+        Output folder; finished chunks are stored there and a rerun resumes.
+    device : str, optional
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    engine : {"batched", "sequential"}, optional
+        The batched engine, or the one-model-at-a-time reference path.
+    model_chunk : int, optional
+        Models trained together; chunks are also the unit of saving.
+    memory_mb : float, optional
+        Rough bound of the engine's working memory.
+    context : StudyContext, optional
+        Reuse prepared data (the explorer does).
+
+    Yields
+    ------
+    Progress
+
+    Returns
+    -------
+    StudyResult
+    """
+    t0 = time.perf_counter()
+    ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
+    cfg = ctx.config
+    markers = plan_markers(ctx)
+    table = [
+        (s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k))
+        for s, ms in enumerate(markers)
+        for k, bg in enumerate(ms.bg)
+    ]
+    total = len(table)
+    store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
+    rows: dict[int, dict[str, Any]] = {}
+    arrays: dict[int, dict[str, NDArray]] = {}
+    if store is not None:
+        rows = {r["model"]: r for r in store.rows()}
+        arrays = store.load_arrays()
+    yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done")
+    step = 1 if engine == "sequential" else max(1, int(model_chunk))
+    complete = False
+    try:
+        for lo in range(0, total, step):
+            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
+            if not ids:
+                continue
+            obj = np.stack([table[m][2] for m in ids])
+            bg = np.stack([table[m][3] for m in ids])
+            seeds = [table[m][4] for m in ids]
+            if engine == "sequential":
+                scores = ctx.evaluate_reference(obj, bg, seeds)
+            else:
+                scores = ctx.evaluate(obj, bg, seeds, memory_mb)
+            new = _rows(ctx, ids, table, scores)
+            chunk_arrays = scores.arrays
+            if store is not None:
+                store.add(new, chunk_arrays)
+            for j, r in enumerate(new):
+                rows[r["model"]] = r
+                arrays[r["model"]] = {k: v[j] for k, v in chunk_arrays.items()}
+            best = max(r["val_dice"] for r in new)
+            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f})")
+        complete = True
+    except StopStudy:
+        pass
+    finally:
+        result = StudyResult(
+            cfg, markers, [rows[k] for k in sorted(rows)], arrays, str(ctx.device),
+            time.perf_counter() - t0, complete, ctx,
+        )
+        if store is not None and complete:
+            _finish(store, result)
+    return result
+
+
+def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
+    return config.replace(
+        n_bg=config.n_bg if config.n_bg is not None else ctx.dataset.n_bg,
+        radius=config.radius if config.radius is not None else ctx.dataset.radius,
+    )
+
+
+def _finish(store: ResultStore, result: StudyResult) -> None:
+    vals = result.column("val_dice")
+    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+    for s, ms in enumerate(result.markers):
+        layer = result.heatmap(s)
+        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
+        store.write_png(f"heatmap_split{s}.png", rgb)
+    store.write_json("summary.json", result.summary())
+
+
+def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: Any) -> StudyResult:
+    """Run a study to the end, ignoring progress events (see :func:`run_study`)."""
+    gen = run_study(config, out, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
