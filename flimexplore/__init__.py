@@ -38,6 +38,8 @@ _LAZY = {
     "MarkerError": "flimexplore.errors",
     "DeviceError": "flimexplore.errors",
     "ResumeError": "flimexplore.errors",
+    "ConfigError": "flimexplore.errors",
+    "OutputError": "flimexplore.errors",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -5,7 +5,7 @@ runs a marker study and writes ``results.csv``, ``summary.json`` and one
 ``heatmap_split<k>.png`` per object marker into DIR, reporting progress on
 stderr.  Bad input ends with one line on stderr and exit status 2 (the full
 traceback with ``--debug``); Ctrl-C keeps what was finished (exit 130) and
-the same command resumes it.
+the same command resumes it, as it does after ``kill -9`` or a power cut.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from flimexplore.config import StudyConfig
 from flimexplore.errors import FlimExploreError
@@ -21,8 +23,15 @@ from flimexplore.errors import FlimExploreError
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"flimexplore: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flimexplore", description="Where should markers go when training FLIM networks?")
+    p = _Parser(prog="flimexplore", description="Where should markers go when training FLIM networks?")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("datasets", help="list the datasets")
@@ -58,13 +67,14 @@ def _datasets() -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from flimexplore.study import run_study
-
     config = StudyConfig(
         dataset=args.dataset, n_images=args.n_images, image=args.image, splits=args.splits,
         n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing,
-    )
+    ).validate()  # before importing torch: a typo fails at once
+
+    from flimexplore.study import run_study
+
     t0 = time.perf_counter()
     gen = run_study(config, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb)
     done = total = 0
@@ -77,18 +87,53 @@ def _study(args: argparse.Namespace) -> int:
     except StopIteration as stop:
         result = stop.value
     except KeyboardInterrupt:
+        done = _stored(args.out, done)  # a chunk may have landed after the last progress event
         print(
-            f"flimexplore: interrupted; {done} of {total} models are kept in {args.out}; "
+            f"flimexplore: interrupted; {done}{_of(total)} models are kept in {args.out}; "
             "run the same command again to resume",
             file=sys.stderr,
         )
         return 130
+    except MemoryError as err:
+        raise _OutOfMemory(_stored(args.out, done), total, args.out) from err
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
+            raise
+        raise _OutOfMemory(_stored(args.out, done), total, args.out) from err
     s = result.summary()
-    print(
-        f"{s['n_models']} models, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
-        f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
-    )
+    if s["n_models"]:
+        print(
+            f"{s['n_models']} models, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
+            f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
+        )
+    else:
+        print(f"0 models on {s['device']}; wrote {args.out}")
     return 0
+
+
+def _stored(out: str, reported: int) -> int:
+    """Rows in the folder's results.csv (what a rerun resumes from), or `reported` if it cannot be read."""
+    from flimexplore.results import read_results
+
+    try:
+        return len(read_results(Path(out) / "results.csv"))
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, KeyError) as err:
+        print(f"flimexplore: warning: cannot count the kept models: {err}", file=sys.stderr)
+        return reported
+
+
+def _of(total: int) -> str:
+    return f" of {total}" if total else ""  # total is 0 until the study's first event
+
+
+class _OutOfMemory(FlimExploreError):
+    def __init__(self, done: int, total: int, out: str) -> None:
+        super().__init__(
+            f"out of memory; {done}{_of(total)} models are kept in {out}; run the same command again "
+            "with a smaller --chunk or --memory-mb to resume"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,8 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlimExploreError as err:
         if args.debug:
             raise
-        print(f"flimexplore: error: {err}", file=sys.stderr)
+        print(f"flimexplore: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the study started (imports, loading data)
+        if args.debug:
+            raise
+        print("flimexplore: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

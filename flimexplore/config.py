@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
+from flimexplore.errors import ConfigError
+
 __all__ = ["StudyConfig"]
+
+# name -> (smallest allowed value, whether None is allowed)
+_INTEGERS = {
+    "n_images": (1, True),
+    "image": (0, False),
+    "splits": (1, False),
+    "n_bg": (1, True),
+    "radius": (1, True),
+    "epochs": (1, False),
+    "seed": (0, False),
+    "dense_spacing": (1, True),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,13 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+
+    Notes
+    -----
+    Construction only normalises types (a path becomes a ``str``, NumPy
+    integers become ``int``) so that the settings always serialise to JSON;
+    :meth:`validate` checks the ranges.  The study runner and
+    :class:`~flimexplore.context.StudyContext` call it before any work.
     """
 
     dataset: str = "fish"
@@ -51,6 +77,57 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dataset, os.PathLike):
+            object.__setattr__(self, "dataset", os.fspath(self.dataset))
+        for name in _INTEGERS:
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+        if isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool):
+            object.__setattr__(self, "lr", float(self.lr))
+        if isinstance(self.dense, np.bool_):
+            object.__setattr__(self, "dense", bool(self.dense))
+
+    def validate(self) -> StudyConfig:
+        """Check the type and range of every setting.
+
+        Returns
+        -------
+        StudyConfig
+            ``self``, so that calls can be chained.
+
+        Raises
+        ------
+        ConfigError
+            Naming every wrong setting (with its command-line flag) and what
+            it must be.
+
+        Examples
+        --------
+        >>> StudyConfig(epochs=0).validate()
+        Traceback (most recent call last):
+        ...
+        flimexplore.errors.ConfigError: invalid study settings: epochs (--epochs) must be an integer >= 1, got 0
+        """
+        problems = []
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            problems.append(f"dataset (--dataset) must be a preset name or a folder path, got {self.dataset!r}")
+        for name, (lowest, optional) in _INTEGERS.items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                what = f"{'None or ' if optional else ''}an integer >= {lowest}"
+                problems.append(f"{name} ({_flag(name)}) must be {what}, got {value!r}")
+        if not isinstance(self.lr, float) or not math.isfinite(self.lr) or self.lr <= 0:
+            problems.append(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
+        if not isinstance(self.dense, bool):
+            problems.append(f"dense (--dense) must be True or False, got {self.dense!r}")
+        if problems:
+            raise ConfigError("invalid study settings: " + "; ".join(problems))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -66,7 +143,7 @@ class StudyConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown study settings: {sorted(unknown)}")
+            raise ConfigError(f"unknown study settings: {sorted(unknown)}")
         return cls(**data)
 
     @classmethod
@@ -82,3 +159,7 @@ class StudyConfig:
         """Settings that differ, as ``name -> (self value, other value)``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")

@@ -10,8 +10,10 @@ explorer is scored exactly like a sampled one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -19,21 +21,21 @@ from numpy.typing import NDArray
 
 from flimexplore.config import StudyConfig
 from flimexplore.data import Dataset, Split, load_dataset, split_dataset
-from flimexplore.decision import DecisionParams, head_gap
+from flimexplore.decision import BatchNormStats, DecisionParams, head_gap
 from flimexplore.engine import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
     model_pixels,
-    prepare_images,
     predict_gap,
+    prepare_images,
     resolve_device,
     score_models,
     train_models,
 )
-from flimexplore.errors import DatasetError
+from flimexplore.errors import DatasetError, MarkerError
 from flimexplore.evaluation import METRICS, metrics_from_counts
 from flimexplore.flim import FlimBank
-from flimexplore.decision import BatchNormStats
+from flimexplore.markers import marker_pixels
 from flimexplore.reference import run_reference
 
 __all__ = ["PairScores", "StudyContext"]
@@ -77,14 +79,22 @@ class StudyContext:
 
     Raises
     ------
+    ConfigError
+        If a setting is out of range (see :meth:`StudyConfig.validate`).
+    DeviceError
+        If the device is unknown or CUDA is asked for but missing.
     DatasetError
-        If the dataset is too small for the split or ``config.image`` is not
-        one of the marked images.
+        If the dataset cannot be loaded, holds NaN, infinite or out-of-range
+        values (also checked for a ``dataset`` built in memory and changed
+        since), is too small for the split, or ``config.image`` is not one of
+        the marked images.
     """
 
     def __init__(self, config: StudyConfig, device: str = "auto", dataset: Dataset | None = None) -> None:
+        config.validate()
         self.device = resolve_device(device)
         self.dataset = dataset if dataset is not None else load_dataset(config.dataset, n_images=config.n_images)
+        _check_values(self.dataset)
         self.split: Split = split_dataset(len(self.dataset), seed=config.seed)
         if not 0 <= config.image < len(self.split.marked):
             raise DatasetError(
@@ -109,13 +119,30 @@ class StudyContext:
         return self.dataset.stems[self.marked_index]
 
     def identity(self) -> dict[str, object]:
-        """Facts of the data that a resumed study must share."""
+        """Facts of the data that a resumed study must share.
+
+        Besides names and sizes, ``data_sha256`` fingerprints the pixels of
+        every image and mask, so that a folder whose files were changed
+        between two runs is not resumed with results of the old files.
+        """
         return {
             "marked_stem": self.stem,
             "n_images": len(self.dataset),
             "dataset_name": self.dataset.name,
             "shape": list(self.image.shape[:2]),
+            "data_sha256": self.fingerprint,
         }
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of a SHA-256 over the stems, images and masks."""
+        h = hashlib.sha256()
+        for stem, image, mask in zip(self.dataset.stems, self.dataset.images, self.dataset.masks, strict=True):
+            h.update(stem.encode())
+            h.update(repr(image.shape).encode())
+            h.update(np.ascontiguousarray(image).tobytes())
+            h.update(np.packbits(mask).tobytes())
+        return h.hexdigest()[:16]
 
     def evaluate(
         self,
@@ -137,8 +164,24 @@ class StudyContext:
         Returns
         -------
         PairScores
+
+        Raises
+        ------
+        MarkerError
+            If a centre lies outside the marked image or on the wrong class.
         """
         r, shape = self.config.radius, self.mask.shape
+        obj, bg = _check_pairs(obj, bg, self.mask)
+        if len(seeds) != len(obj):
+            raise MarkerError(f"{len(obj)} marker pairs but {len(seeds)} seeds")
+        centres = np.concatenate([obj, bg])
+        clipped = (centres < r).any() or (centres[:, 0] >= shape[0] - r).any() or (centres[:, 1] >= shape[1] - r).any()
+        if clipped:  # user markers near the border: the engine needs disks of one size per batch
+            sizes = [(len(marker_pixels(o, r, shape)), len(marker_pixels(b, r, shape))) for o, b in zip(obj, bg, strict=True)]
+            if len(set(sizes)) > 1:
+                groups = [np.array([i for i, k in enumerate(sizes) if k == key]) for key in sorted(set(sizes))]
+                parts = [self.evaluate(obj[g], bg[g], [seeds[i] for i in g], memory_mb) for g in groups]
+                return _merge(parts, groups)
         trained = train_models(
             self.marked,
             model_pixels(obj, r, shape, self.device),
@@ -170,6 +213,7 @@ class StudyContext:
 
     def evaluate_reference(self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int]) -> PairScores:
         """Score ``B`` marker pairs one at a time with the reference path (no parameters kept)."""
+        obj, bg = _check_pairs(obj, bg, self.mask)
         ds = self.dataset
         val = ([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val])
         test = ([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test])
@@ -204,6 +248,58 @@ class StudyContext:
         bank, params, bn = _unpack([arrays], self.device)
         group = prepare_images([image], [np.zeros(image.shape[:2], bool)], self.device)[0]
         return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
+
+
+def _check_values(dataset: Dataset) -> None:
+    """Refuse NaN, inf or out-of-range pixels (arrays of a Dataset can be changed after it was built)."""
+    for stem, image, mask in zip(dataset.stems, dataset.images, dataset.masks, strict=True):
+        if not np.isfinite(image).all():
+            raise DatasetError(f"image {stem!r} of dataset {dataset.name!r} holds NaN or infinite values")
+        if image.min() < 0.0 or image.max() > 1.0:
+            raise DatasetError(f"image {stem!r} of dataset {dataset.name!r} has values outside [0, 1]")
+        if not mask.any() or mask.all():
+            raise DatasetError(f"mask {stem!r} of dataset {dataset.name!r} must hold both object and background")
+
+
+def _check_pairs(obj: NDArray, bg: NDArray, mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Marker centres as (B, 2) int64 arrays, refusing ones outside the image or on the wrong class."""
+    pairs = []
+    for name, centres, want in (("object", obj, True), ("background", bg, False)):
+        c = np.asarray(centres)
+        whole = c.dtype.kind in "iu" or (c.dtype.kind == "f" and np.isfinite(c).all() and (c == np.round(c)).all())
+        if c.ndim != 2 or c.shape[1] != 2 or not whole:
+            raise MarkerError(f"{name} marker centres must be whole numbers of shape (B, 2), got {c.dtype} {c.shape}")
+        c = c.astype(np.int64)
+        h, w = mask.shape
+        inside = (c[:, 0] >= 0) & (c[:, 0] < h) & (c[:, 1] >= 0) & (c[:, 1] < w)
+        if not inside.all():
+            i = int(np.argmin(inside))
+            raise MarkerError(f"{name} marker {i} at ({c[i, 0]}, {c[i, 1]}) is outside the {h}x{w} image")
+        wrong = mask[c[:, 0], c[:, 1]] != want
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise MarkerError(
+                f"{name} marker {i} at ({c[i, 0]}, {c[i, 1]}) lies on the {'background' if want else 'object'}"
+            )
+        pairs.append(c)
+    if len(pairs[0]) != len(pairs[1]):
+        raise MarkerError(f"{len(pairs[0])} object but {len(pairs[1])} background markers; they come in pairs")
+    return pairs[0], pairs[1]
+
+
+def _merge(parts: Sequence[PairScores], groups: Sequence[NDArray[np.intp]]) -> PairScores:
+    """Put the scores of separately evaluated groups of pairs back in the callers' order."""
+    order = np.argsort(np.concatenate(groups), kind="stable")
+
+    def cat(values: Sequence[NDArray]) -> NDArray:
+        return np.concatenate(values)[order]
+
+    return PairScores(
+        cat([p.best_epoch for p in parts]),
+        {k: cat([p.val[k] for p in parts]) for k in parts[0].val},
+        {k: cat([p.test[k] for p in parts]) for k in parts[0].test},
+        {k: cat([p.arrays[k] for p in parts]) for k in parts[0].arrays},
+    )
 
 
 def _unpack(models: Sequence[dict[str, NDArray]], device: torch.device) -> tuple[FlimBank, DecisionParams, BatchNormStats]:

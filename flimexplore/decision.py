@@ -44,6 +44,9 @@ __all__ = [
 
 BN_EPS = 1e-5
 DICE_SMOOTH = 1.0
+COUNT_BLOCK_BYTES = 2**20
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +142,39 @@ def decision_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return 0.5 * (ce + (1 - dice))
 
 
+def _gap_loss(gap: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`decision_loss` and its gradient, written on the logit gap.
+
+    With two classes the softmax depends only on ``t = logit_object -
+    logit_background``: the cross-entropy is ``softplus(t) - y t`` and the
+    object probability ``p = sigmoid(t)``, so
+
+    ``dL/dt = ((p - y) / P - (2 y - dice) / D * p (1 - p)) / 2``
+
+    with ``D = sum p + sum y + 1`` the soft-Dice denominator.
+
+    Parameters
+    ----------
+    gap : Tensor of shape (B, P)
+    target : Tensor of shape (P,), float 0/1
+
+    Returns
+    -------
+    loss : Tensor of shape (B,)
+    grad : Tensor of shape (B, P)
+        Derivative of each model's loss with respect to its gap map.
+    """
+    n = gap.shape[1]
+    prob = torch.sigmoid(gap)
+    denom = prob.sum(dim=1) + target.sum() + DICE_SMOOTH
+    dice = (2 * (prob * target).sum(dim=1) + DICE_SMOOTH) / denom
+    ce = (F.softplus(gap) - gap * target).mean(dim=1)
+    slope = prob * (1 - prob)
+    slope *= (2 * target - dice[:, None]) / denom[:, None]
+    grad = (prob - target).div_(n).sub_(slope).mul_(0.5)
+    return 0.5 * (ce + (1 - dice)), grad
+
+
 def train_decision(
     pooled: torch.Tensor,
     mask: torch.Tensor,
@@ -147,6 +183,15 @@ def train_decision(
     lr: float = 0.1,
 ) -> tuple[DecisionParams, BatchNormStats, torch.Tensor]:
     """Train ``B`` decision layers on the marked image, keeping every epoch.
+
+    The loss depends on the two logits only through their gap, and BN
+    followed by the 1x1 convolution is affine, so each step computes the gap
+    map ``(w_1 - w_0) . (gamma * z + beta) + b_1 - b_0`` as one small matrix
+    product per model on the standardised full-resolution features ``z``,
+    and the chain rule back to ``gamma``, ``beta``, ``weight`` and ``bias``
+    is written out (:func:`_gap_loss` gives ``dL/dgap``).  Adam then follows
+    the same trajectory as the plain ``nn.Module`` trained with autograd, up
+    to float rounding.
 
     Parameters
     ----------
@@ -168,33 +213,73 @@ def train_decision(
         Training loss before each epoch's step.
     """
     b, c = pooled.shape[:2]
-    feats = upsample(pooled, tuple(mask.shape))  # (B, C, H, W)
-    mean = feats.mean(dim=(2, 3))
-    var = feats.var(dim=(2, 3), unbiased=False)
     n = mask.numel()
+    z = upsample(pooled.contiguous(), tuple(mask.shape)).reshape(b, c, n)
+    mean = z.mean(dim=2)
+    z -= mean[..., None]
+    var = z.square().mean(dim=2)
     bn = BatchNormStats(mean, var, var * n / (n - 1))
-    z = (feats - mean[..., None, None]) / torch.sqrt(var[..., None, None] + BN_EPS)
+    z *= torch.rsqrt(var + BN_EPS)[..., None]  # standardised features
 
     dev, dt = pooled.device, pooled.dtype
-    gamma = torch.ones(b, c, device=dev, dtype=dt, requires_grad=True)
-    beta = torch.zeros(b, c, device=dev, dtype=dt, requires_grad=True)
-    weight = xavier_weights(seeds, c).to(device=dev, dtype=dt).requires_grad_(True)
-    bias = torch.zeros(b, 2, device=dev, dtype=dt, requires_grad=True)
-    opt = torch.optim.Adam([gamma, beta, weight, bias], lr=lr)
-    history: list[tuple[torch.Tensor, ...]] = []
+    target = mask.reshape(n).to(dt)
+    # All parameters of a model live in one row of ``flat`` (and their
+    # gradients in one row of ``grad``), so each Adam step is a few
+    # elementwise passes over one small tensor.
+    flat = torch.zeros(b, 4 * c + 2, device=dev, dtype=dt)
+    grad = torch.empty_like(flat)
+    views = (slice(0, c), slice(c, 2 * c), slice(2 * c, 4 * c), slice(4 * c, 4 * c + 2))
+    gamma, beta, weight, bias = (flat[:, v] for v in views)
+    g_gamma, g_beta, g_weight, g_bias = (grad[:, v] for v in views)
+    weight = weight.view(b, 2, c)
+    g_weight = g_weight.view(b, 2, c)
+    gamma.fill_(1.0)
+    weight.copy_(xavier_weights(seeds, c))
+    exp_avg = torch.zeros_like(flat)
+    exp_avg_sq = torch.zeros_like(flat)
+    history = []
     losses = []
-    with torch.enable_grad():
-        for _ in range(epochs):
-            opt.zero_grad()
-            y = gamma[..., None, None] * z + beta[..., None, None]
-            logits = torch.einsum("bkc,bchw->bkhw", weight, y) + bias[..., None, None]
-            loss = decision_loss(logits, mask)
-            loss.sum().backward()
-            opt.step()
-            losses.append(loss.detach())
-            history.append(tuple(p.detach().clone() for p in (gamma, beta, weight, bias)))
-    params = DecisionParams(*(torch.stack(ps, dim=1) for ps in zip(*history, strict=True)))
+    for step in range(1, epochs + 1):
+        dw = weight[:, 1] - weight[:, 0]  # (B, C)
+        offset = (dw * beta).sum(dim=1) + bias[:, 1] - bias[:, 0]
+        gap = torch.baddbmm(offset[:, None, None], (dw * gamma)[:, None], z)[:, 0]  # (B, H*W)
+        loss, d_gap = _gap_loss(gap, target)
+        g_scale = torch.bmm(d_gap[:, None], z.transpose(1, 2))[:, 0]  # dL/d(dw * gamma), (B, C)
+        g_offset = d_gap.sum(dim=1)[:, None]
+        g_dw = g_scale * gamma + g_offset * beta
+        torch.mul(g_scale, dw, out=g_gamma)
+        torch.mul(g_offset, dw, out=g_beta)
+        torch.neg(g_dw, out=g_weight[:, 0])
+        g_weight[:, 1] = g_dw
+        torch.neg(g_offset, out=g_bias[:, :1])
+        g_bias[:, 1:] = g_offset
+        _adam_step(flat, grad, exp_avg, exp_avg_sq, step, lr)
+        losses.append(loss)
+        history.append(flat.clone())
+    every = torch.stack(history, dim=1)  # (B, E, 4C + 2)
+    params = DecisionParams(
+        every[..., views[0]], every[..., views[1]], every[..., views[2]].reshape(b, epochs, 2, c), every[..., views[3]]
+    )
     return params, bn, torch.stack(losses, dim=1)
+
+
+def _adam_step(
+    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int, lr: float
+) -> None:
+    """One step of Adam (default betas and eps, no weight decay), in place.
+
+    The same elementwise operations, in the same order, as
+    ``torch.optim.Adam``'s single-tensor implementation, which the
+    reference path uses; written out so that no optimizer object (and no
+    lazy import of its machinery) is needed.
+    """
+    beta1, beta2 = ADAM_BETAS
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(ADAM_EPS)
+    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
 def head_gap(params: DecisionParams, bn: BatchNormStats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,15 +304,85 @@ def head_gap(params: DecisionParams, bn: BatchNormStats) -> tuple[torch.Tensor, 
     return a, c
 
 
+def _block_models(h: int, w: int, n_heads: int) -> int:
+    """Models whose gap maps are handled together: about 1 MiB of pooled-resolution maps."""
+    return max(1, COUNT_BLOCK_BYTES // (h * w * 4 * n_heads))
+
+
+def _count_doubled(padded: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """Count positives of maps upsampled exactly 2x, without building the upsampled maps.
+
+    With ``align_corners=False`` an exact 2x bilinear upsampling puts output
+    pixel ``(2i + di, 2j + dj)`` at weights 3/4 and 1/4 between low-resolution
+    rows ``i`` and ``i -+ 1`` (``-`` for ``di = 0``), and likewise for
+    columns, with edge rows and columns repeated.  Scaled by 16 (which keeps
+    the sign) each of the four pixel classes is two fused ``x + 3 y`` passes.
+
+    Parameters
+    ----------
+    padded : Tensor of shape (h + 2, w + 2, M)
+        Gap maps, channels-last, with replicated edges.
+    probes : Tensor of shape (4, 2, h * w)
+        ``[mask, 1]`` of each pixel class ``(di, dj)``, in row-major order.
+
+    Returns
+    -------
+    found : Tensor of shape (2, M)
+        (TP, positives) of each map.
+    """
+    h, w = padded.shape[0] - 2, padded.shape[1] - 2
+    centre = padded[1 : h + 1]
+    found = torch.zeros(2, padded.shape[2], dtype=probes.dtype, device=probes.device)
+    k = 0
+    for rows in (torch.add(padded[0:h], centre, alpha=3), torch.add(padded[2 : h + 2], centre, alpha=3)):
+        middle = rows[:, 1 : w + 1]
+        for cls in (torch.add(rows[:, 0:w], middle, alpha=3), torch.add(rows[:, 2 : w + 2], middle, alpha=3)):
+            found += probes[k] @ cls.view(h * w, -1).gt_(0).to(probes.dtype)
+            k += 1
+    return found
+
+
+def _count_resized(maps: torch.Tensor, probe: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Count positives of maps upsampled bilinearly to any size.
+
+    Parameters
+    ----------
+    maps : Tensor of shape (h, w, M)
+        Gap maps, channels-last.
+    probe : Tensor of shape (2, H * W)
+        ``[mask, 1]``.
+    size : tuple of int
+        ``(H, W)``.
+
+    Returns
+    -------
+    found : Tensor of shape (2, M)
+        (TP, positives) of each map.
+    """
+    big = F.interpolate(maps[None].permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
+    return probe @ big.permute(0, 2, 3, 1).reshape(size[0] * size[1], -1).gt_(0).to(probe.dtype)
+
+
 def count_outcomes(
     pooled: torch.Tensor, a: torch.Tensor, c: torch.Tensor, masks: torch.Tensor
 ) -> torch.Tensor:
     """Confusion counts of every model and epoch on a chunk of images.
 
+    Image by image and for a cache-sized block of models at a time, the
+    logit gaps of every epoch are computed at pooled resolution as a
+    channels-last stack of maps, upsampled, thresholded in place and counted
+    with one small matrix product against ``[mask, 1]`` (which gives TP and
+    the number of positive pixels of every map at once).  When the image is
+    exactly twice the pooled size (even height and width) the upsampling is
+    done class by class without interpolation indices
+    (:func:`_count_doubled`); otherwise by ``F.interpolate``.
+
     Parameters
     ----------
     pooled : Tensor of shape (N, B, C, h, w)
-        FLIM features of ``N`` images under ``B`` models.
+        FLIM features of ``N`` images under ``B`` models (any memory
+        layout; :func:`flimexplore.flim.encode`'s channels-last one is read
+        without a copy).
     a : Tensor of shape (B, E, C)
     c : Tensor of shape (B, E)
         Folded heads from :func:`head_gap`.
@@ -242,20 +397,40 @@ def count_outcomes(
     """
     n, b, ch, h, w = pooled.shape
     e = a.shape[1]
-    feats = pooled.permute(1, 2, 0, 3, 4).reshape(b, ch, n * h * w)
-    gap = torch.bmm(a, feats).reshape(b * e * n, 1, h, w) + c.reshape(b * e, 1, 1, 1, 1).expand(b * e, n, 1, 1, 1).reshape(-1, 1, 1, 1)
     size = tuple(masks.shape[1:])
     hw = size[0] * size[1]
-    big = F.interpolate(gap, size=size, mode="bilinear", align_corners=False)
+    doubled = size == (2 * h, 2 * w)
     # Counting through a matrix product is much faster than summing booleans;
     # float32 is exact for counts below 2**24, float64 beyond.
     dtype = torch.float32 if hw < 2**24 else torch.float64
-    pos = (big > 0).to(dtype).reshape(b * e, n, hw)
-    g = masks.reshape(n, hw).to(dtype)
-    probe = torch.stack([g, torch.ones_like(g)], dim=2)  # (N, HW, 2)
-    tp_p = torch.einsum("mnp,npk->mnk", pos, probe).round().long().reshape(b, e, n, 2)
-    tp, npos = tp_p[..., 0], tp_p[..., 1]
-    ng = masks.reshape(n, hw).sum(-1).reshape(1, 1, n)
+    feats = pooled.permute(0, 3, 4, 1, 2).reshape(n, h * w, b, ch).transpose(1, 2)  # (N, B, hw, C)
+    heads = a.transpose(1, 2)  # (B, C, E)
+    truth = masks.to(dtype)
+    found = torch.empty(n, 2, b, e, dtype=dtype, device=pooled.device)  # (TP, positives)
+    step = _block_models(h, w, e)
+    pad = 1 if doubled else 0
+    maps = torch.empty(h + 2 * pad, w + 2 * pad, step, e, dtype=pooled.dtype, device=pooled.device)
+    for i in range(n):
+        if doubled:
+            classes = torch.stack([truth[i, di::2, dj::2].reshape(h * w) for di in (0, 1) for dj in (0, 1)])
+            probes = torch.stack([classes, torch.ones_like(classes)], dim=1)
+        else:
+            probe = torch.stack([truth[i].reshape(hw), torch.ones_like(truth[i].reshape(hw))])
+        for lo in range(0, b, step):
+            hi = min(b, lo + step)
+            gap = torch.baddbmm(c[lo:hi, None], feats[i, lo:hi], heads[lo:hi])  # (b', hw, E)
+            block = maps[:, :, : hi - lo]
+            block[pad : h + pad, pad : w + pad] = gap.view(hi - lo, h, w, e).permute(1, 2, 0, 3)
+            block = block.reshape(h + 2 * pad, w + 2 * pad, (hi - lo) * e)
+            if doubled:
+                block[0], block[h + 1] = block[1], block[h]
+                block[:, 0], block[:, w + 1] = block[:, 1], block[:, w]
+                counted = _count_doubled(block, probes)
+            else:
+                counted = _count_resized(block, probe, size)
+            found[i, :, lo:hi] = counted.view(2, hi - lo, e)
+    tp, npos = found.round().long().permute(1, 2, 3, 0)
+    ng = masks.reshape(n, hw).sum(-1)
     fp = npos - tp
     fn = ng - tp
     tn = hw - tp - fp - fn

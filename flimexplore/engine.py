@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_MB = 512
+CHUNK_BYTES = 8 * 2**20
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -192,9 +193,16 @@ def train_models(
     return TrainedModels(bank, params, bn, losses)
 
 
-def _image_chunk(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
-    per_image = n_models * shape[0] * shape[1] * 4 * (N_KERNELS * 1.25 + n_heads * 2.5)
-    return max(1, int(memory_mb * 2**20 // per_image))
+def _model_group(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
+    """Models scored together: one image's pooled features and gap maps of the group fit the budget."""
+    per_model = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * (N_KERNELS + n_heads)
+    return max(1, min(n_models, int(memory_mb * 2**20 // per_model)))
+
+
+def _image_chunk(n_models: int, shape: tuple[int, int]) -> int:
+    """Images encoded together: their pooled features stay about cache-sized."""
+    per_image = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * N_KERNELS * n_models
+    return max(1, CHUNK_BYTES // per_image)
 
 
 def score_models(
@@ -206,6 +214,12 @@ def score_models(
 ) -> torch.Tensor:
     """Confusion counts of every model and head on a set of images.
 
+    Images are streamed in small chunks (one image at a time for a full
+    chunk of models): each chunk's features are counted while they are still
+    in cache and never pile up, so the working memory is about one image's
+    features and gap maps.  When even that exceeds ``memory_mb`` (large
+    images, many models), the models are scored in groups that fit.
+
     Parameters
     ----------
     bank : FlimBank of ``B`` models
@@ -215,7 +229,7 @@ def score_models(
         per epoch or a single one.
     groups : sequence of ImageGroup
     memory_mb : float, optional
-        Rough bound of the working memory; images are processed in chunks.
+        Rough bound of the working memory.
 
     Returns
     -------
@@ -223,15 +237,21 @@ def score_models(
         In the order of the groups' ``index``.
     """
     n_total = sum(len(g.index) for g in groups)
-    out = torch.zeros(len(bank), a.shape[1], n_total, 4, dtype=torch.int64)
+    b, e = a.shape[:2]
+    out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
     for g in groups:
-        step = _image_chunk(len(bank), a.shape[1], tuple(g.masks.shape[1:]), memory_mb)
-        for lo in range(0, len(g.index), step):
-            sl = slice(lo, lo + step)
-            feats = encode(g.images[sl], bank)
-            counts = count_outcomes(feats, a, c, g.masks[sl])
-            out[:, :, list(g.index[sl])] = counts.cpu()
-    return out
+        shape = tuple(g.masks.shape[1:])
+        step = _model_group(b, e, shape, memory_mb)
+        for lo in range(0, b, step):
+            models = slice(lo, lo + step)
+            sub = bank.select(models)
+            chunk = _image_chunk(len(sub), shape)
+            for first in range(0, len(g.index), chunk):
+                images = slice(first, first + chunk)
+                feats = encode(g.images[images], sub)
+                counts = count_outcomes(feats, a[models], c[models], g.masks[images])
+                out[models, :, list(g.index[images])] = counts
+    return out.cpu()
 
 
 def predict_gap(

@@ -10,16 +10,22 @@ one line and exits with status 2; the widgets show it in their panel.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "DatasetError",
     "DeviceError",
     "FlimExploreError",
     "MarkerError",
+    "OutputError",
     "ResumeError",
 ]
 
 
 class FlimExploreError(ValueError):
     """Base class of all errors caused by bad input to flimexplore."""
+
+
+class ConfigError(FlimExploreError):
+    """A study setting is of the wrong type or out of range (epochs, lr, splits, ...)."""
 
 
 class DatasetError(FlimExploreError):
@@ -36,3 +42,7 @@ class DeviceError(FlimExploreError):
 
 class ResumeError(FlimExploreError):
     """An output folder holds a study whose settings differ from the request."""
+
+
+class OutputError(FlimExploreError):
+    """The output folder cannot be created, read, locked or written."""

@@ -49,6 +49,7 @@ KERNEL_SIZE = 3
 N_KERNELS = 16
 STDEV_FACTOR = 0.01
 KMEANS_ITERATIONS = 50
+TILE_BYTES = 2 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,15 +263,72 @@ def pool(features: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.relu(features), 3, stride=2, padding=1, count_include_pad=True)
 
 
+def _folded(bank: FlimBank) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernels of all models with the normalisation folded in, as GEMM operands.
+
+    ``conv((x - m) / s, K) = conv(x, K / s) - conv(1_inside, K m / s)``.
+
+    Returns
+    -------
+    weight : Tensor of shape (9 * C, B * 16)
+        ``K / s``, rows in ``(kernel row, kernel column, channel)`` order.
+    shift : Tensor of shape (9, B * 16)
+        ``K m / s`` summed over channels, per kernel tap.
+    """
+    b, c = bank.mean.shape
+    scaled = bank.kernels / bank.std[:, None, :, None, None]  # (B, 16, C, 3, 3)
+    shift = (scaled * bank.mean[:, None, :, None, None]).sum(2)  # (B, 16, 3, 3)
+    weight = scaled.permute(3, 4, 2, 0, 1).reshape(KERNEL_SIZE**2 * c, b * N_KERNELS).contiguous()
+    return weight, shift.permute(2, 3, 0, 1).reshape(KERNEL_SIZE**2, b * N_KERNELS)
+
+
+def _border_terms(
+    shift: torch.Tensor, h: int, w: int
+) -> tuple[list[tuple[int, torch.Tensor]], list[tuple[int, torch.Tensor]]]:
+    """What the kernel taps that fall in the zero padding add back at the image border.
+
+    Inside the image every tap sees ``1_inside = 1``, so the second term of
+    the folding is the constant ``-sum(shift)``; a pixel on the border
+    misses the taps outside the image and gets back their ``shift``.
+
+    Returns
+    -------
+    rows : list of (int, Tensor of shape (W, B * 16))
+        The first and last row: their whole-row corrections.
+    cols : list of (int, Tensor of shape (B * 16,))
+        The first and last column: their correction on the other rows.
+    """
+    outside = F.pad(torch.zeros(h, w, dtype=shift.dtype, device=shift.device), (1, 1, 1, 1), value=1.0)
+
+    def taps(r: int) -> torch.Tensor:  # (W, 9): which taps of row r's pixels fall outside
+        return outside[r : r + KERNEL_SIZE].unfold(1, KERNEL_SIZE, 1).permute(1, 0, 2).reshape(w, KERNEL_SIZE**2)
+
+    rows = [(r, taps(r) @ shift) for r in sorted({0, h - 1})]
+    cols = [(x, taps(1)[x] @ shift) for x in sorted({0, w - 1})] if h > 2 else []
+    return rows, cols
+
+
+def _tile_rows(height: int, width: int, n_out: int, device: torch.device) -> int:
+    """Pooled rows per band: a CPU band's convolution output stays in cache; a GPU takes the whole image."""
+    if device.type != "cpu":
+        return height
+    return max(1, TILE_BYTES // (2 * width * n_out * 4))
+
+
 def encode(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
     """Features of many images under many FLIM blocks at once.
 
     The per-model normalisation is folded into the kernels,
     ``conv((x - m) / s, K) = conv(x, K / s) - conv(1_inside, K m / s)``, so
     all models share one dense convolution of the raw images.  The second
-    term rides along as a fourth input channel that is 1 inside the image
-    and 0 in the padding, which keeps it exact at the borders (zero padding
-    in normalised space).
+    term, the response of the kernels to an image of ones with zero
+    padding, is a constant bias inside the image and is corrected on the
+    one-pixel border (zero padding in normalised space, exactly).
+
+    The convolution is one matrix product per band of rows (3x3 patches of
+    the image times the kernels of all models), followed at once by ReLU and
+    pooling while the band is still in cache; consecutive bands share the
+    one convolution row that both pooling windows need.
 
     Parameters
     ----------
@@ -280,20 +338,49 @@ def encode(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
     Returns
     -------
     features : Tensor of shape (N, B, 16, ceil(H/2), ceil(W/2))
-        After ReLU and pooling.
+        After ReLU and pooling.  Stored channels-last: ``features.permute(0,
+        3, 4, 1, 2)`` is contiguous, with all models' channels of one pixel
+        side by side.
     """
     n, c, h, w = images.shape
     b = len(bank)
-    scaled = bank.kernels / bank.std[:, None, :, None, None]  # (B, 16, C, 3, 3)
-    shift = (scaled * bank.mean[:, None, :, None, None]).sum(2, keepdim=True)
-    weight = torch.cat([scaled, -shift], dim=2).reshape(b * N_KERNELS, c + 1, KERNEL_SIZE, KERNEL_SIZE)
-    ones = torch.ones(n, 1, h, w, dtype=images.dtype, device=images.device)
-    # Channels-last makes oneDNN's convolution and pooling several times faster here.
-    cl = torch.channels_last
-    x = torch.cat([images, ones], dim=1).contiguous(memory_format=cl)
-    out = F.conv2d(x, weight.contiguous(memory_format=cl), padding=KERNEL_SIZE // 2)
-    out = F.avg_pool2d(out.relu_(), 3, stride=2, padding=1, count_include_pad=True)
-    return out.reshape(n, b, N_KERNELS, *out.shape[-2:])
+    n_out = b * N_KERNELS
+    hp, wp = (h + 1) // 2, (w + 1) // 2
+    weight, shift = _folded(bank)
+    bias = -shift.sum(0)
+    border_rows, border_cols = _border_terms(shift, h, w)
+    k = weight.shape[0]
+    padded = F.pad(images, (1, 1, 1, 1)).permute(0, 2, 3, 1).contiguous()  # (N, H + 2, W + 2, C)
+    out = torch.empty(n, hp, wp, n_out, dtype=images.dtype, device=images.device)
+    rows = min(hp, _tile_rows(hp, w, n_out, images.device))
+    band = torch.empty(2 * rows + 1, w, n_out, dtype=images.dtype, device=images.device)
+    for i in range(n):
+        s = padded[i].stride()
+        # im2col: patch row r holds the 3x3xC windows of conv row r.
+        patches = padded[i].as_strided((h, w, KERNEL_SIZE, KERNEL_SIZE, c), (s[0], s[1], s[0], s[1], s[2]))
+        patches = patches.reshape(h, w * k)
+        for lo in range(0, hp, rows):
+            hi = min(hp, lo + rows)
+            length = 2 * (hi - lo) + 1  # conv rows 2 lo - 1 .. 2 hi - 1
+            if lo == 0:
+                band[0] = 0  # conv row -1 is pooling padding
+            else:
+                band[0] = band[2 * rows]  # conv row 2 lo - 1, the previous band's last
+            r0, r1 = 2 * lo, min(2 * hi, h)
+            fresh = band[1 : 1 + r1 - r0]
+            torch.addmm(bias, patches[r0:r1].view(-1, k), weight, out=fresh.view(-1, n_out))
+            inner = slice(max(r0, 1) - r0, min(r1, h - 1) - r0)
+            for x, term in border_cols:
+                fresh[inner, x] += term
+            for r, term in border_rows:
+                if r0 <= r < r1:
+                    fresh[r - r0] += term
+            fresh.relu_()
+            band[1 + r1 - r0 : length] = 0  # conv row H of an odd-height image
+            tile = band[None, :length].permute(0, 3, 1, 2)
+            pooled = F.avg_pool2d(tile, 3, stride=2, padding=(0, 1), count_include_pad=True)
+            out[i, lo:hi] = pooled[0].permute(1, 2, 0)
+    return out.reshape(n, hp, wp, b, N_KERNELS).permute(0, 3, 4, 1, 2)
 
 
 def encode_reference(

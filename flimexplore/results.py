@@ -17,10 +17,12 @@ resumes; with different settings it refuses and names the differences.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flimexplore.config import StudyConfig
-from flimexplore.errors import ResumeError
+from flimexplore.errors import OutputError, ResumeError
 
 __all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
+
+TMP_SUFFIX = ".tmp"
+_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "probe")
+LOCK_NAME = ".lock"
 
 COLUMNS = (
     "model",
@@ -59,10 +65,12 @@ _INT_COLUMNS = {"model", "image", "split", "bg_index", "obj_row", "obj_col", "bg
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename, fsync of the folder)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); results are meant to be shared
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -71,6 +79,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX); a no-op where folders cannot be opened."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _format(value: Any) -> str:
@@ -96,6 +123,11 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 class ResultStore:
     """An output folder that collects a study's results as models finish.
 
+    Opening a folder locks it (until :meth:`close`, or the process ends), so
+    that two runs never write into one folder at once; removes temporary
+    files and model files a crash left behind; and checks that a study
+    already there has the same settings.
+
     Parameters
     ----------
     out : path-like
@@ -109,36 +141,96 @@ class ResultStore:
     Raises
     ------
     ResumeError
-        If the folder holds a study with different settings.
+        If the folder holds finished models of a study with different
+        settings (the message names each one).  A folder with settings but
+        no finished model yet is taken over: nothing would be lost.
+    OutputError
+        If the folder cannot be created or written, is locked by another
+        running study, or holds files flimexplore did not write.
     """
 
     def __init__(self, out: str | os.PathLike, config: StudyConfig, identity: dict[str, Any]) -> None:
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "models").mkdir(exist_ok=True)
+        self._lock: Any = None
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputError(f"--out {self.out} is a file; give a folder (it is created if missing)")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock(self.out)
+            _probe_writable(self.out)
+        except OSError as err:
+            self.close()
+            raise OutputError(f"cannot write into the output folder {self.out}: {_reason(err)}") from err
+        try:
+            self._open(config, identity)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, config: StudyConfig, identity: dict[str, Any]) -> None:
         record = {"config": config.to_dict(), "identity": identity}
-        cfg_path = self.out / "config.json"
+        cfg_path, csv_path = self.out / "config.json", self.out / "results.csv"
+        diffs: dict[str, tuple[Any, Any]] = {}
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            diffs = {
-                k: (old.get("config", {}).get(k), v)
-                for k, v in record["config"].items()
-                if old.get("config", {}).get(k) != v
-            }
-            diffs.update(
-                {k: (old.get("identity", {}).get(k), v) for k, v in identity.items() if old.get("identity", {}).get(k) != v}
+            diffs = _differences(cfg_path, record)  # also refuses a config.json that is not ours
+            _remove_temporaries(self.out)
+        elif csv_path.exists() or any((self.out / "models").glob("*.npz")):
+            raise OutputError(
+                f"{self.out} holds results.csv or models/*.npz but no config.json, so it is not a flimexplore "
+                "study folder (or its config.json was deleted); use another --out folder"
             )
-            if diffs:
-                said = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in sorted(diffs.items()))
-                raise ResumeError(
-                    f"{self.out} holds a study with different settings ({said}); "
-                    "use another --out folder or the same settings to resume"
-                )
-        else:
-            atomic_write_bytes(cfg_path, json.dumps(record, indent=2, sort_keys=True).encode())
         self._rows: dict[int, dict[str, Any]] = {}
-        if (self.out / "results.csv").exists():
-            self._rows = {r["model"]: r for r in read_results(self.out / "results.csv")}
+        if csv_path.exists():
+            try:
+                rows = read_results(csv_path)
+                if rows and tuple(rows[0]) != COLUMNS:
+                    raise ValueError(f"its columns are not {', '.join(COLUMNS)}")
+            except (OSError, ValueError, TypeError) as err:
+                raise OutputError(
+                    f"cannot read {csv_path}: {_reason(err)}; it was not written by this version of "
+                    "flimexplore. Use another --out folder"
+                ) from err
+            self._rows = {r["model"]: r for r in rows}
+        if diffs and self._rows:
+            said = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in sorted(diffs.items()))
+            raise ResumeError(
+                f"{self.out} holds {len(self._rows)} finished models of a study with different settings "
+                f"({said}); use another --out folder, or the same settings to resume"
+            )
+        if diffs or not cfg_path.exists():  # a new study, or one that had not finished any model yet
+            self._write(cfg_path, json.dumps(record, indent=2, sort_keys=True).encode())
+        self._drop_orphans()
+
+    def _drop_orphans(self) -> None:
+        """Remove model files whose models are not in results.csv (a crash between the two writes)."""
+        models = self.out / "models"
+        try:
+            models.mkdir(exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create {models}: {_reason(err)}") from err
+        for f in sorted(models.glob("*.npz")):
+            if not set(_model_ids(f)) & set(self._rows):
+                f.unlink()
+
+    def close(self) -> None:
+        """Release the folder's lock (also released when the process ends, even by ``kill -9``)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as err:
+            raise OutputError(
+                f"cannot write {path}: {_reason(err)}; the {len(self._rows)} models finished before are kept"
+            ) from err
 
     @property
     def done(self) -> set[int]:
@@ -157,33 +249,109 @@ class ResultStore:
         ids = [r["model"] for r in rows]
         buf = io.BytesIO()
         np.savez(buf, model=np.asarray(ids), **arrays)
-        atomic_write_bytes(self.out / "models" / f"{min(ids):06d}-{max(ids):06d}.npz", buf.getvalue())
+        self._write(self.out / "models" / f"{min(ids):06d}-{max(ids):06d}.npz", buf.getvalue())
+        table = dict(self._rows)
         for r in rows:
-            self._rows[r["model"]] = {k: r[k] for k in COLUMNS}
+            table[r["model"]] = {k: r[k] for k in COLUMNS}
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(COLUMNS)
-        for r in self.rows():
-            writer.writerow([_format(r[k]) for k in COLUMNS])
-        atomic_write_bytes(self.out / "results.csv", text.getvalue().encode())
+        for k in sorted(table):
+            writer.writerow([_format(table[k][c]) for c in COLUMNS])
+        self._write(self.out / "results.csv", text.getvalue().encode())
+        # keep the values as they are on disk, so a resumed run rewrites the same text
         self._rows = {r["model"]: r for r in read_results(self.out / "results.csv")}
 
     def load_arrays(self) -> dict[int, dict[str, NDArray]]:
         """Parameters of every stored model, keyed by model id."""
         out: dict[int, dict[str, NDArray]] = {}
         for f in sorted((self.out / "models").glob("*.npz")):
-            with np.load(f) as z:
-                for j, m in enumerate(z["model"]):
-                    if int(m) in self._rows:
-                        out[int(m)] = {k: z[k][j] for k in z.files if k != "model"}
+            try:
+                with np.load(f) as z:
+                    for j, m in enumerate(z["model"]):
+                        if int(m) in self._rows:
+                            out[int(m)] = {k: z[k][j] for k in z.files if k != "model"}
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+                raise OutputError(_unreadable(f, err)) from err
         return out
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         """Write a JSON file atomically into the folder."""
-        atomic_write_bytes(self.out / name, json.dumps(data, indent=2, sort_keys=True).encode())
+        self._write(self.out / name, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def write_png(self, name: str, rgb: NDArray[np.uint8]) -> None:
         """Write an RGB image atomically into the folder."""
         import imageio.v3 as iio
 
-        atomic_write_bytes(self.out / name, iio.imwrite("<bytes>", rgb, extension=".png"))
+        self._write(self.out / name, iio.imwrite("<bytes>", rgb, extension=".png"))
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def _unreadable(path: Path, err: BaseException) -> str:
+    return (
+        f"cannot read model file {path}: {_reason(err)}; delete it and run the same command again "
+        "to recompute its models"
+    )
+
+
+def _model_ids(path: Path) -> list[int]:
+    try:
+        with np.load(path) as z:
+            return [int(m) for m in z["model"]]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise OutputError(_unreadable(path, err)) from err
+
+
+def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Settings and data facts that differ between a folder's config.json and a new study."""
+    try:
+        old = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as err:
+        raise OutputError(f"cannot read {cfg_path}: {_reason(err)}; use another --out folder") from err
+    if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
+        raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
+    diffs = {}
+    for part in ("config", "identity"):
+        for k, v in record[part].items():
+            if old[part].get(k) != v:
+                diffs[k] = (old[part].get(k), v)
+    return diffs
+
+
+def _probe_writable(folder: Path) -> None:
+    """Raise OSError now, rather than after the first chunk of models, if `folder` is read-only."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Delete temporary files of our atomic writes that a crash or ``kill -9`` left behind."""
+    ours = [folder.glob(f".{name}.*{TMP_SUFFIX}") for name in _OUR_FILES]
+    ours.append((folder / "models").glob(f".*.npz.*{TMP_SUFFIX}"))
+    for found in ours:
+        for f in found:
+            f.unlink(missing_ok=True)
+
+
+def _lock(folder: Path) -> Any:
+    """Hold an exclusive lock on the folder; raise OutputError if another study holds it."""
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while the study runs
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, atomic writes still protect every file
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.close()
+        raise OutputError(
+            f"another running study is writing into {folder}; wait for it to finish, stop it, "
+            "or use another --out folder"
+        ) from err
+    return handle

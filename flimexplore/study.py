@@ -12,6 +12,8 @@ with the same output folder: finished models are read back, not recomputed.
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 from flimexplore.config import StudyConfig
 from flimexplore.context import StudyContext
 from flimexplore.engine import DEFAULT_MEMORY_MB
-from flimexplore.errors import MarkerError
+from flimexplore.errors import ConfigError, MarkerError
 from flimexplore.evaluation import METRICS, HeatLayer, paint_heatmap, render_heatmap
 from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
 from flimexplore.results import ResultStore
@@ -78,7 +80,7 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     -------
     centres : ndarray of shape (M, 2), int64
     """
-    step = int(spacing or radius)
+    step = int(radius if spacing is None else spacing)
     if step <= 0:
         raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
     ok = admissible_centres(mask, radius) & ~mask
@@ -179,9 +181,12 @@ def _rows(ctx: StudyContext, ids: list[int], table: list[tuple[int, int, NDArray
             "bg_col": int(bg[1]), "radius": ctx.config.radius, "seed": seed,
             "best_epoch": int(scores.best_epoch[j]),
         }
-        for metric in METRICS:
-            row[f"val_{metric}"] = float(scores.val[metric][j])
-            row[f"test_{metric}"] = float(scores.test[metric][j])
+        for metric in METRICS:  # rounded as results.csv stores them: resumed and fresh rows are equal
+            row[f"val_{metric}"] = round(float(scores.val[metric][j]), 6)
+            row[f"test_{metric}"] = round(float(scores.test[metric][j]), 6)
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:  # scores come from confusion counts and are always defined; never store nonsense
+            raise FloatingPointError(f"model {m} has non-finite scores {bad}; this is a bug in flimexplore")
         rows.append(row)
     return rows
 
@@ -221,8 +226,28 @@ def run_study(
     Returns
     -------
     StudyResult
+
+    Raises
+    ------
+    ConfigError
+        If a setting, ``engine``, ``model_chunk`` or ``memory_mb`` is out of
+        range; raised before any work.
+    DatasetError, MarkerError, DeviceError
+        If the data, the markers or the device do not fit the settings;
+        raised before the output folder is touched.
+    ResumeError, OutputError
+        If ``out`` holds finished models of a study with other settings, or
+        cannot be written (nothing finished is lost: every chunk is stored
+        atomically as soon as it finishes).
+
+    Notes
+    -----
+    ``gen.throw(StopStudy())`` at any yielded event ends the study early and
+    returns the partial result; the stored rows stay and a rerun resumes.
     """
     t0 = time.perf_counter()
+    config.validate()
+    _check_run_options(engine, model_chunk, memory_mb)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
     markers = plan_markers(ctx)
@@ -235,13 +260,15 @@ def run_study(
     store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
-    if store is not None:
-        rows = {r["model"]: r for r in store.rows()}
-        arrays = store.load_arrays()
-    yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done")
-    step = 1 if engine == "sequential" else max(1, int(model_chunk))
+    step = 1 if engine == "sequential" else int(model_chunk)
     complete = False
     try:
+        if store is not None:
+            arrays = store.load_arrays()
+            # a model counts as done only with both its row and its parameters
+            rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
+        note = "".join(f"; note: {part}" for part in ctx.dataset.description.split("; ") if "binarised" in part)
+        yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done{note}")
         for lo in range(0, total, step):
             ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
             if not ids:
@@ -270,9 +297,25 @@ def run_study(
             cfg, markers, [rows[k] for k in sorted(rows)], arrays, str(ctx.device),
             time.perf_counter() - t0, complete, ctx,
         )
-        if store is not None and complete:
-            _finish(store, result)
+        if store is not None:
+            try:
+                if complete:
+                    _finish(store, result)
+            finally:
+                store.close()
     return result
+
+
+def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
+    problems = []
+    if engine not in ("batched", "sequential"):
+        problems.append(f"engine (--engine) must be 'batched' or 'sequential', got {engine!r}")
+    if isinstance(model_chunk, bool) or not isinstance(model_chunk, numbers.Integral) or model_chunk < 1:
+        problems.append(f"model_chunk (--chunk) must be an integer >= 1, got {model_chunk!r}")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, numbers.Real) or not math.isfinite(memory_mb) or memory_mb <= 0:
+        problems.append(f"memory_mb (--memory-mb) must be a finite number > 0, got {memory_mb!r}")
+    if problems:
+        raise ConfigError("invalid run options: " + "; ".join(problems))
 
 
 def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:

@@ -1,0 +1,169 @@
+"""One model in detail (the paper's Fig. 4): markers, prediction, t-SNE projections.
+
+Projection tables are the column dicts of :mod:`flimexplore.projections`
+(``x``, ``y``, ``label`` with 1 = object, 0 = background).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy.typing import ArrayLike, NDArray
+from plotly.subplots import make_subplots
+
+from flimexplore.figures._common import BACKGROUND, OBJECT, image_axes, image_trace, marker_size, overlay
+
+__all__ = ["DETAIL_TRACES", "detail_figure", "markers_figure", "marker_story_figure", "projection_traces"]
+
+DETAIL_TRACES = (
+    "prediction",
+    "patches: object",
+    "patches: background",
+    "features: object",
+    "features: background",
+)
+"""Names of the traces of :func:`detail_figure`, in order (the order never changes)."""
+
+Table = Mapping[str, NDArray]
+
+
+def projection_traces(table: Table | None, prefix: str, size: int = 6) -> list[go.Scatter]:
+    """Two scatter traces of a t-SNE table: object points (red), background points (blue).
+
+    Parameters
+    ----------
+    table : dict of str to ndarray, optional
+        ``x``, ``y``, ``label``; None gives two empty traces.
+    prefix : str
+        Trace names are ``"<prefix>: object"`` and ``"<prefix>: background"``.
+    size : int
+        Point size in screen pixels.
+    """
+    out = []
+    for label, name, colour in ((1, "object", OBJECT), (0, "background", BACKGROUND)):
+        if table is None:
+            x = y = np.zeros(0)
+        else:
+            keep = np.asarray(table["label"]) == label
+            x, y = np.asarray(table["x"])[keep], np.asarray(table["y"])[keep]
+        out.append(go.Scatter(
+            x=x, y=y, mode="markers", name=f"{prefix}: {name}", legendgroup=name, showlegend=False,
+            marker=dict(size=size, color=colour, opacity=0.8), hovertemplate=f"{name}<extra>{prefix}</extra>",
+        ))
+    return out
+
+
+def detail_figure(
+    image: NDArray,
+    truth: ArrayLike,
+    pred: ArrayLike,
+    patches: Table | None = None,
+    features: Table | None = None,
+    *,
+    title: str = "",
+    panel: int = 260,
+) -> go.Figure:
+    """Prediction against ground truth, patch t-SNE and feature t-SNE of one model.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        A validation image.
+    truth, pred : array_like of shape (H, W), bool
+        Its ground truth and the model's predicted mask (green: hit, red:
+        false object, blue: missed object).
+    patches, features : dict, optional
+        t-SNE tables of the marked patches and of the superpixel features.
+    title : str
+    panel : int
+        Size of each panel in screen pixels.
+
+    Returns
+    -------
+    go.Figure
+        Traces named as :data:`DETAIL_TRACES`, in that order.
+    """
+    fig = make_subplots(
+        rows=1, cols=3, horizontal_spacing=0.06,
+        subplot_titles=("prediction vs ground truth", "marked patches (t-SNE)", "superpixel features (t-SNE)"),
+    )
+    fig.add_trace(image_trace(overlay(image, truth, pred), name="prediction"), row=1, col=1)
+    for col, (table, prefix) in enumerate(((patches, "patches"), (features, "features")), start=2):
+        for trace in projection_traces(table, prefix):
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+        fig.update_yaxes(showticklabels=False, row=1, col=col)
+    image_axes(fig, np.asarray(image).shape, row=1, col=1)
+    fig.update_layout(
+        title=dict(text=title, x=0.01, font=dict(size=13)), showlegend=False, width=3 * panel + 80,
+        height=panel + 80, margin=dict(l=10, r=10, t=70, b=10), plot_bgcolor="#f7f7f7", hovermode="closest",
+    )
+    fig.update_annotations(font_size=12)
+    return fig
+
+
+def markers_figure(image: NDArray, obj: ArrayLike, bg: ArrayLike, radius: float, *, title: str = "",
+                   size: int = 260) -> go.Figure:
+    """The marked image with an object marker (red) and background markers (blue), Fig. 4a."""
+    fig = go.Figure(_marker_traces(image, obj, bg, radius, size))
+    image_axes(fig, np.asarray(image).shape)
+    fig.update_layout(title=dict(text=title), showlegend=False, width=size + 20, height=size + 60,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _marker_traces(image: NDArray, obj: ArrayLike, bg: ArrayLike, radius: float, size: float) -> list[Any]:
+    disk = marker_size(radius, np.asarray(image).shape[1], size)
+    o = np.asarray(obj).reshape(-1, 2)
+    b = np.asarray(bg).reshape(-1, 2)
+    ring = dict(size=disk, color="rgba(0,0,0,0)")
+    return [
+        image_trace(image, hover=False),
+        go.Scatter(x=o[:, 1], y=o[:, 0], mode="markers", name="object marker", hoverinfo="skip",
+                   marker=dict(ring, line=dict(width=3, color=OBJECT))),
+        go.Scatter(x=b[:, 1], y=b[:, 0], mode="markers", name="background marker", hoverinfo="skip",
+                   marker=dict(ring, line=dict(width=3, color=BACKGROUND))),
+    ]
+
+
+def marker_story_figure(details: Sequence[Any], *, panel: int = 220, title: str = "") -> go.Figure:
+    """The paper's Fig. 4: per model, its markers, patch t-SNE, feature t-SNE and Dice.
+
+    Parameters
+    ----------
+    details : sequence of ModelDetail
+        One per row; read attributes are ``marked``, ``obj``, ``bg``, ``radius``,
+        ``patches``, ``features``, ``row`` (its results row) and ``label``
+        (see :func:`flimexplore.widgets.model_detail`).
+    panel : int
+        Size of each panel in screen pixels.
+    title : str
+
+    Returns
+    -------
+    go.Figure
+        ``len(details)`` rows of three panels; each row is labelled with its
+        dataset, label and validation Dice.
+    """
+    n = len(details)
+    fig = make_subplots(
+        rows=n, cols=3, horizontal_spacing=0.04, vertical_spacing=0.12 / max(1, n),
+        column_titles=["(a) markers", "(b) marked patches (t-SNE)", "(c) superpixel features (t-SNE)"],
+    )
+    for i, d in enumerate(details, start=1):
+        for trace in _marker_traces(d.marked, d.obj, d.bg, d.radius, panel):
+            fig.add_trace(trace, row=i, col=1)
+        image_axes(fig, np.asarray(d.marked).shape, row=i, col=1)
+        for col, (table, prefix) in enumerate(((d.patches, "patches"), (d.features, "features")), start=2):
+            for trace in projection_traces(table, prefix, size=5):
+                fig.add_trace(trace, row=i, col=col)
+            fig.update_xaxes(showticklabels=False, row=i, col=col)
+            fig.update_yaxes(showticklabels=False, row=i, col=col)
+        label = f"{d.label}<br>Dice {d.row['val_dice']:.3f}"
+        fig.update_yaxes(title=dict(text=label, font=dict(size=11)), row=i, col=1)
+    fig.update_layout(title=dict(text=title), showlegend=False, width=3 * panel + 120, height=n * panel + 90,
+                      margin=dict(l=90, r=10, t=70, b=10), plot_bgcolor="#f7f7f7")
+    return fig

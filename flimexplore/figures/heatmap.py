@@ -1,0 +1,250 @@
+"""The paper's marker heatmap (Fig. 5-8) as Plotly figures.
+
+:func:`heatmap_figure` is one marked image with one object marker and its
+background markers coloured by validation Dice; the explorer keeps its trace
+order (:data:`HEATMAP_TRACES`) fixed so that a live figure is updated in
+place.  :func:`heatmap_grid` is the paper's grid of images x object splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy.typing import ArrayLike, NDArray
+from plotly.subplots import make_subplots
+
+from flimexplore.colormap import heat_colors
+from flimexplore.figures._common import HEAT, OBJECT, SELECTED, image_axes, image_trace, marker_size
+
+__all__ = ["HEATMAP_TRACES", "heatmap_figure", "heatmap_grid", "study_heatmap"]
+
+HEATMAP_TRACES = (
+    "image",
+    "dense map",
+    "background markers",
+    "object marker",
+    "selected",
+    "your object marker",
+    "your bg marker",
+)
+"""Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
+
+_DICE_HOVER = "model %{customdata}<br>Dice %{marker.color:.3f}<extra>background marker</extra>"
+
+
+def _xy(points: ArrayLike | None) -> tuple[list[int], list[int]]:
+    """Plot coordinates ``(x = col, y = row)`` of ``(row, col)`` centres; empty for None."""
+    if points is None:
+        return [], []
+    p = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+    return p[:, 1].tolist(), p[:, 0].tolist()
+
+
+def _json_grid(values: NDArray[np.floating]) -> list[list[float | None]]:
+    """A 2-D float array as nested lists with None for NaN (JSON has no NaN; widgets send 2-D arrays as lists)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(v), v, None).tolist()
+
+
+def _rgb(value: float, vrange: tuple[float, float]) -> str:
+    c = heat_colors(np.array([value]), *vrange)[0]
+    return f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+def heatmap_figure(
+    image: NDArray,
+    obj: ArrayLike | None,
+    bg: ArrayLike,
+    dice: ArrayLike,
+    radius: float,
+    *,
+    models: ArrayLike | None = None,
+    vrange: tuple[float, float] = (0.0, 1.0),
+    selected: int | None = None,
+    dense: NDArray[np.floating] | None = None,
+    user_obj: ArrayLike | None = None,
+    user_bg: ArrayLike | None = None,
+    user_dice: float | None = None,
+    title: str = "",
+    size: int = 420,
+) -> go.Figure:
+    """Marked image, background markers coloured by Dice, solid object marker.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        The marked image (float in [0, 1] or uint8).
+    obj : array_like of shape (2,) or None
+        ``(row, col)`` of the object marker (None: not drawn).
+    bg : array_like of shape (M, 2)
+        ``(row, col)`` of each background marker.
+    dice : array_like of shape (M,)
+        Validation Dice of each background marker's model.
+    radius : float
+        Marker radius in image pixels (circles are drawn that size).
+    models : array_like of shape (M,), int, optional
+        Model id of each marker (shown on hover, returned by clicks); default ``0..M-1``.
+    vrange : tuple of float
+        Colour range shared by every view (``cmin``, ``cmax``).
+    selected : int, optional
+        Position in ``bg`` of the selected marker, drawn with a green ring.
+    dense : ndarray of shape (H, W), optional
+        A painted relevance map (NaN where unpainted) drawn under the markers.
+    user_obj, user_bg : array_like of shape (2,), optional
+        The user's own markers; ``user_dice`` colours the background one.
+    user_dice : float, optional
+    title : str
+    size : int
+        Width of the image area in screen pixels.
+
+    Returns
+    -------
+    go.Figure
+        Traces named as :data:`HEATMAP_TRACES`, in that order.
+    """
+    h, w = np.asarray(image).shape[:2]
+    bg = np.asarray(bg, dtype=np.int64).reshape(-1, 2)
+    dice = np.asarray(dice, dtype=np.float64).reshape(-1)
+    ids = np.arange(len(bg)) if models is None else np.asarray(models, dtype=np.int64)
+    disk = marker_size(radius, w, size)
+    many = dense is not None
+    bx, by = _xy(bg)
+    sx, sy = _xy(None if selected is None or not 0 <= selected < len(bg) else bg[selected])
+    ox, oy = _xy(user_obj)
+    ux, uy = _xy(user_bg)
+    user_colour = "white" if user_dice is None else _rgb(user_dice, vrange)
+    user_text = "" if user_dice is None else f"{user_dice:.3f}"
+    traces = [
+        image_trace(image),
+        go.Heatmap(
+            z=[[0.0]] if dense is None else _json_grid(dense),
+            name="dense map", visible=dense is not None, colorscale=HEAT, zmin=vrange[0], zmax=vrange[1],
+            showscale=False, opacity=0.75, hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=bx, y=by, mode="markers", name="background markers", customdata=ids, hovertemplate=_DICE_HOVER,
+            marker=dict(
+                size=6 if many else disk, color=dice, colorscale=HEAT, cmin=vrange[0], cmax=vrange[1],
+                opacity=0.6 if many else 0.9, line=dict(width=1, color="white"),
+                showscale=True, colorbar=dict(title=dict(text="val Dice"), thickness=14, len=0.9),
+            ),
+        ),
+        go.Scatter(
+            x=_xy(obj)[0], y=_xy(obj)[1], mode="markers", name="object marker",
+            hovertemplate="object marker<extra></extra>",
+            marker=dict(size=disk, color=OBJECT, line=dict(width=3, color="white")),
+        ),
+        go.Scatter(
+            x=sx, y=sy, mode="markers", name="selected", hoverinfo="skip",
+            marker=dict(size=disk + 10, color="rgba(0,0,0,0)", line=dict(width=3, color=SELECTED)),
+        ),
+        go.Scatter(
+            x=ox, y=oy, mode="markers", name="your object marker", hovertemplate="your object marker<extra></extra>",
+            marker=dict(size=disk, color="rgba(0,0,0,0)", symbol="circle", line=dict(width=3, color=OBJECT)),
+        ),
+        go.Scatter(
+            x=ux, y=uy, mode="markers+text", name="your bg marker", text=[user_text] * len(ux),
+            textposition="top center", textfont=dict(color="white"),
+            hovertemplate="your bg marker<br>Dice " + (user_text or "pending") + "<extra></extra>",
+            marker=dict(size=disk, color=user_colour, line=dict(width=3, color="black")),
+        ),
+    ]
+    fig = go.Figure(traces)
+    fig.update_layout(
+        title=dict(text=title, x=0.02, font=dict(size=14)), showlegend=False, hovermode="closest",
+        clickmode="event", width=size + 110, height=int(size * h / w) + 60,
+        margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white", uirevision=f"{h}x{w}",
+    )
+    image_axes(fig, (h, w))
+    return fig
+
+
+def study_heatmap(result: Any, split: int = 0, **kwargs: Any) -> go.Figure:
+    """:func:`heatmap_figure` of one split of a finished study.
+
+    Parameters
+    ----------
+    result : StudyResult
+        Only data is read: ``rows``, ``markers``, ``config.radius``, ``context.image``, ``context.stem``.
+    split : int
+        Which object marker.
+    **kwargs
+        Passed on to :func:`heatmap_figure` (``selected``, ``dense``, ``size``...).
+
+    Returns
+    -------
+    go.Figure
+        Colour range: the Dice range of the whole study, so splits compare.
+    """
+    rows = [r for r in result.rows if r["split"] == split]
+    dice = [r["val_dice"] for r in result.rows]
+    kwargs.setdefault("vrange", (min(dice), max(dice)) if dice else (0.0, 1.0))
+    kwargs.setdefault("title", f"{result.context.stem}: object marker {split + 1}, {len(rows)} background markers")
+    return heatmap_figure(
+        result.context.image, result.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
+        [r["val_dice"] for r in rows], result.config.radius, models=[r["model"] for r in rows], **kwargs,
+    )
+
+
+def _panel_traces(result: Any, split: int, vrange: tuple[float, float], plot_px: float) -> list[Any]:
+    rows = [r for r in result.rows if r["split"] == split]
+    image = result.context.image
+    disk = marker_size(result.config.radius, image.shape[1], plot_px)
+    obj = result.markers[split].obj
+    return [
+        image_trace(image, hover=False),
+        go.Scatter(
+            x=[r["bg_col"] for r in rows], y=[r["bg_row"] for r in rows], mode="markers",
+            customdata=[r["model"] for r in rows], hovertemplate=_DICE_HOVER, name="background markers",
+            marker=dict(size=disk, color=[r["val_dice"] for r in rows], colorscale=HEAT, cmin=vrange[0],
+                        cmax=vrange[1], line=dict(width=1, color="white")),
+        ),
+        go.Scatter(x=[int(obj[1])], y=[int(obj[0])], mode="markers", name="object marker", hoverinfo="skip",
+                   marker=dict(size=disk, color=OBJECT, line=dict(width=2, color="white"))),
+    ]
+
+
+def heatmap_grid(results: Sequence[Any], *, title: str = "", panel: int = 170) -> go.Figure:
+    """The paper's Fig. 6-8: one row per marked image, one column per object marker.
+
+    Parameters
+    ----------
+    results : sequence of StudyResult
+        One finished study per marked image (rows); each split is a column.
+        Only data is read: ``rows``, ``markers``, ``config.radius``, ``context.image``.
+    title : str
+    panel : int
+        Size of one panel in screen pixels.
+
+    Returns
+    -------
+    go.Figure
+        Rows labelled with the image's min and max validation Dice; one
+        colour bar shared by every panel.
+    """
+    n_cols = max(len(r.markers) for r in results)
+    dice = np.concatenate([[row["val_dice"] for row in r.rows] for r in results])
+    vrange = (float(dice.min()), float(dice.max())) if len(dice) else (0.0, 1.0)
+    fig = make_subplots(
+        rows=len(results), cols=n_cols, horizontal_spacing=0.01, vertical_spacing=0.03,
+        column_titles=[f"object marker {s + 1}" for s in range(n_cols)],
+    )
+    for i, result in enumerate(results):
+        for s in range(len(result.markers)):
+            for trace in _panel_traces(result, s, vrange, panel):
+                fig.add_trace(trace, row=i + 1, col=s + 1)
+            image_axes(fig, result.context.image.shape, row=i + 1, col=s + 1)
+        vals = [row["val_dice"] for row in result.rows]
+        label = f"image {i + 1}<br>Dice {min(vals):.3f}-{max(vals):.3f}" if vals else f"image {i + 1}"
+        fig.update_yaxes(title=dict(text=label, font=dict(size=11)), row=i + 1, col=1)
+    first = next(t for t in fig.data if t.name == "background markers")
+    first.marker.showscale = True
+    first.marker.colorbar = dict(title=dict(text="val Dice"), thickness=14)
+    fig.update_layout(
+        title=dict(text=title), showlegend=False, width=n_cols * panel + 180,
+        height=len(results) * panel + 90, margin=dict(l=70, r=20, t=70, b=10), plot_bgcolor="white",
+    )
+    return fig

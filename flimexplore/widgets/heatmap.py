@@ -1,0 +1,168 @@
+"""The heatmap view: marked image, Dice-coloured markers, split selector, your own markers."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from plotly.callbacks import InputDeviceState, Points
+from traitlets import link
+
+from flimexplore.figures import heatmap_figure
+from flimexplore.widgets._live import sync_figure
+from flimexplore.widgets.state import ExplorerState, guarded
+
+__all__ = ["HeatmapView", "dice_range"]
+
+REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score"]
+
+
+def dice_range(state: ExplorerState) -> tuple[float, float]:
+    """Colour range shared by the heatmap and the distribution: the study's Dice range."""
+    vals = [r["val_dice"] for r in state.rows()]
+    if not vals:
+        return 0.0, 1.0
+    lo, hi = float(min(vals)), float(max(vals))
+    return (lo - 0.01, hi + 0.01) if hi - lo < 0.02 else (lo, hi)
+
+
+class HeatmapView:
+    """A live heatmap figure driven by an :class:`ExplorerState`.
+
+    Clicking a background marker selects its model (``state.selected``);
+    with the click mode on "place object" or "place background", a click on
+    the image puts your own marker there (``state.user_obj`` / ``state.user_bg``).
+
+    Parameters
+    ----------
+    state : ExplorerState
+    on_save, on_load, on_clear : callable
+        Called by the Save / Load / Clear buttons of "your markers".
+    log : callable, optional
+        Receives tracebacks of unexpected errors in click handlers.
+
+    Attributes
+    ----------
+    figure : go.FigureWidget
+        Traces as :data:`flimexplore.figures.HEATMAP_TRACES`.
+    widget : ipywidgets.VBox
+        The view (CSS class ``fx-heatmap``).
+    """
+
+    def __init__(
+        self,
+        state: ExplorerState,
+        on_save: Callable[[], None],
+        on_load: Callable[[], None],
+        on_clear: Callable[[], None],
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.state = state
+        self.figure = go.FigureWidget(self._build())
+        handle = guarded(state, log)
+        traces = {t.name: t for t in self.figure.data}
+        traces["background markers"].on_click(handle(self._on_marker))
+        for name in ("image", "object marker", "your object marker", "your bg marker"):
+            traces[name].on_click(handle(self._on_pixel))
+        self.split = w.Dropdown(description="object marker", options=[("1", 0)], layout=w.Layout(width="170px"),
+                                style={"description_width": "initial"})
+        self.mode = w.ToggleButtons(
+            options=[("select", "select"), ("place object", "object"), ("place bg", "background")],
+            tooltips=["click a marker to inspect its model", "click the image to put your object marker there",
+                      "click the image to put your background marker there"],
+            style={"button_width": "100px"}, description="click:", layout=w.Layout(width="auto"),
+        )
+        self.user = w.HTML()
+        self.path = w.Text(description="seeds file", placeholder="<image>-seeds.txt", layout=w.Layout(width="300px"))
+        buttons = [w.Button(description=d, layout=w.Layout(width="70px")) for d in ("Save", "Load", "Clear")]
+        for button, action in zip(buttons, (on_save, on_load, on_clear), strict=True):
+            button.on_click(lambda _, act=action: act())
+        link((state, "split"), (self.split, "value"))
+        link((state, "click_mode"), (self.mode, "value"))
+        link((state, "seeds_path"), (self.path, "value"))
+        state.observe(self._on_result, names=["result"])
+        state.observe(lambda _: self.redraw(), names=REDRAW_ON)
+        self.widget = w.VBox([
+            w.HBox([self.split, self.mode]), self.figure,
+            w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user,
+            w.HBox([self.path, *buttons]),
+        ]).add_class("fx-heatmap")
+
+    def _build(self) -> go.Figure:
+        s = self.state
+        res = s.result
+        if res is None:
+            image = s.preview if s.preview is not None else np.zeros((64, 64, 3))
+            return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, user_obj=s.user_obj, user_bg=s.user_bg,
+                                  title="run a study to see its heatmap")
+        split = min(s.split, len(res.markers) - 1)
+        rows = s.rows(split)
+        models = [r["model"] for r in rows]
+        score = s.user_score
+        n = len(res.rows)
+        return heatmap_figure(
+            res.context.image, res.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
+            [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s),
+            selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
+            user_obj=s.user_obj, user_bg=s.user_bg, user_dice=None if score is None else score.dice,
+            title=f"{html.escape(res.context.stem)} · object marker {split + 1} · {n} models",
+        )
+
+    def redraw(self) -> None:
+        """Rebuild the figure from the state and copy it into the live widget (one batched update)."""
+        sync_figure(self.figure, self._build())
+        self.user.value = self._user_text()
+
+    def _user_text(self) -> str:
+        s = self.state
+        if s.user_obj is None and s.user_bg is None:
+            return "<small>switch the click mode to <i>place object</i> or <i>place bg</i> and click the image</small>"
+        score = s.user_score
+        if score is None:
+            return f"<small>object {s.user_obj or 'of the split'}, background {s.user_bg or 'of the selection'}</small>"
+        return (
+            f"your pair: validation Dice <b>{score.dice:.3f}</b> (test {score.test['dice']:.3f}), "
+            f"rank {score.rank} of {score.n + 1} ({score.percentile:.0f}th percentile of the sampled markers)"
+        )
+
+    def _on_result(self, change: dict[str, Any]) -> None:
+        res = change["new"]
+        n = 1 if res is None else len(res.markers)
+        self.split.options = [(str(k + 1), k) for k in range(n)]
+
+    def _on_marker(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
+        if not points.point_inds:
+            return
+        if self.state.click_mode == "select":
+            self.state.selected = int(trace.customdata[points.point_inds[0]])
+        else:
+            self._place(points.ys[0], points.xs[0])
+
+    def _on_pixel(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
+        if not points.point_inds:
+            return
+        if self.state.click_mode == "select":
+            self._select_near(points.ys[0], points.xs[0])
+        else:
+            self._place(points.ys[0], points.xs[0])
+
+    def _place(self, row: float, col: float) -> None:
+        where = (int(round(row)), int(round(col)))
+        if self.state.click_mode == "object":
+            self.state.user_obj = where
+        else:
+            self.state.user_bg = where
+
+    def _select_near(self, row: float, col: float) -> None:
+        """Select the background marker of the shown split whose disk holds the clicked pixel."""
+        rows = self.state.rows(self.state.split)
+        if not rows:
+            return
+        d2 = [(r["bg_row"] - row) ** 2 + (r["bg_col"] - col) ** 2 for r in rows]
+        k = int(np.argmin(d2))
+        if d2[k] <= (rows[k]["radius"] + 1) ** 2:
+            self.state.selected = rows[k]["model"]

@@ -1,0 +1,288 @@
+"""What the explorer computes about one model or one marker pair (NumPy in, NumPy out).
+
+These functions call the engine (:class:`~flimexplore.context.StudyContext`,
+:mod:`flimexplore.projections`) on a finished :class:`~flimexplore.study.StudyResult`;
+the explorer's :mod:`~flimexplore.widgets.app` calls them when the user
+clicks, and notebooks call them directly (paper Fig. 4).  No widget here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from flimexplore.errors import MarkerError
+from flimexplore.evaluation import metrics_from_counts
+from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
+from flimexplore.projections import feature_projection, patch_projection
+from flimexplore.study import StudyResult, model_seed
+
+__all__ = ["ModelDetail", "PairScore", "model_detail", "pair_from_markers", "pair_markers", "pick_models", "score_pair"]
+
+USER_BG_INDEX = 1_000_000
+"""``bg_index`` used to derive the seed of a user pair that matches no sampled marker."""
+
+
+@dataclass(frozen=True, eq=False)
+class ModelDetail:
+    """One model of a study, ready to draw (paper Fig. 4 and the explorer's detail view).
+
+    Attributes
+    ----------
+    model : int
+    row : dict
+        Its results row (``val_dice``, ``val_jaccard``, ...).
+    label : str
+        Short caption, e.g. ``"fish, high"``.
+    marked : ndarray of shape (H, W, 3)
+        The marked image; ``obj`` and ``bg`` are its marker centres ``(row, col)``.
+    obj, bg : ndarray of shape (2,), int64
+    radius : int
+    val_image : int
+        Position of the shown image in the validation set.
+    image : ndarray of shape (H', W', 3)
+    truth, pred : ndarray of shape (H', W'), bool
+        Ground truth and the model's prediction on that image.
+    image_scores : dict of str to float
+        Dice, Jaccard, sensitivity and specificity on that image.
+    patches, features : dict or None
+        t-SNE tables (:func:`~flimexplore.projections.patch_projection`,
+        :func:`~flimexplore.projections.feature_projection`); None when not computed.
+    """
+
+    model: int
+    row: dict[str, Any]
+    label: str
+    marked: NDArray[np.float32]
+    obj: NDArray[np.int64]
+    bg: NDArray[np.int64]
+    radius: int
+    val_image: int
+    image: NDArray[np.float32]
+    truth: NDArray[np.bool_]
+    pred: NDArray[np.bool_]
+    image_scores: dict[str, float]
+    patches: dict[str, NDArray] | None
+    features: dict[str, NDArray] | None
+
+
+@dataclass(frozen=True, eq=False)
+class PairScore:
+    """Scores of one user-placed marker pair and where it falls among the sampled markers.
+
+    Attributes
+    ----------
+    obj, bg : tuple of int
+        Marker centres ``(row, col)``.
+    split : int
+        Split whose sampled models it is compared with first (its object marker when not moved).
+    val, test : dict of str to float
+        Mean validation and test scores at the best epoch.
+    rank : int
+        1 + the number of sampled models with a higher validation Dice (1 = best).
+    n : int
+        Number of sampled models.
+    percentile : float
+        Percentage of sampled models with a validation Dice at most this pair's.
+    """
+
+    obj: tuple[int, int]
+    bg: tuple[int, int]
+    split: int
+    val: dict[str, float]
+    test: dict[str, float]
+    rank: int
+    n: int
+    percentile: float
+
+    @property
+    def dice(self) -> float:
+        """Validation Dice of the pair."""
+        return self.val["dice"]
+
+
+def pick_models(result: StudyResult, split: int | None = None) -> dict[str, int]:
+    """Model ids with the highest, the median and the lowest validation Dice (paper Fig. 4 rows).
+
+    Returns
+    -------
+    dict
+        ``{"high": id, "medium": id, "low": id}``.
+    """
+    rows = [r for r in result.rows if split is None or r["split"] == split]
+    if not rows:
+        raise MarkerError("the study has no finished model to pick from")
+    order = sorted(rows, key=lambda r: (r["val_dice"], r["model"]))
+    return {"high": order[-1]["model"], "medium": order[len(order) // 2]["model"], "low": order[0]["model"]}
+
+
+def _row(result: StudyResult, model: int) -> dict[str, Any]:
+    for r in result.rows:
+        if r["model"] == model:
+            return r
+    raise MarkerError(f"model {model} is not among the {len(result.rows)} finished models of this study")
+
+
+def model_detail(
+    result: StudyResult,
+    model: int,
+    *,
+    val_image: int = 0,
+    projections: bool = True,
+    max_images: int | None = 2,
+    n_superpixels: int | None = None,
+    label: str = "",
+    seed: int = 0,
+) -> ModelDetail:
+    """Prediction, per-image scores and t-SNE projections of one finished model.
+
+    Parameters
+    ----------
+    result : StudyResult
+    model : int
+        Model id (the ``model`` column).
+    val_image : int
+        Which validation image to predict (wraps around).
+    projections : bool
+        Compute the two t-SNE projections (the slow part, about a second each).
+    max_images : int or None
+        Validation images used for the feature projection.
+    n_superpixels : int or None
+        Superpixels per image of the feature projection (None: the dataset's suggestion, as in the
+        paper; with few images, more superpixels put more centres on the small objects).
+    label : str
+        Caption stored in the detail.
+    seed : int
+        t-SNE seed.
+
+    Returns
+    -------
+    ModelDetail
+    """
+    row = _row(result, model)
+    ctx = result.context
+    arrays = result.arrays[model]
+    val = list(ctx.split.val)
+    k = int(val_image) % len(val)
+    image, truth = ctx.dataset.images[val[k]], ctx.dataset.masks[val[k]]
+    pred = ctx.predict(arrays, image)
+    counts = np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum(), (~pred & ~truth).sum()])
+    scores = {name: float(v) for name, v in metrics_from_counts(counts).items()}
+    obj = np.array([row["obj_row"], row["obj_col"]], dtype=np.int64)
+    bg = np.array([row["bg_row"], row["bg_col"]], dtype=np.int64)
+    return ModelDetail(
+        model=int(model), row=dict(row), label=label, marked=ctx.image, obj=obj, bg=bg, radius=int(row["radius"]),
+        val_image=k, image=image, truth=truth, pred=pred, image_scores=scores,
+        patches=patch_projection(ctx, arrays, obj, bg, seed) if projections else None,
+        features=feature_projection(ctx, arrays, n_superpixels, max_images, seed) if projections else None,
+    )
+
+
+def _pair_seed(result: StudyResult, obj: NDArray, bg: NDArray, split: int) -> int:
+    """The seed of the sampled model with these markers, or a fresh one for a new pair."""
+    for r in result.rows:
+        if (r["obj_row"], r["obj_col"], r["bg_row"], r["bg_col"]) == (*obj.tolist(), *bg.tolist()):
+            return int(r["seed"])
+    cfg = result.config
+    return model_seed(cfg.seed, cfg.image, split, USER_BG_INDEX)
+
+
+def score_pair(result: StudyResult, obj: ArrayLike, bg: ArrayLike, split: int = 0) -> PairScore:
+    """Train and score the model of one object/background marker pair (the single-model fast path).
+
+    Parameters
+    ----------
+    result : StudyResult
+        The study to compare with (its data, settings and sampled Dice).
+    obj, bg : array_like of shape (2,), int
+        Marker centres ``(row, col)``; the object centre must lie on the
+        object and the background centre on the background.
+    split : int
+        Split the pair belongs to (for its seed when it matches no sampled pair).
+
+    Returns
+    -------
+    PairScore
+
+    Raises
+    ------
+    MarkerError
+        If a centre is outside the image or on the wrong class.
+    """
+    ctx = result.context
+    o = np.asarray(obj, dtype=np.int64).reshape(2)
+    b = np.asarray(bg, dtype=np.int64).reshape(2)
+    validate_markers(MarkerSet(o, b[None], result.config.radius), ctx.mask)
+    scores = ctx.evaluate(o[None], b[None], [_pair_seed(result, o, b, split)])
+    val = {k: float(v[0]) for k, v in scores.val.items()}
+    sampled = np.array([r["val_dice"] for r in result.rows])
+    rank = 1 + int((sampled > val["dice"]).sum())
+    pct = 100.0 * float((sampled <= val["dice"]).mean()) if len(sampled) else 100.0
+    return PairScore(
+        obj=(int(o[0]), int(o[1])), bg=(int(b[0]), int(b[1])), split=int(split), val=val,
+        test={k: float(v[0]) for k, v in scores.test.items()}, rank=rank, n=len(sampled), percentile=pct,
+    )
+
+
+def pair_markers(obj: ArrayLike | None, bg: ArrayLike | None, radius: int, shape: tuple[int, int]) -> NDArray[np.int64]:
+    """Disk pixels of an object and a background marker as LIDS seeds rows ``(row, col, label)``.
+
+    Examples
+    --------
+    >>> pair_markers((2, 2), None, 1, (5, 5)).tolist()
+    [[1, 2, 1], [2, 1, 1], [2, 2, 1], [2, 3, 1], [3, 2, 1]]
+    """
+    disks = [(marker_pixels(np.asarray(c), radius, shape), lab) for c, lab in ((obj, 1), (bg, 0)) if c is not None]
+    parts = [np.column_stack([px, np.full(len(px), lab)]) for px, lab in disks]
+    if not parts:
+        raise MarkerError("there is no marker to save: place an object or a background marker first")
+    return np.concatenate(parts).astype(np.int64)
+
+
+def pair_from_markers(
+    markers: NDArray[np.integer], radius: int | None = None, shape: tuple[int, int] | None = None
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """Object and background centres of seeds rows: the centre of the largest marker of each label.
+
+    A marker is a connected component (8-adjacency) of the pixels of one
+    label.  Its centre is the pixel whose disk of ``radius`` (clipped to
+    ``shape``) matches it best, so disks cut by the image border keep their
+    centre; without a radius it is the pixel nearest to the centroid.
+
+    Examples
+    --------
+    >>> pair_from_markers(pair_markers((2, 2), (0, 7), 1, (9, 9)), 1, (9, 9))
+    ((2, 2), (0, 7))
+    """
+    from scipy import ndimage
+
+    m = np.asarray(markers, dtype=np.int64).reshape(-1, 3)
+    out: list[tuple[int, int] | None] = []
+    for label in (1, 0):
+        px = m[m[:, 2] == label, :2]
+        if not len(px):
+            out.append(None)
+            continue
+        size = tuple(px.max(axis=0) + 1)
+        grid = np.zeros(size, bool)
+        grid[tuple(px.T)] = True
+        comp, _ = ndimage.label(grid, structure=np.ones((3, 3)))
+        ids = comp[tuple(px.T)]
+        big = px[ids == np.bincount(ids).argmax()]
+        fit = -((big - big.mean(axis=0)) ** 2).sum(axis=1)
+        if radius is not None and shape is not None:
+            fit = fit * 1e-6 + np.array([_disk_match(c, radius, shape, grid) for c in big])
+        centre = big[int(np.argmax(fit))]
+        out.append((int(centre[0]), int(centre[1])))
+    return out[0], out[1]
+
+
+def _disk_match(centre: NDArray, radius: int, shape: tuple[int, int], grid: NDArray[np.bool_]) -> int:
+    """Pixels of the clipped disk at ``centre`` inside the marker, minus those outside it."""
+    disk = marker_pixels(centre, radius, shape)
+    inside = (disk[:, 0] < grid.shape[0]) & (disk[:, 1] < grid.shape[1])
+    hits = int(grid[tuple(disk[inside].T)].sum())
+    return 2 * hits - len(disk)

@@ -1,0 +1,147 @@
+"""The explorer's single source of truth: one :class:`ExplorerState` per explorer.
+
+Views read the state and write user intent into it (a click sets
+``selected``); :class:`~flimexplore.widgets.app.Explorer` observes it and
+writes results back (``result``, ``detail``, ``user_score``...).  Nothing
+here computes, and no view talks to another view directly.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Bytes, Enum, HasTraits, Instance, Int, Unicode
+
+from flimexplore.config import StudyConfig
+from flimexplore.errors import FlimExploreError
+
+__all__ = ["CLICK_MODES", "ExplorerState", "guarded"]
+
+CLICK_MODES = ("select", "object", "background")
+"""What a click on the heatmap does: select a model, or place your object / background marker."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExplorerState(HasTraits):
+    """Everything the explorer shows, as observable traits.
+
+    Attributes
+    ----------
+    dataset, n_images, image, n_bg, radius, splits, epochs, seed, dense, dense_spacing
+        Study settings (see :class:`~flimexplore.config.StudyConfig`); ``n_images`` 0 means all.
+    device : str
+        The compute device in use (``cpu`` or ``cuda``).
+    preview : ndarray of shape (H, W, 3) or None
+        The marked image of the current settings; ``thumbnail`` is it as PNG bytes.
+    running : bool
+        A study is running.
+    done, total : int
+        Progress of the running (or last) study, in models.
+    status, error : str
+        One line about what happens; the last error as a readable message ("" if none).
+    result : StudyResult or None
+        The last finished (or stopped) study.
+    split : int
+        The object marker shown on the heatmap.
+    selected : int
+        Model id of the selected marker, -1 for none.
+    val_image : int
+        Which validation image the detail view shows.
+    detail : ModelDetail or None
+        What the detail view shows about the selected model.
+    dense_map : ndarray of shape (H, W) or None
+        Painted relevance map of the shown split (dense studies only).
+    click_mode : {"select", "object", "background"}
+        What a click on the heatmap does.
+    user_obj, user_bg : tuple of int or None
+        Your own object and background marker centres ``(row, col)``.
+    user_score : PairScore or None
+        Scores of your marker pair and its rank among the sampled markers.
+    seeds_path : str
+        File used by Save / Load markers (LIDS ``-seeds.txt`` format).
+    """
+
+    dataset = Unicode("fish")
+    n_images = Int(0)
+    image = Int(0)
+    n_bg = Int(8)
+    radius = Int(3)
+    splits = Int(2)
+    epochs = Int(20)
+    seed = Int(0)
+    dense = Bool(False)
+    dense_spacing = Int(0)
+    device = Unicode("")
+    preview = AnyTrait(None, allow_none=True)
+    thumbnail = Bytes(b"")
+    running = Bool(False)
+    done = Int(0)
+    total = Int(0)
+    status = Unicode("")
+    error = Unicode("")
+    result = Instance("flimexplore.study.StudyResult", allow_none=True)
+    split = Int(0)
+    selected = Int(-1)
+    val_image = Int(0)
+    detail = AnyTrait(None, allow_none=True)
+    dense_map = AnyTrait(None, allow_none=True)
+    click_mode = Enum(CLICK_MODES, default_value="select")
+    user_obj = AnyTrait(None, allow_none=True)
+    user_bg = AnyTrait(None, allow_none=True)
+    user_score = AnyTrait(None, allow_none=True)
+    seeds_path = Unicode("")
+
+    def config(self) -> StudyConfig:
+        """The study settings as a :class:`~flimexplore.config.StudyConfig`."""
+        return StudyConfig(
+            dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
+            n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
+            dense_spacing=self.dense_spacing or None,
+        )
+
+    def rows(self, split: int | None = None) -> list[dict[str, Any]]:
+        """Rows of the current result (optionally of one split); empty without a result."""
+        if self.result is None:
+            return []
+        return [r for r in self.result.rows if split is None or r["split"] == split]
+
+    def row(self, model: int) -> dict[str, Any] | None:
+        """The results row of one model, or None."""
+        return next((r for r in self.rows() if r["model"] == model), None)
+
+    def report(self, exc: BaseException, log: Callable[[str], None] | None = None) -> None:
+        """Show an exception as a readable message; unexpected ones also go to ``log`` with traceback."""
+        if isinstance(exc, FlimExploreError):
+            self.error = str(exc)
+        else:
+            self.error = f"{type(exc).__name__}: {exc}"
+            if log is not None:
+                log("".join(traceback.format_exception(exc)))
+        self.status = "error"
+
+
+def guarded(state: ExplorerState, log: Callable[[str], None] | None = None) -> Callable[[F], F]:
+    """Decorate a callback so that any exception lands in ``state.error`` instead of being lost.
+
+    Widget callbacks run inside the kernel's message handlers, where an
+    exception is invisible to the user; this turns it into a message in the
+    explorer's panel (and a traceback in ``log`` for unexpected errors).
+    """
+
+    def decorate(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, see docstring
+                state.report(exc, log)
+                return None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
