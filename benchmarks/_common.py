@@ -25,10 +25,15 @@ def parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"benchmarks/{name}.py", description=description)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     p.add_argument(
-        "--json", type=Path, default=RESULTS / f"{name}.json", help="where to write the results (default: %(default)s)"
+        "--json",
+        type=Path,
+        default=RESULTS / f"{name}.json",
+        help="where to write the results (default: %(default)s)",
     )
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds), not a measurement")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)"
+    )
     return p
 
 

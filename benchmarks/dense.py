@@ -26,16 +26,35 @@ import _common
 TARGET_S = 60.0
 
 
+def _preset_size(name: str) -> int | None:
+    """Images a named dataset loads by default."""
+    from flimexplore.data import list_datasets
+
+    return next((d.n_images for d in list_datasets() if d.name == name), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser("dense", __doc__.splitlines()[0])
-    p.add_argument("--spacing", type=int, default=None, help="grid spacing in px (default: the marker radius)")
+    p.add_argument(
+        "--spacing", type=int, default=None, help="grid spacing in px (default: the marker radius)"
+    )
     p.add_argument("--n-images", type=int, default=None, help="dataset size (default: the preset's)")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
     info = _common.machine(args.device)
 
-    command = [sys.executable, "-m", "flimexplore", "study", "--dense", "--splits", "1", "--device", args.device,
-               "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "flimexplore",
+        "study",
+        "--dense",
+        "--splits",
+        "1",
+        "--device",
+        args.device,
+        "--quiet",
+    ]
     if args.quick:
         command += ["--n-images", "8", "--dense-spacing", "24", "--epochs", "2"]
     else:
@@ -49,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "dense"
         t0 = time.perf_counter()
-        proc = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [*command, "--out", str(out)], capture_output=True, text=True, env=env, check=False
+        )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             print(f"dense: the study failed ({proc.returncode}):\n{proc.stderr}", file=sys.stderr)
@@ -60,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "command": " ".join(command[1:]),
         "n_models": n,
-        "n_images": summary["config"]["n_images"],
+        "n_images": summary["config"]["n_images"] or _preset_size(summary["config"]["dataset"]),
         "spacing": summary["config"]["dense_spacing"] or summary["config"]["radius"],
         "device": summary["device"],
         "threads": threads if args.threads is not None else "default",
@@ -77,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     result["meets_target"] = bool(wall < TARGET_S)
     print(f"dense map, one split, on {result['device']} ({info['cpu']}, load {info['load_avg_1min']})")
     print(f"  {result['command']}")
-    print(_common.table([result], ["n_models", "n_images", "spacing", "wall_s", "study_s", "models_per_s",
-                                   "peak_rss_mb"]))
+    print(
+        _common.table(
+            [result], ["n_models", "n_images", "spacing", "wall_s", "study_s", "models_per_s", "peak_rss_mb"]
+        )
+    )
     print(f"\ntarget: under {TARGET_S:g} s end to end: {'met' if result['meets_target'] else 'NOT met'}")
     _common.write_json(args.json, result)
     return 0

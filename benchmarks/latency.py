@@ -15,9 +15,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import numpy as np
-
 import _common
+import numpy as np
 
 TARGET_S = 0.3
 
@@ -72,9 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
     }
     result["meets_target"] = bool(result["median_s"] <= TARGET_S)
-    print(f"one marker change = train + score one model, on {device} ({info['cpu']}, {threads} threads, "
-          f"load {info['load_avg_1min']})")
-    print(_common.table([result], ["n_changes", "n_val", "n_test", "median_s", "p10_s", "p90_s", "max_s", "peak_rss_mb"]))
+    print(
+        f"one marker change = train + score one model, on {device} ({info['cpu']}, {threads} threads, "
+        f"load {info['load_avg_1min']})"
+    )
+    print(
+        _common.table(
+            [result], ["n_changes", "n_val", "n_test", "median_s", "p10_s", "p90_s", "max_s", "peak_rss_mb"]
+        )
+    )
     print(f"\ntarget: median <= {TARGET_S:g} s: {'met' if result['meets_target'] else 'NOT met'}")
     _common.write_json(args.json, result)
     return 0

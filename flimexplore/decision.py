@@ -13,11 +13,18 @@ training normalises with the marked image's feature statistics (biased
 variance) and evaluation with the accumulated running statistics, which for
 frozen features are the same mean and the unbiased variance.
 
-Because bilinear interpolation and the (BN, 1x1 conv) head are both linear,
-the *logit gap* ``logit_object - logit_background`` can be computed on the
-pooled features and upsampled afterwards: the same numbers, 16 times less
-interpolation.  :func:`count_outcomes` uses that to score every epoch of
-every model on the validation images in one pass.
+With two classes everything depends on the *logit gap* ``logit_object -
+logit_background`` only, and BN followed by the 1x1 convolution is affine:
+
+* :func:`train_decision` computes one gap map per model and step (one small
+  matrix product) and writes the gradient and Adam out by hand; it follows
+  the ``nn.Module`` trajectory up to float rounding.
+* Because bilinear interpolation is linear too, the gap can be computed on
+  the pooled features and upsampled afterwards: the same numbers, 16 times
+  less interpolation.  :func:`count_outcomes` uses that to score every epoch
+  of every model on the validation images; for the usual even image sizes
+  it upsamples exactly 2x with fixed 3:1 weights instead of interpolation
+  indices, and counts with a matrix product instead of boolean sums.
 """
 
 from __future__ import annotations
@@ -258,13 +265,21 @@ def train_decision(
         history.append(flat.clone())
     every = torch.stack(history, dim=1)  # (B, E, 4C + 2)
     params = DecisionParams(
-        every[..., views[0]], every[..., views[1]], every[..., views[2]].reshape(b, epochs, 2, c), every[..., views[3]]
+        every[..., views[0]],
+        every[..., views[1]],
+        every[..., views[2]].reshape(b, epochs, 2, c),
+        every[..., views[3]],
     )
     return params, bn, torch.stack(losses, dim=1)
 
 
 def _adam_step(
-    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int, lr: float
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    lr: float,
 ) -> None:
     """One step of Adam (default betas and eps, no weight decay), in place.
 
@@ -309,19 +324,20 @@ def _block_models(h: int, w: int, n_heads: int) -> int:
     return max(1, COUNT_BLOCK_BYTES // (h * w * 4 * n_heads))
 
 
-def _count_doubled(padded: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
-    """Count positives of maps upsampled exactly 2x, without building the upsampled maps.
+def _count_doubled(maps: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """Count positives of maps upsampled exactly 2x, without interpolation indices.
 
     With ``align_corners=False`` an exact 2x bilinear upsampling puts output
     pixel ``(2i + di, 2j + dj)`` at weights 3/4 and 1/4 between low-resolution
     rows ``i`` and ``i -+ 1`` (``-`` for ``di = 0``), and likewise for
-    columns, with edge rows and columns repeated.  Scaled by 16 (which keeps
-    the sign) each of the four pixel classes is two fused ``x + 3 y`` passes.
+    columns, with the edge rows and columns repeated.  Scaled by 16 (which
+    keeps the sign) each of the four pixel classes is two fused ``x + 3 y``
+    passes; at the edges, where both taps are the same pixel, ``4 x``.
 
     Parameters
     ----------
-    padded : Tensor of shape (h + 2, w + 2, M)
-        Gap maps, channels-last, with replicated edges.
+    maps : Tensor of shape (h, w, M)
+        Gap maps, channels-last.
     probes : Tensor of shape (4, 2, h * w)
         ``[mask, 1]`` of each pixel class ``(di, dj)``, in row-major order.
 
@@ -330,16 +346,22 @@ def _count_doubled(padded: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
     found : Tensor of shape (2, M)
         (TP, positives) of each map.
     """
-    h, w = padded.shape[0] - 2, padded.shape[1] - 2
-    centre = padded[1 : h + 1]
-    found = torch.zeros(2, padded.shape[2], dtype=probes.dtype, device=probes.device)
-    k = 0
-    for rows in (torch.add(padded[0:h], centre, alpha=3), torch.add(padded[2 : h + 2], centre, alpha=3)):
-        middle = rows[:, 1 : w + 1]
-        for cls in (torch.add(rows[:, 0:w], middle, alpha=3), torch.add(rows[:, 2 : w + 2], middle, alpha=3)):
-            found += probes[k] @ cls.view(h * w, -1).gt_(0).to(probes.dtype)
-            k += 1
-    return found
+    h, w, m = maps.shape
+    rows = torch.empty(2, h, w, m, dtype=maps.dtype, device=maps.device)
+    classes = torch.empty(4, h, w, m, dtype=maps.dtype, device=maps.device)
+
+    def lerp(src: torch.Tensor, dim: int, even: torch.Tensor, odd: torch.Tensor) -> None:
+        n = src.shape[dim]
+        first, last = src.narrow(dim, 0, n - 1), src.narrow(dim, 1, n - 1)
+        torch.add(first, last, alpha=3, out=even.narrow(dim, 1, n - 1))  # 3 x[i] + x[i - 1]
+        torch.mul(src.narrow(dim, 0, 1), 4, out=even.narrow(dim, 0, 1))
+        torch.add(last, first, alpha=3, out=odd.narrow(dim, 0, n - 1))  # 3 x[i] + x[i + 1]
+        torch.mul(src.narrow(dim, n - 1, 1), 4, out=odd.narrow(dim, n - 1, 1))
+
+    lerp(maps, 0, rows[0], rows[1])
+    lerp(rows[0], 1, classes[0], classes[1])
+    lerp(rows[1], 1, classes[2], classes[3])
+    return torch.bmm(probes, classes.view(4, h * w, m).gt_(0).to(probes.dtype)).sum(dim=0)
 
 
 def _count_resized(maps: torch.Tensor, probe: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -408,8 +430,7 @@ def count_outcomes(
     truth = masks.to(dtype)
     found = torch.empty(n, 2, b, e, dtype=dtype, device=pooled.device)  # (TP, positives)
     step = _block_models(h, w, e)
-    pad = 1 if doubled else 0
-    maps = torch.empty(h + 2 * pad, w + 2 * pad, step, e, dtype=pooled.dtype, device=pooled.device)
+    gaps = torch.empty(h * w, step * e, dtype=pooled.dtype, device=pooled.device)
     for i in range(n):
         if doubled:
             classes = torch.stack([truth[i, di::2, dj::2].reshape(h * w) for di in (0, 1) for dj in (0, 1)])
@@ -418,16 +439,11 @@ def count_outcomes(
             probe = torch.stack([truth[i].reshape(hw), torch.ones_like(truth[i].reshape(hw))])
         for lo in range(0, b, step):
             hi = min(b, lo + step)
-            gap = torch.baddbmm(c[lo:hi, None], feats[i, lo:hi], heads[lo:hi])  # (b', hw, E)
-            block = maps[:, :, : hi - lo]
-            block[pad : h + pad, pad : w + pad] = gap.view(hi - lo, h, w, e).permute(1, 2, 0, 3)
-            block = block.reshape(h + 2 * pad, w + 2 * pad, (hi - lo) * e)
-            if doubled:
-                block[0], block[h + 1] = block[1], block[h]
-                block[:, 0], block[:, w + 1] = block[:, 1], block[:, w]
-                counted = _count_doubled(block, probes)
-            else:
-                counted = _count_resized(block, probe, size)
+            block = gaps[:, : (hi - lo) * e]  # channels-last maps of models lo..hi-1
+            out = block.view(h * w, hi - lo, e).transpose(0, 1)
+            torch.baddbmm(c[lo:hi, None], feats[i, lo:hi], heads[lo:hi], out=out)
+            maps = block.view(h, w, -1)
+            counted = _count_doubled(maps, probes) if doubled else _count_resized(maps, probe, size)
             found[i, :, lo:hi] = counted.view(2, hi - lo, e)
     tp, npos = found.round().long().permute(1, 2, 3, 0)
     ng = masks.reshape(n, hw).sum(-1)

@@ -196,9 +196,7 @@ def kmeans(points: torch.Tensor, k: int, n_iter: int = KMEANS_ITERATIONS) -> tor
         onehot = F.one_hot(assign, k).to(points.dtype)  # (B, N, k)
         counts = onehot.sum(dim=1)  # (B, k)
         sums = torch.einsum("bnk,bnd->bkd", onehot, points)
-        centroids = torch.where(
-            counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], centroids
-        )
+        centroids = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], centroids)
         new = sqdist(centroids).argmin(dim=2)
         if torch.equal(new, assign):
             break
@@ -233,9 +231,7 @@ def estimate_kernels(
     return kernels, labels
 
 
-def learn_banks(
-    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor
-) -> FlimBank:
+def learn_banks(image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor) -> FlimBank:
     """Learn the FLIM blocks of ``B`` (object, background) marker pairs.
 
     Parameters
@@ -301,7 +297,9 @@ def _border_terms(
     outside = F.pad(torch.zeros(h, w, dtype=shift.dtype, device=shift.device), (1, 1, 1, 1), value=1.0)
 
     def taps(r: int) -> torch.Tensor:  # (W, 9): which taps of row r's pixels fall outside
-        return outside[r : r + KERNEL_SIZE].unfold(1, KERNEL_SIZE, 1).permute(1, 0, 2).reshape(w, KERNEL_SIZE**2)
+        return (
+            outside[r : r + KERNEL_SIZE].unfold(1, KERNEL_SIZE, 1).permute(1, 0, 2).reshape(w, KERNEL_SIZE**2)
+        )
 
     rows = [(r, taps(r) @ shift) for r in sorted({0, h - 1})]
     cols = [(x, taps(1)[x] @ shift) for x in sorted({0, w - 1})] if h > 2 else []

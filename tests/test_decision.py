@@ -66,3 +66,35 @@ def test_counts_add_up_and_ties_go_to_background():
     counts = count_outcomes(pooled, a, c, masks)
     assert counts[0, 0, 0].tolist() == [0, 0, 8, 8]
     assert counts[0, 1, 0].tolist() == [8, 8, 0, 0]
+
+
+def test_counts_equal_upsampling_then_thresholding_at_even_and_odd_sizes():
+    torch.manual_seed(5)
+    for size in [(8, 12), (7, 9), (2, 2)]:
+        h, w = (size[0] + 1) // 2, (size[1] + 1) // 2
+        pooled = torch.rand(2, 3, 16, h, w, dtype=torch.float64)
+        a, c = torch.randn(3, 4, 16, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+        masks = torch.rand(2, *size) > 0.5
+        gap = torch.einsum("bec,nbchw->nbehw", a, pooled) + c[None, :, :, None, None]
+        positive = upsample(gap, size) > 0  # (N, B, E, H, W)
+        tp = (positive & masks[:, None, None]).sum(dim=(-2, -1)).permute(1, 2, 0)
+        counts = count_outcomes(pooled, a, c, masks)
+        assert torch.equal(counts[..., 0], tp)
+        assert torch.equal(counts[..., 0] + counts[..., 1], positive.sum(dim=(-2, -1)).permute(1, 2, 0))
+        assert (counts.sum(-1) == size[0] * size[1]).all()
+
+
+def test_hand_written_adam_is_torch_adam_bit_for_bit():
+    from flimexplore.decision import _adam_step
+
+    torch.manual_seed(6)
+    mine = torch.randn(3, 34)
+    theirs = mine.clone().requires_grad_(True)
+    opt = torch.optim.Adam([theirs], lr=0.1)
+    exp_avg, exp_avg_sq = torch.zeros_like(mine), torch.zeros_like(mine)
+    for step in range(1, 8):
+        grad = torch.randn(3, 34) * 10.0 ** torch.randint(-6, 2, (3, 34))
+        theirs.grad = grad.clone()
+        opt.step()
+        _adam_step(mine, grad, exp_avg, exp_avg_sq, step, 0.1)
+    assert torch.equal(mine, theirs.detach())

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from flimexplore.errors import DeviceError
 from flimexplore.engine import resolve_device
+from flimexplore.errors import DeviceError
 from flimexplore.study import model_seed, plan_markers
 
 

@@ -89,3 +89,17 @@ def test_one_model_or_many_gives_the_same_kernels():
     many = learn_banks(image, obj, bg)
     one = learn_banks(image, obj[1:2], bg[1:2])
     assert torch.equal(one.kernels[0], many.kernels[1])
+
+
+def test_banded_encoding_is_exact_at_odd_and_tiny_sizes():
+    torch.manual_seed(4)
+    image = torch.rand(3, 12, 12) * 3
+    bank = learn_banks(image, _pixels([(6, 6)] * 2, radius=1), _pixels([(3, 3), (8, 9)], radius=1))
+    for h, w in [(1, 1), (2, 3), (5, 1), (7, 9)]:
+        images = torch.rand(2, 3, h, w) * 3
+        feats = encode(images, bank)
+        assert feats.shape == (2, 2, 16, (h + 1) // 2, (w + 1) // 2)
+        for n in range(2):
+            for m in range(2):
+                ref = encode_reference(images[n], bank.kernels[m], bank.mean[m], bank.std[m])
+                assert torch.allclose(feats[n, m], ref, atol=1e-5)

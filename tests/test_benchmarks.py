@@ -1,0 +1,70 @@
+"""Smoke test of the benchmark scripts: each runs with --quick and writes the promised JSON keys."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+KEYS = {
+    "sweep": {
+        "n_models",
+        "device",
+        "sequential_s",
+        "batched_s",
+        "speedup",
+        "max_abs_dice_diff",
+        "models_per_s",
+        "peak_rss_mb",
+        "phases_32_models",
+        "matmul_peak_gflop_per_s",
+        "machine",
+    },
+    "latency": {
+        "n_changes",
+        "device",
+        "median_s",
+        "p90_s",
+        "target_s",
+        "meets_target",
+        "peak_rss_mb",
+        "machine",
+    },
+    "scaling": {"rows", "device", "time_exponent_markers", "time_exponent_images", "peak_rss_mb", "machine"},
+    "dense": {
+        "n_models",
+        "device",
+        "wall_s",
+        "study_s",
+        "models_per_s",
+        "peak_rss_mb",
+        "meets_target",
+        "machine",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--device", "cpu", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert KEYS[name] <= result.keys()
+    assert result["peak_rss_mb"] > 0
+    if name == "sweep":
+        assert result["n_models"] > 0 and result["max_abs_dice_diff"] <= 1e-3
+        assert {p["phase"] for p in result["phases_32_models"]} == {"train", "conv", "score"}
+    if name == "scaling":
+        assert {r["sweep"] for r in result["rows"]} == {"markers", "validation"}
+    if name == "dense":
+        assert result["n_models"] > 0 and result["heatmaps"] == ["heatmap_split0.png"]
