@@ -46,6 +46,18 @@ def setup_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def device(name: str, requested: str) -> str | None:
+    """Resolve ``--device`` with the engine's rules; print its one-line error and return None if unusable."""
+    from flimexplore.engine import resolve_device
+    from flimexplore.errors import DeviceError
+
+    try:
+        return str(resolve_device(requested))
+    except DeviceError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (``ru_maxrss``)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

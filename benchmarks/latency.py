@@ -29,14 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from flimexplore.config import StudyConfig
     from flimexplore.context import StudyContext
-    from flimexplore.engine import resolve_device
-    from flimexplore.errors import DeviceError
     from flimexplore.study import model_seed, plan_markers
 
-    try:
-        device = str(resolve_device(args.device))
-    except DeviceError as err:
-        print(f"latency: {err}", file=sys.stderr)
+    device = _common.device("latency", args.device)
+    if device is None:
         return 2
     config = StudyConfig(n_images=14, splits=1, n_bg=4, epochs=3) if args.quick else StudyConfig(n_images=90)
     info = _common.machine(device)

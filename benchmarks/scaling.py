@@ -93,13 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = _common.setup_threads(args.threads)
     repeat = 1 if args.quick else max(1, args.repeat)
 
-    from flimexplore.engine import resolve_device
-    from flimexplore.errors import DeviceError
 
-    try:
-        device = str(resolve_device(args.device))
-    except DeviceError as err:
-        print(f"scaling: {err}", file=sys.stderr)
+    device = _common.device("scaling", args.device)
+    if device is None:
         return 2
     info = _common.machine(device)
     epochs = 3 if args.quick else 20

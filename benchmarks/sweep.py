@@ -145,14 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = _common.setup_threads(args.threads)
 
     from flimexplore.context import StudyContext
-    from flimexplore.engine import resolve_device
-    from flimexplore.errors import DeviceError
     from flimexplore.study import plan_markers, run_study_all
 
-    try:
-        device = str(resolve_device(args.device))
-    except DeviceError as err:
-        print(f"sweep: {err}", file=sys.stderr)
+    device = _common.device("sweep", args.device)
+    if device is None:
         return 2
     config = _config(args.quick)
     info = _common.machine(device)
