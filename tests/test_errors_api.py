@@ -1,5 +1,7 @@
+
 """Bad input raises a specific FlimExploreError with a readable message (issue 5, API side)."""
 
+import dataclasses
 import errno
 import os
 import shutil
@@ -145,21 +147,10 @@ def test_nan_in_a_dataset_built_in_memory_never_reaches_the_engine():
     images = list(ds.images)
     images[4] = images[4].copy()
     images[4][0, 0, 0] = np.nan
-    args = (
-        ds.name,
-        images,
-        ds.masks,
-        ds.stems,
-        ds.description,
-        ds.origin,
-        ds.radius,
-        ds.n_bg,
-        ds.n_superpixels,
-    )
     with pytest.raises(DatasetError, match="NaN or infinite"):
-        Dataset(*args)
+        dataclasses.replace(ds, images=images)
     images[4][0, 0, 0] = 0.5
-    good = Dataset(*args)
+    good = dataclasses.replace(ds, images=images)
     good.images[4][0, 0, 0] = np.inf  # arrays are mutable: the context checks again
     with pytest.raises(DatasetError, match="'fish_004' .* NaN or infinite"):
         StudyContext(TINY, device="cpu", dataset=good)
@@ -459,17 +450,7 @@ def test_degenerate_models_give_finite_scores(tmp_path, tiny_context):
         TINY.replace(lr=1e6), tmp_path / "o", context=StudyContext(TINY.replace(lr=1e6), "cpu")
     )
     ds = tiny_context.dataset
-    blank = Dataset(
-        ds.name,
-        [np.zeros_like(i) for i in ds.images],
-        ds.masks,
-        ds.stems,
-        ds.description,
-        ds.origin,
-        ds.radius,
-        ds.n_bg,
-        ds.n_superpixels,
-    )
+    blank = dataclasses.replace(ds, images=[np.zeros_like(i) for i in ds.images])
     flat = run_study_all(TINY, tmp_path / "b", context=StudyContext(TINY, "cpu", dataset=blank))
     for out, r in ((tmp_path / "o", res), (tmp_path / "b", flat)):
         rows = read_results(out / "results.csv")
