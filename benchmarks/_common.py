@@ -48,7 +48,7 @@ def setup_threads(threads: int | None) -> int:
 
 def device(name: str, requested: str) -> str | None:
     """Resolve ``--device`` with the engine's rules; print its one-line error and return None if unusable."""
-    from flimexplore.engine import resolve_device
+    from flimexplore.engine.batched import resolve_device
     from flimexplore.errors import DeviceError
 
     try:

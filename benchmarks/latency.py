@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
 
-    from flimexplore.config import StudyConfig
-    from flimexplore.context import StudyContext
-    from flimexplore.study import model_seed, plan_markers
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.context import StudyContext
+    from flimexplore.study.run import model_seed, plan_markers
 
     device = _common.device("latency", args.device)
     if device is None:

@@ -40,9 +40,9 @@ def _n_images(n_val: int) -> int:
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration in this process and measure it."""
     _common.setup_threads(spec["threads"])
-    from flimexplore.config import StudyConfig
-    from flimexplore.context import StudyContext
-    from flimexplore.study import plan_markers, run_study_all
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.context import StudyContext
+    from flimexplore.study.run import plan_markers, run_study_all
 
     config = StudyConfig(**spec["config"])
     ctx = StudyContext(config, spec["device"])

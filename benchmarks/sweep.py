@@ -26,7 +26,7 @@ TARGET_DICE_DIFF = 1e-3
 
 
 def _config(quick: bool):
-    from flimexplore.config import StudyConfig
+    from flimexplore.study.config import StudyConfig
 
     if quick:
         return StudyConfig(n_images=10, splits=1, n_bg=3, epochs=3)
@@ -71,11 +71,11 @@ def phase_profile(ctx, device: str, n_models: int = 32) -> list[dict[str, Any]]:
     """
     import torch
 
-    from flimexplore.decision import count_outcomes, head_gap, train_decision
-    from flimexplore.engine import model_pixels
-    from flimexplore.evaluation import metrics_from_counts
-    from flimexplore.flim import encode, learn_banks
-    from flimexplore.study import model_seed, plan_markers
+    from flimexplore.engine.batched import model_pixels
+    from flimexplore.engine.decision import count_outcomes, head_gap, train_decision
+    from flimexplore.engine.flim import encode, learn_banks
+    from flimexplore.engine.scores import metrics_from_counts
+    from flimexplore.study.run import model_seed, plan_markers
 
     cfg = ctx.config
     ms = plan_markers(ctx)
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
 
-    from flimexplore.context import StudyContext
-    from flimexplore.study import plan_markers, run_study_all
+    from flimexplore.study.context import StudyContext
+    from flimexplore.study.run import plan_markers, run_study_all
 
     device = _common.device("sweep", args.device)
     if device is None:

@@ -1,13 +1,12 @@
 """flimexplore: where should markers go when training FLIM networks?
 
-Compute (NumPy/torch, importable from scripts and the command line):
+Compute (NumPy/torch, importable from scripts and the command line), one subpackage per layer:
 
 - :mod:`flimexplore.data` — bundled synthetic presets, the real nuclei tiles, folder datasets, LIDS seeds files.
 - :mod:`flimexplore.markers` — the paper's marker over-sampling.
-- :mod:`flimexplore.flim`, :mod:`flimexplore.decision`, :mod:`flimexplore.engine` — the batched FLIM engine.
-- :mod:`flimexplore.reference` — the one-model-at-a-time reference path.
-- :mod:`flimexplore.evaluation`, :mod:`flimexplore.projections` — scores, heatmaps, t-SNE tables.
-- :mod:`flimexplore.study` — running a study with progress and resumable results.
+- :mod:`flimexplore.engine` — the FLIM block, the decision layer, the batched and reference paths, scores.
+- :mod:`flimexplore.study` — settings, prepared data, running a study with progress and resumable results.
+- :mod:`flimexplore.analysis` — what the scores mean: projections.
 
 Presentation (Plotly, ipywidgets): :mod:`flimexplore.figures` and :mod:`flimexplore.widgets`.
 
@@ -23,13 +22,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "StudyConfig": "flimexplore.config",
-    "StudyResult": "flimexplore.study",
-    "Progress": "flimexplore.study",
-    "StopStudy": "flimexplore.study",
-    "run_study": "flimexplore.study",
-    "run_study_all": "flimexplore.study",
-    "StudyContext": "flimexplore.context",
+    "StudyConfig": "flimexplore.study.config",
+    "StudyResult": "flimexplore.study.run",
+    "Progress": "flimexplore.study.run",
+    "StopStudy": "flimexplore.study.run",
+    "run_study": "flimexplore.study.run",
+    "run_study_all": "flimexplore.study.run",
+    "StudyContext": "flimexplore.study.context",
     "load_dataset": "flimexplore.data",
     "list_datasets": "flimexplore.data",
     "sample_markers": "flimexplore.markers",

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from flimexplore.cli import main
-from flimexplore.results import read_results
+from flimexplore.study.store import read_results
 
 
 def test_datasets_lists_the_presets(capsys):

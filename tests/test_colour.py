@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from flimexplore.colour import lab_norm
+from flimexplore.engine.colour import lab_norm
 
 
 def test_white_black_and_grey_are_neutral():

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from flimexplore.decision import (
+from flimexplore.engine.decision import (
     BN_EPS,
     count_outcomes,
     decision_loss,
@@ -85,7 +85,7 @@ def test_counts_equal_upsampling_then_thresholding_at_even_and_odd_sizes():
 
 
 def test_hand_written_adam_is_torch_adam_bit_for_bit():
-    from flimexplore.decision import _adam_step
+    from flimexplore.engine.decision import _adam_step
 
     torch.manual_seed(6)
     mine = torch.randn(3, 34)

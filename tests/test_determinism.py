@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from flimexplore.config import StudyConfig
-from flimexplore.context import StudyContext
-from flimexplore.study import model_seed, plan_markers, run_study_all
+from flimexplore.study.config import StudyConfig
+from flimexplore.study.context import StudyContext
+from flimexplore.study.run import model_seed, plan_markers, run_study_all
 
 CFG = StudyConfig(dataset="fish", n_images=12, splits=2, n_bg=3, epochs=4, seed=5)
 

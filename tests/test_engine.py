@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flimexplore.engine import resolve_device
+from flimexplore.engine.batched import resolve_device
 from flimexplore.errors import DeviceError
-from flimexplore.study import model_seed, plan_markers
+from flimexplore.study.run import model_seed, plan_markers
 
 
 def test_batched_equals_sequential_per_model(small_context):
@@ -37,7 +37,7 @@ def test_chunked_scoring_equals_one_pass(small_context):
 
 
 def test_prediction_of_a_stored_model_matches_its_validation_counts(small_context):
-    from flimexplore.evaluation import dice
+    from flimexplore.engine.scores import dice
 
     ctx = small_context
     ms = plan_markers(ctx)[0]

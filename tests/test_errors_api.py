@@ -12,9 +12,8 @@ import pytest
 import tifffile
 import torch
 
-from flimexplore.config import StudyConfig
-from flimexplore.context import StudyContext
 from flimexplore.data import Dataset, load_dataset
+from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.errors import (
     ConfigError,
     DatasetError,
@@ -24,10 +23,11 @@ from flimexplore.errors import (
     OutputError,
     ResumeError,
 )
-from flimexplore.evaluation import metrics_from_counts
 from flimexplore.markers import MarkerSet, sample_markers, validate_markers
-from flimexplore.results import ResultStore, read_results
-from flimexplore.study import dense_positions, run_study, run_study_all
+from flimexplore.study.config import StudyConfig
+from flimexplore.study.context import StudyContext
+from flimexplore.study.run import dense_positions, run_study, run_study_all
+from flimexplore.study.store import ResultStore, read_results
 
 TINY = StudyConfig(dataset="fish", n_images=12, splits=1, n_bg=3, epochs=3, seed=1)
 
@@ -373,7 +373,7 @@ def test_read_only_out_folder(tmp_path, tiny_context):
 
 def test_read_only_file_system_is_reported(tmp_path, tiny_context, monkeypatch):
     """The same check as above, for machines where the tests run as root: mkstemp fails."""
-    import flimexplore.results as results
+    import flimexplore.study.store as results
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
@@ -384,7 +384,7 @@ def test_read_only_file_system_is_reported(tmp_path, tiny_context, monkeypatch):
 
 
 def test_disk_full_mid_study_keeps_the_finished_chunks(tmp_path, tiny_context, monkeypatch):
-    import flimexplore.results as results
+    import flimexplore.study.store as results
 
     real, calls = results.atomic_write_bytes, []
 

@@ -12,7 +12,7 @@ import torch
 
 from flimexplore.cli import main
 from flimexplore.errors import ConfigError, DatasetError
-from flimexplore.results import read_results
+from flimexplore.study.store import read_results
 
 TINY = ["--n-images", "12", "--splits", "1", "--n-bg", "3", "--epochs", "3"]
 
@@ -154,7 +154,7 @@ def test_debug_shows_the_traceback_in_process(tmp_path):
 
 
 def test_out_of_memory_is_one_line_and_keeps_the_work(tmp_path, capsys, monkeypatch):
-    from flimexplore.context import StudyContext
+    from flimexplore.study.context import StudyContext
 
     real, calls = StudyContext.evaluate, []
 
@@ -175,13 +175,13 @@ def test_out_of_memory_is_one_line_and_keeps_the_work(tmp_path, capsys, monkeypa
 
 
 def test_interrupt_before_the_first_chunk(tmp_path, capsys, monkeypatch):
-    import flimexplore.study
+    import flimexplore.study.run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
         yield
 
-    monkeypatch.setattr(flimexplore.study, "run_study", interrupted)
+    monkeypatch.setattr(flimexplore.study.run, "run_study", interrupted)
     assert main(["study", *TINY, "--out", str(tmp_path / "o")]) == 130
     assert "flimexplore: interrupted; 0 models are kept in" in capsys.readouterr().err
 

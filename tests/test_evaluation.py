@@ -1,7 +1,8 @@
 import numpy as np
 
 from flimexplore.colormap import heat_colors, plotly_colorscale
-from flimexplore.evaluation import dice, metrics_from_counts, paint_heatmap, render_heatmap
+from flimexplore.engine.scores import dice, metrics_from_counts
+from flimexplore.study.heatmap import paint_heatmap, render_heatmap
 
 
 def test_metrics_follow_the_definitions():

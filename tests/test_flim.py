@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from flimexplore.flim import (
+from flimexplore.engine.flim import (
     encode,
     encode_reference,
     estimate_kernels,

@@ -1,7 +1,7 @@
 import numpy as np
 
-from flimexplore.projections import feature_projection, patch_projection, superpixel_centres, tsne
-from flimexplore.study import run_study_all
+from flimexplore.analysis.projections import feature_projection, patch_projection, superpixel_centres, tsne
+from flimexplore.study.run import run_study_all
 
 
 def test_tsne_clamps_perplexity_and_handles_tiny_inputs():

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from flimexplore.cli import main
-from flimexplore.config import StudyConfig
-from flimexplore.context import StudyContext
-from flimexplore.results import atomic_write_bytes, read_results
-from flimexplore.study import StopStudy, run_study, run_study_all
+from flimexplore.study.config import StudyConfig
+from flimexplore.study.context import StudyContext
+from flimexplore.study.run import StopStudy, run_study, run_study_all
+from flimexplore.study.store import atomic_write_bytes, read_results
 
 # 16 models in 8 chunks of 2: the first chunk is slow (warm-up), the others take a fraction of a second each.
 ARGS = [

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from flimexplore.config import StudyConfig
 from flimexplore.markers import MARGIN_FACTOR
-from flimexplore.results import COLUMNS, read_results
-from flimexplore.study import StopStudy, dense_positions, run_study, run_study_all
+from flimexplore.study.config import StudyConfig
+from flimexplore.study.run import StopStudy, dense_positions, run_study, run_study_all
+from flimexplore.study.store import COLUMNS, read_results
 
 
 def test_study_writes_results_summary_and_heatmaps(tmp_path, small_config, small_context):

@@ -1,4 +1,4 @@
-"""Pure Plotly builders: arrays and tables in, ``go.Figure`` out.
+"""Pure figure builders: arrays and tables in, a figure out (Plotly for interactive views).
 
 Nothing here holds state or computes: no engine call, no torch.  The
 explorer (:mod:`flimexplore.widgets`) and the notebooks build every figure
@@ -12,35 +12,43 @@ live ``FigureWidget`` (the trace order of each builder never changes).
 - :func:`detail_figure`: prediction vs ground truth and the two t-SNE projections of one model.
 - :func:`marker_story_figure`: markers, patch and feature projections of several models (paper Fig. 4).
 - :func:`markers_figure`: a marked image with its markers.
+
+Names load lazily, so a module that needs only one builder does not import Plotly.
 """
 
-from flimexplore.figures._common import BACKGROUND, HEAT, OBJECT, SELECTED, overlay
-from flimexplore.figures.detail import (
-    DETAIL_TRACES,
-    detail_figure,
-    marker_story_figure,
-    markers_figure,
-    projection_traces,
-)
-from flimexplore.figures.distribution import DISTRIBUTION_TRACES, distribution_figure, jitter
-from flimexplore.figures.heatmap import HEATMAP_TRACES, heatmap_figure, heatmap_grid, study_heatmap
+from __future__ import annotations
 
-__all__ = [
-    "BACKGROUND",
-    "DETAIL_TRACES",
-    "DISTRIBUTION_TRACES",
-    "HEAT",
-    "HEATMAP_TRACES",
-    "OBJECT",
-    "SELECTED",
-    "detail_figure",
-    "distribution_figure",
-    "heatmap_figure",
-    "heatmap_grid",
-    "jitter",
-    "marker_story_figure",
-    "markers_figure",
-    "overlay",
-    "projection_traces",
-    "study_heatmap",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BACKGROUND": "flimexplore.figures._common",
+    "HEAT": "flimexplore.figures._common",
+    "OBJECT": "flimexplore.figures._common",
+    "SELECTED": "flimexplore.figures._common",
+    "overlay": "flimexplore.figures._common",
+    "DETAIL_TRACES": "flimexplore.figures.detail",
+    "detail_figure": "flimexplore.figures.detail",
+    "marker_story_figure": "flimexplore.figures.detail",
+    "markers_figure": "flimexplore.figures.detail",
+    "projection_traces": "flimexplore.figures.detail",
+    "DISTRIBUTION_TRACES": "flimexplore.figures.distribution",
+    "distribution_figure": "flimexplore.figures.distribution",
+    "jitter": "flimexplore.figures.distribution",
+    "HEATMAP_TRACES": "flimexplore.figures.heatmap",
+    "heatmap_figure": "flimexplore.figures.heatmap",
+    "heatmap_grid": "flimexplore.figures.heatmap",
+    "study_heatmap": "flimexplore.figures.heatmap",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flimexplore.figures' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

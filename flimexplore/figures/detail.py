@@ -1,6 +1,6 @@
 """One model in detail (the paper's Fig. 4): markers, prediction, t-SNE projections.
 
-Projection tables are the column dicts of :mod:`flimexplore.projections`
+Projection tables are the column dicts of :mod:`flimexplore.analysis.projections`
 (``x``, ``y``, ``label`` with 1 = object, 0 = background).
 """
 

@@ -20,11 +20,11 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 
-from flimexplore.context import StudyContext
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
-from flimexplore.engine import resolve_device
+from flimexplore.engine.batched import resolve_device
 from flimexplore.errors import DatasetError, MarkerError
-from flimexplore.study import MODEL_CHUNK, StopStudy, StudyResult, run_study
+from flimexplore.study.context import StudyContext
+from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, run_study
 from flimexplore.widgets._live import refresh_state
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
@@ -53,7 +53,7 @@ class Explorer:
     dataset : str
         Preset name (``fish``, ``eggs``, ``fundus``, ``nuclei``) or a dataset folder.
     n_images, image, n_bg, radius, splits, epochs, seed, dense, dense_spacing
-        Initial study settings (see :class:`~flimexplore.config.StudyConfig`);
+        Initial study settings (see :class:`~flimexplore.study.config.StudyConfig`);
         ``n_bg`` and ``radius`` default to the dataset's suggestions.
     device : str
         ``auto`` (CUDA when available), ``cpu`` or ``cuda``.

@@ -1,7 +1,7 @@
 """What the explorer computes about one model or one marker pair (NumPy in, NumPy out).
 
-These functions call the engine (:class:`~flimexplore.context.StudyContext`,
-:mod:`flimexplore.projections`) on a finished :class:`~flimexplore.study.StudyResult`;
+These functions call the engine (:class:`~flimexplore.study.context.StudyContext`,
+:mod:`flimexplore.analysis.projections`) on a finished :class:`~flimexplore.study.run.StudyResult`;
 the explorer's :mod:`~flimexplore.widgets.app` calls them when the user
 clicks, and notebooks call them directly (paper Fig. 4).  No widget here.
 """
@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from flimexplore.analysis.projections import feature_projection, patch_projection
+from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.errors import MarkerError
-from flimexplore.evaluation import metrics_from_counts
 from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
-from flimexplore.projections import feature_projection, patch_projection
-from flimexplore.study import StudyResult, model_seed
+from flimexplore.study.run import StudyResult, model_seed
 
 __all__ = ["ModelDetail", "PairScore", "model_detail", "pair_from_markers", "pair_markers", "pick_models", "score_pair"]
 
@@ -49,8 +49,8 @@ class ModelDetail:
     image_scores : dict of str to float
         Dice, Jaccard, sensitivity and specificity on that image.
     patches, features : dict or None
-        t-SNE tables (:func:`~flimexplore.projections.patch_projection`,
-        :func:`~flimexplore.projections.feature_projection`); None when not computed.
+        t-SNE tables (:func:`~flimexplore.analysis.projections.patch_projection`,
+        :func:`~flimexplore.analysis.projections.feature_projection`); None when not computed.
     """
 
     model: int

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Bytes, Enum, HasTraits, Instance, Int, Unicode
 
-from flimexplore.config import StudyConfig
 from flimexplore.errors import FlimExploreError
+from flimexplore.study.config import StudyConfig
 
 __all__ = ["CLICK_MODES", "ExplorerState", "guarded"]
 
@@ -33,7 +33,7 @@ class ExplorerState(HasTraits):
     Attributes
     ----------
     dataset, n_images, image, n_bg, radius, splits, epochs, seed, dense, dense_spacing
-        Study settings (see :class:`~flimexplore.config.StudyConfig`); ``n_images`` 0 means all.
+        Study settings (see :class:`~flimexplore.study.config.StudyConfig`); ``n_images`` 0 means all.
     device : str
         The compute device in use (``cpu`` or ``cuda``).
     preview : ndarray of shape (H, W, 3) or None
@@ -84,7 +84,7 @@ class ExplorerState(HasTraits):
     total = Int(0)
     status = Unicode("")
     error = Unicode("")
-    result = Instance("flimexplore.study.StudyResult", allow_none=True)
+    result = Instance("flimexplore.study.run.StudyResult", allow_none=True)
     split = Int(0)
     selected = Int(-1)
     val_image = Int(0)
@@ -97,7 +97,7 @@ class ExplorerState(HasTraits):
     seeds_path = Unicode("")
 
     def config(self) -> StudyConfig:
-        """The study settings as a :class:`~flimexplore.config.StudyConfig`."""
+        """The study settings as a :class:`~flimexplore.study.config.StudyConfig`."""
         return StudyConfig(
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,

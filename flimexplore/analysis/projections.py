@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from flimexplore.context import StudyContext, model_features, model_patches
+from flimexplore.study.context import StudyContext, model_features, model_patches
 
 __all__ = ["PATCH_PERPLEXITY", "FEATURE_PERPLEXITY", "feature_projection", "patch_projection", "superpixel_centres", "tsne"]
 

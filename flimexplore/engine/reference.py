@@ -7,7 +7,7 @@ cluster them, load the kernels into a frozen ``Conv2d`` + ``ReLU`` +
 ``BatchNorm2d`` + 1x1 ``Conv2d`` decision layer with Adam, scoring the
 validation set after every epoch.  Nothing is shared between models or folded
 into fewer operations; it serves as the ground truth that the
-batched engine (:mod:`flimexplore.engine`) must reproduce.
+batched engine (:mod:`flimexplore.engine.batched`) must reproduce.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
-from flimexplore.colour import lab_norm
-from flimexplore.decision import BN_EPS, decision_loss
-from flimexplore.evaluation import metrics_from_counts
-from flimexplore.flim import KERNEL_SIZE, N_KERNELS, STDEV_FACTOR, estimate_kernels
+from flimexplore.engine.colour import lab_norm
+from flimexplore.engine.decision import BN_EPS, decision_loss
+from flimexplore.engine.flim import KERNEL_SIZE, N_KERNELS, STDEV_FACTOR, estimate_kernels
+from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.markers import marker_pixels
 
 __all__ = ["ReferenceResult", "run_reference"]

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from flimexplore.config import StudyConfig
 from flimexplore.errors import OutputError, ResumeError
+from flimexplore.study.config import StudyConfig
 
 __all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
 

@@ -403,7 +403,7 @@ def count_outcomes(
     ----------
     pooled : Tensor of shape (N, B, C, h, w)
         FLIM features of ``N`` images under ``B`` models (any memory
-        layout; :func:`flimexplore.flim.encode`'s channels-last one is read
+        layout; :func:`flimexplore.engine.flim.encode`'s channels-last one is read
         without a copy).
     a : Tensor of shape (B, E, C)
     c : Tensor of shape (B, E)

@@ -19,10 +19,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from flimexplore.config import StudyConfig
 from flimexplore.data import Dataset, Split, load_dataset, split_dataset
-from flimexplore.decision import BatchNormStats, DecisionParams, head_gap
-from flimexplore.engine import (
+from flimexplore.engine.batched import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
     model_pixels,
@@ -32,11 +30,13 @@ from flimexplore.engine import (
     score_models,
     train_models,
 )
+from flimexplore.engine.decision import BatchNormStats, DecisionParams, head_gap
+from flimexplore.engine.flim import FlimBank
+from flimexplore.engine.reference import run_reference
+from flimexplore.engine.scores import METRICS, metrics_from_counts
 from flimexplore.errors import DatasetError, MarkerError
-from flimexplore.evaluation import METRICS, metrics_from_counts
-from flimexplore.flim import FlimBank
 from flimexplore.markers import marker_pixels
-from flimexplore.reference import run_reference
+from flimexplore.study.config import StudyConfig
 
 __all__ = ["PairScores", "StudyContext"]
 
@@ -329,8 +329,8 @@ def model_features(
     -------
     features : ndarray of shape (N, 16, H, W), float32
     """
-    from flimexplore.decision import upsample
-    from flimexplore.flim import encode
+    from flimexplore.engine.decision import upsample
+    from flimexplore.engine.flim import encode
 
     bank, _, _ = _unpack([arrays], ctx.device)
     group = prepare_images(list(images), [np.zeros(im.shape[:2], bool) for im in images], ctx.device)[0]
@@ -347,7 +347,7 @@ def model_patches(ctx: StudyContext, arrays: dict[str, NDArray], obj: NDArray, b
     labels : ndarray of shape (Ko + Kb,), int64
         1 under the object marker, 0 under the background marker.
     """
-    from flimexplore.flim import sample_patches
+    from flimexplore.engine.flim import sample_patches
 
     r, shape = ctx.config.radius, ctx.mask.shape
     mean = torch.as_tensor(arrays["norm_mean"][None], device=ctx.device)

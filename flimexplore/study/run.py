@@ -23,13 +23,14 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from flimexplore.config import StudyConfig
-from flimexplore.context import StudyContext
-from flimexplore.engine import DEFAULT_MEMORY_MB
+from flimexplore.engine.batched import DEFAULT_MEMORY_MB
+from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
-from flimexplore.evaluation import METRICS, HeatLayer, paint_heatmap, render_heatmap
 from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
-from flimexplore.results import ResultStore
+from flimexplore.study.config import StudyConfig
+from flimexplore.study.context import StudyContext
+from flimexplore.study.heatmap import HeatLayer, paint_heatmap, render_heatmap
+from flimexplore.study.store import ResultStore
 
 __all__ = ["Progress", "StopStudy", "StudyResult", "dense_positions", "model_seed", "plan_markers", "run_study", "run_study_all"]
 
@@ -117,7 +118,7 @@ class StudyResult:
     markers : list of MarkerSet
         One per split.
     rows : list of dict
-        One per finished model (columns of :data:`flimexplore.results.COLUMNS`).
+        One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`).
     arrays : dict of int to dict
         Parameters of each finished model, keyed by model id.
     device : str

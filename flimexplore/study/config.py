@@ -63,7 +63,7 @@ class StudyConfig:
     Construction only normalises types (a path becomes a ``str``, NumPy
     integers become ``int``) so that the settings always serialise to JSON;
     :meth:`validate` checks the ranges.  The study runner and
-    :class:`~flimexplore.context.StudyContext` call it before any work.
+    :class:`~flimexplore.study.context.StudyContext` call it before any work.
     """
 
     dataset: str = "fish"

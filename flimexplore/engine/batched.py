@@ -4,7 +4,7 @@
 models of one marked image together; :func:`score_models` streams a set of
 images through all of them in bounded chunks and returns confusion counts
 for every model and epoch.  The plain one-model-at-a-time path with the same
-maths lives in :mod:`flimexplore.reference`; tests check they agree.
+maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from flimexplore.colour import lab_norm
-from flimexplore.decision import (
+from flimexplore.engine.colour import lab_norm
+from flimexplore.engine.decision import (
     BatchNormStats,
     DecisionParams,
     count_outcomes,
@@ -25,8 +25,8 @@ from flimexplore.decision import (
     train_decision,
     upsample,
 )
+from flimexplore.engine.flim import N_KERNELS, FlimBank, encode, learn_banks
 from flimexplore.errors import DeviceError
-from flimexplore.flim import N_KERNELS, FlimBank, encode, learn_banks
 from flimexplore.markers import marker_pixels
 
 __all__ = [
@@ -225,7 +225,7 @@ def score_models(
     bank : FlimBank of ``B`` models
     a : Tensor of shape (B, E, 16)
     c : Tensor of shape (B, E)
-        Folded decision heads (:func:`flimexplore.decision.head_gap`), one
+        Folded decision heads (:func:`flimexplore.engine.decision.head_gap`), one
         per epoch or a single one.
     groups : sequence of ImageGroup
     memory_mb : float, optional

@@ -20,7 +20,7 @@ two disk markers of the marked image (one object, one background):
 
 Everything here works on a batch of ``B`` models at once; a single model is
 simply ``B = 1``.  Tensors are ``torch.float32``; images are ``(N, 3, H, W)``
-normalised-Lab tensors (:func:`flimexplore.colour.lab_norm`).
+normalised-Lab tensors (:func:`flimexplore.engine.colour.lab_norm`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,4 @@
+"""What the scores mean: projections of marker patches and features.
+
+- :mod:`~flimexplore.analysis.projections` — t-SNE of marked patches and superpixel features.
+"""

@@ -1,0 +1,37 @@
+"""``flimexplore study``: one marker study on one marked image."""
+
+from __future__ import annotations
+
+import argparse
+
+from flimexplore.cli._common import add_study_arguments, config_from_args, drain
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``study`` subcommand."""
+    s = sub.add_parser("study", help="run a marker study on one marked image")
+    add_study_arguments(s)
+    s.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``study``; returns the exit status."""
+    config = config_from_args(args)
+
+    from flimexplore.study.run import run_study
+
+    gen = run_study(config, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb)
+    result, _, _ = drain(gen, args.out, args.quiet)
+    if result is None:
+        return 130
+    s = result.summary()
+    if s["n_models"]:
+        print(
+            f"{s['n_models']} models, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
+            f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
+        )
+    else:
+        print(f"0 models on {s['device']}; wrote {args.out}")
+    return 0

@@ -1,0 +1,9 @@
+"""The FLIM engine: tensors in, tensors out (torch); no files, no user interface.
+
+- :mod:`~flimexplore.engine.colour` — the reference code's normalised Lab colour space.
+- :mod:`~flimexplore.engine.flim` — FLIM filter learning from marker patches and encoding.
+- :mod:`~flimexplore.engine.decision` — the decision layer (batch norm + 1x1 convolution) and its training.
+- :mod:`~flimexplore.engine.batched` — many models trained and scored together, under a memory bound.
+- :mod:`~flimexplore.engine.reference` — the plain ``nn.Module`` path, one model at a time.
+- :mod:`~flimexplore.engine.scores` — Dice, Jaccard, sensitivity, specificity (NumPy).
+"""
