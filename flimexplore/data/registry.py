@@ -60,7 +60,7 @@ def list_datasets() -> list[DatasetInfo]:
     -------
     list of DatasetInfo
         ``fish``, ``eggs``, ``fundus`` (synthetic, always available) and
-        ``nuclei`` (available when stardist's data files are installed).
+        ``nuclei`` (real, shipped inside the package).
 
     Examples
     --------
@@ -71,17 +71,7 @@ def list_datasets() -> list[DatasetInfo]:
         DatasetInfo(name, description, synthetic.ORIGIN, _N_SYNTHETIC, True, "")
         for name, (_, description) in _SYNTHETIC.items()
     ]
-    available = nuclei.nuclei_files() is not None
-    infos.append(
-        DatasetInfo(
-            "nuclei",
-            nuclei.DESCRIPTION,
-            nuclei.ORIGIN,
-            _N_NUCLEI,
-            available,
-            "" if available else nuclei.INSTALL_NUCLEI,
-        )
-    )
+    infos.append(DatasetInfo("nuclei", nuclei.DESCRIPTION, nuclei.ORIGIN, _N_NUCLEI, True, ""))
     return infos
 
 
