@@ -28,8 +28,11 @@ def add_study_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
     s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
-    s.add_argument("--splits", type=int, default=d.splits, help="object markers (default: %(default)s)")
-    s.add_argument("--n-bg", type=int, default=None, help="background markers per split (default: the dataset's)")
+    s.add_argument(
+        "--object-markers", "--splits", dest="splits", type=int, default=d.splits, metavar="N",
+        help="object markers, each with its own background markers (default: %(default)s; --splits is an alias)",
+    )
+    s.add_argument("--n-bg", type=int, default=None, help="background markers per object marker (default: the dataset's)")
     s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
     s.add_argument("--epochs", type=int, default=d.epochs, help="decision-layer epochs (default: %(default)s)")
     s.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")

@@ -194,7 +194,10 @@ def _read(path: Path) -> np.ndarray:
             return np.asarray(tifffile.imread(io.BytesIO(data)))
         return np.asarray(iio.imread(data, plugin="pillow", extension=path.suffix.lower()))
     except Exception as err:  # imageio and tifffile raise many kinds of error on bad files
-        raise DatasetError(f"cannot read image file {path}: {err}") from err
+        raise DatasetError(
+            f"{path} is not a readable image (damaged, or not PNG/JPEG/TIFF inside); replace the file "
+            "or remove it and its partner image or mask"
+        ) from err
 
 
 def _read_pair(image_path: Path, mask_path: Path) -> tuple[NDArray[np.float32], NDArray[np.bool_], bool]:

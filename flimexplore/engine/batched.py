@@ -9,7 +9,7 @@ maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,6 +211,7 @@ def score_models(
     c: torch.Tensor,
     groups: Sequence[ImageGroup],
     memory_mb: float = DEFAULT_MEMORY_MB,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Confusion counts of every model and head on a set of images.
 
@@ -230,6 +231,9 @@ def score_models(
     groups : sequence of ImageGroup
     memory_mb : float, optional
         Rough bound of the working memory.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each step, in image passes
+        (one image scored by one group of models); ``total`` is fixed.
 
     Returns
     -------
@@ -239,6 +243,10 @@ def score_models(
     n_total = sum(len(g.index) for g in groups)
     b, e = a.shape[:2]
     out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
+    passes = sum(len(g.index) * -(-b // _model_group(b, e, tuple(g.masks.shape[1:]), memory_mb)) for g in groups)
+    done = 0
+    if progress is not None:
+        progress(0, passes)
     for g in groups:
         shape = tuple(g.masks.shape[1:])
         step = _model_group(b, e, shape, memory_mb)
@@ -251,6 +259,9 @@ def score_models(
                 feats = encode(g.images[images], sub)
                 counts = count_outcomes(feats, a[models], c[models], g.masks[images])
                 out[models, :, list(g.index[images])] = counts
+                if progress is not None:
+                    done += len(g.index[images])
+                    progress(done, passes)
     return out.cpu()
 
 

@@ -41,9 +41,12 @@ class StudyConfig:
     image : int
         Which of the split's marked images to study (0-based, paper: 3 per dataset).
     splits : int
-        Number of object markers, each with its own background markers (paper: 5).
+        Number of object markers, each with its own background markers (paper: 5;
+        ``--object-markers`` on the command line).  The field keeps its historical
+        name; user-facing text says "object markers".  One object marker with its
+        background markers is a "split" in ``results.csv`` and file names.
     n_bg : int or None
-        Background markers per split; None takes the dataset's suggestion.
+        Background markers per object marker; None takes the dataset's suggestion.
     radius : int or None
         Marker radius in pixels; None takes the dataset's suggestion.
     epochs : int
@@ -162,4 +165,4 @@ class StudyConfig:
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return "--object-markers" if name == "splits" else "--" + name.replace("_", "-")

@@ -11,7 +11,7 @@ explorer is scored exactly like a sampled one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -150,6 +150,7 @@ class StudyContext:
         bg: NDArray[np.integer],
         seeds: Sequence[int],
         memory_mb: float = DEFAULT_MEMORY_MB,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PairScores:
         """Train and score ``B`` marker pairs with the batched engine.
 
@@ -160,6 +161,9 @@ class StudyContext:
         seeds : sequence of int
             Decision-layer seed of each model.
         memory_mb : float, optional
+        progress : callable, optional
+            Called as ``progress(n, N)`` while the trained models are scored:
+            ``n`` of the ``N`` validation and test images are done.
 
         Returns
         -------
@@ -191,12 +195,16 @@ class StudyContext:
             lr=self.config.lr,
         )
         a, c = head_gap(trained.params, trained.bn)
-        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb).numpy()
+        n_val, n_test = len(self.split.val), len(self.split.test)
+        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb, _images(progress, 0, n_val, n_val + n_test)).numpy()
         curve = metrics_from_counts(val_counts)["dice"].mean(axis=2)  # (B, E)
         best = curve.argmax(axis=1)
         pick = torch.as_tensor(best, device=a.device)
         idx = torch.arange(len(best), device=a.device)
-        test_counts = score_models(trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb).numpy()
+        test_counts = score_models(
+            trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb,
+            _images(progress, n_val, n_test, n_val + n_test),
+        ).numpy()
         b = np.arange(len(best))
         val = {k: v.mean(axis=2)[b, best] for k, v in metrics_from_counts(val_counts).items()}
         test = {k: v.mean(axis=2)[:, 0] for k, v in metrics_from_counts(test_counts).items()}
@@ -248,6 +256,13 @@ class StudyContext:
         bank, params, bn = _unpack([arrays], self.device)
         group = prepare_images([image], [np.zeros(image.shape[:2], bool)], self.device)[0]
         return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
+
+
+def _images(progress: Callable[[int, int], None] | None, before: int, n: int, total: int) -> Callable[[int, int], None] | None:
+    """Turn score_models' image passes over `n` images into ``progress(images done, total images)``."""
+    if progress is None:
+        return None
+    return lambda done, passes: progress(before + (n * done) // max(passes, 1), total)
 
 
 def _check_values(dataset: Dataset) -> None:
