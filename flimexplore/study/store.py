@@ -36,7 +36,7 @@ from flimexplore.study.config import StudyConfig
 __all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
 
 TMP_SUFFIX = ".tmp"
-_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "probe")
+_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_user.png", "probe")
 LOCK_NAME = ".lock"
 
 COLUMNS = (
@@ -324,8 +324,11 @@ def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any,
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
         raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
     diffs = {}
+    defaults = StudyConfig().to_dict()
     for part in ("config", "identity"):
         for k, v in record[part].items():
+            if k not in old[part] and part == "config" and k in defaults and v == defaults[k]:
+                continue  # a setting added later, at its default: the folder's study had it too
             if old[part].get(k) != v:
                 diffs[k] = (old[part].get(k), v)
     return diffs
