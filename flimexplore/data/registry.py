@@ -85,7 +85,9 @@ def list_datasets() -> list[DatasetInfo]:
     return infos
 
 
-def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_images: int | None = None) -> Dataset:
+def load_dataset(
+    name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_images: int | None = None, size: int | None = None
+) -> Dataset:
     """Load a named dataset or a dataset folder.
 
     Parameters
@@ -99,6 +101,9 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
         At most this many images, the first ones.  Synthetic presets then
         draw only those; None gives 60 synthetic images, 16 nuclei tiles or
         the whole folder.
+    size : int or None, optional
+        Side of the synthetic presets' square images (32 to 512; None: 128,
+        the default images).  Only for the synthetic presets.
 
     Returns
     -------
@@ -108,7 +113,8 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
     Raises
     ------
     DatasetError
-        If `n_images` < 1, the name is unknown and no such folder exists (the
+        If `n_images` < 1, `size` is given for a dataset that is not a
+        synthetic preset or out of range, the name is unknown and no such folder exists (the
         message lists the names), or the dataset cannot be loaded.
     MarkerError
         If a folder's seeds files are malformed.
@@ -123,7 +129,13 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
         raise DatasetError(f"n_images must be a positive integer or None, got {n_images!r}")
     key = name_or_path.lower() if isinstance(name_or_path, str) else None
     if key in _SYNTHETIC:
-        return _SYNTHETIC[key][0](n_images=_N_SYNTHETIC if n_images is None else int(n_images))
+        n = _N_SYNTHETIC if n_images is None else int(n_images)
+        return _SYNTHETIC[key][0](n_images=n) if size is None else _SYNTHETIC[key][0](n_images=n, size=size)
+    if size is not None:
+        raise DatasetError(
+            f"size (--size) only applies to the synthetic presets ({', '.join(_SYNTHETIC)}); "
+            f"{str(name_or_path)!r} is loaded at its own size, so leave size unset"
+        )
     if key == "nuclei":
         return nuclei.load_nuclei(n_images)
     if not os.path.exists(name_or_path):

@@ -25,6 +25,7 @@ _INTEGERS = {
     "epochs": (1, False),
     "seed": (0, False),
     "dense_spacing": (1, True),
+    "size": (32, True),
 }
 
 
@@ -57,6 +58,9 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+    size : int or None
+        Side of a synthetic preset's images (32 to 512, paper-sized: 400);
+        None draws the default 128x128 images.  Only for the presets.
 
     Notes
     -----
@@ -77,6 +81,7 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):

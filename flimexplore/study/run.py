@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flimexplore.engine.batched import DEFAULT_MEMORY_MB
+from flimexplore.engine.precision import check_precision, precision_scope
 from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
 from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
@@ -32,7 +33,10 @@ from flimexplore.study.context import StudyContext
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, render_heatmap
 from flimexplore.study.store import ResultStore
 
-__all__ = ["Progress", "StopStudy", "StudyResult", "dense_positions", "model_seed", "plan_markers", "run_study", "run_study_all"]
+__all__ = [
+    "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
+    "model_table", "plan_markers", "run_study", "run_study_all",
+]
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
@@ -107,6 +111,24 @@ def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
     return sets
 
 
+ModelEntry = tuple[int, int, NDArray[np.int64], NDArray[np.int64], int]
+
+
+def model_table(config: StudyConfig, markers: list[MarkerSet]) -> list[ModelEntry]:
+    """Every model of a study in id order: ``(split, bg_index, obj centre, bg centre, seed)``."""
+    return [
+        (s, k, ms.obj, bg, model_seed(config.seed, config.image, s, k))
+        for s, ms in enumerate(markers)
+        for k, bg in enumerate(ms.bg)
+    ]
+
+
+def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list[list[int]]:
+    """Ids of the models still to compute, in the chunks a study trains together."""
+    chunks = [[m for m in range(lo, min(total, lo + step)) if m not in done] for lo in range(0, total, step)]
+    return [c for c in chunks if c]
+
+
 @dataclass
 class StudyResult:
     """Everything a finished (or stopped) study produced.
@@ -172,7 +194,8 @@ class StudyResult:
         return out
 
 
-def _rows(ctx: StudyContext, ids: list[int], table: list[tuple[int, int, NDArray, NDArray, int]], scores: Any) -> list[dict[str, Any]]:
+def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
+    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
     rows = []
     for j, m in enumerate(ids):
         split, k, obj, bg, seed = table[m]
@@ -201,6 +224,7 @@ def run_study(
     model_chunk: int = MODEL_CHUNK,
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
+    precision: str = "fp32",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -219,6 +243,9 @@ def run_study(
         Rough bound of the engine's working memory.
     context : StudyContext, optional
         Reuse prepared data (the explorer does).
+    precision : {"fp32", "tf32", "bf16"}, optional
+        Arithmetic on CUDA (see :mod:`flimexplore.engine.precision`); the CPU
+        runs fp32 only.
 
     Yields
     ------
@@ -251,12 +278,9 @@ def run_study(
     _check_run_options(engine, model_chunk, memory_mb)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
+    check_precision(precision, ctx.device)
     markers = plan_markers(ctx)
-    table = [
-        (s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k))
-        for s, ms in enumerate(markers)
-        for k, bg in enumerate(ms.bg)
-    ]
+    table = model_table(cfg, markers)
     total = len(table)
     store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
@@ -270,18 +294,16 @@ def run_study(
             rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
         note = "".join(f"; note: {part}" for part in ctx.dataset.description.split("; ") if "binarised" in part)
         yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done{note}")
-        for lo in range(0, total, step):
-            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
-            if not ids:
-                continue
+        for ids in model_chunks(total, step, rows):
             obj = np.stack([table[m][2] for m in ids])
             bg = np.stack([table[m][3] for m in ids])
             seeds = [table[m][4] for m in ids]
-            if engine == "sequential":
-                scores = ctx.evaluate_reference(obj, bg, seeds)
-            else:
-                scores = ctx.evaluate(obj, bg, seeds, memory_mb)
-            new = _rows(ctx, ids, table, scores)
+            with precision_scope(precision, ctx.device):
+                if engine == "sequential":
+                    scores = ctx.evaluate_reference(obj, bg, seeds)
+                else:
+                    scores = ctx.evaluate(obj, bg, seeds, memory_mb)
+            new = model_rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
                 store.add(new, chunk_arrays)
