@@ -25,7 +25,7 @@ from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study")
+COMMANDS = ("datasets", "study", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flimexplore.engine.batched import DEFAULT_MEMORY_MB
+from flimexplore.engine.precision import check_precision, precision_scope
 from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
 from flimexplore.markers import (
@@ -42,7 +43,10 @@ from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
 from flimexplore.study.store import ResultStore
 
-__all__ = ["Progress", "StopStudy", "StudyResult", "dense_positions", "model_seed", "plan_markers", "run_study", "run_study_all"]
+__all__ = [
+    "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
+    "ModelEntry", "evaluate_models", "model_table", "plan_markers", "run_study", "run_study_all",
+]
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
@@ -138,6 +142,12 @@ def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups]:
             ms = MarkerSet(ms.obj, dense_positions(ctx.mask, ms.obj, cfg.radius, cfg.dense_spacing), ms.radius)
         sets.append(ms)
     return sets
+
+
+def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list[list[int]]:
+    """Ids of the models still to compute, in the chunks a study trains together."""
+    chunks = [[m for m in range(lo, min(total, lo + step)) if m not in done] for lo in range(0, total, step)]
+    return [c for c in chunks if c]
 
 
 @dataclass
@@ -237,7 +247,7 @@ class StudyResult:
 
 
 @dataclass(frozen=True, eq=False)
-class _Model:
+class ModelEntry:
     """One model of a study: its place, its marker positions (first disk) and, for non-disk models, its pixels."""
 
     split: int
@@ -248,7 +258,7 @@ class _Model:
     pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
 
 
-def _table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[_Model]:
+def model_table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[ModelEntry]:
     """Every model of the study in model-id order: the sampled ones by split, then the user's markers."""
     cfg, shape = ctx.config, ctx.mask.shape
     table = []
@@ -257,14 +267,14 @@ def _table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> 
             obj_px = marker_union(ms.obj, cfg.radius, shape)
             for k, bg in enumerate(ms.bg):
                 px = (obj_px, marker_union(bg, cfg.radius, shape))
-                table.append(_Model(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+                table.append(ModelEntry(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
         else:
-            table += [_Model(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
+            table += [ModelEntry(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
     if ctx.user_markers is not None:
         m = ctx.user_markers
         obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
         seed = model_seed(cfg.seed, cfg.image, 2**31 - 1, 0)  # apart from every split's seeds
-        table.append(_Model(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
+        table.append(ModelEntry(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
     return table
 
 
@@ -274,12 +284,20 @@ def _central(pixels: NDArray[np.int64]) -> NDArray[np.int64]:
     return pixels[int(np.argmin(d))]
 
 
-def _evaluate(
-    ctx: StudyContext, models: list[_Model], engine: str, memory_mb: float,
-    progress: Callable[[int, int], None] | None = None,
+def evaluate_models(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None = None, precision: str = "fp32",
 ) -> PairScores:
     """Scores of some models, in order: disk pairs by :meth:`StudyContext.evaluate` (or the reference path),
-    markers of any shape by :meth:`StudyContext.evaluate_markers`."""
+    markers of any shape by :meth:`StudyContext.evaluate_markers`, in the given arithmetic ``precision``."""
+    with precision_scope(precision, ctx.device):
+        return _evaluate_in_scope(ctx, models, engine, memory_mb, progress)
+
+
+def _evaluate_in_scope(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None,
+) -> PairScores:
     disks = [j for j, m in enumerate(models) if m.pixels is None]
     shaped = [j for j, m in enumerate(models) if m.pixels is not None]
     parts, groups = [], []
@@ -310,7 +328,8 @@ def _evaluate(
     return _merge(parts, groups)
 
 
-def _rows(ctx: StudyContext, ids: list[int], table: list[_Model], scores: Any) -> list[dict[str, Any]]:
+def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
+    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
     rows = []
     for j, m in enumerate(ids):
         t = table[m]
@@ -340,6 +359,7 @@ def run_study(
     model_chunk: int = MODEL_CHUNK,
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
+    precision: str = "fp32",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -358,6 +378,9 @@ def run_study(
         Rough bound of the engine's working memory.
     context : StudyContext, optional
         Reuse prepared data (the explorer does).
+    precision : {"fp32", "tf32", "bf16"}, optional
+        Arithmetic on CUDA (see :mod:`flimexplore.engine.precision`); the CPU
+        runs fp32 only.
 
     Yields
     ------
@@ -392,8 +415,9 @@ def run_study(
     cfg = ctx.config
     if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
         raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
+    check_precision(precision, ctx.device)
     markers = plan_markers(ctx)
-    table = _table(ctx, markers)
+    table = model_table(ctx, markers)
     total = len(table)
     store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
@@ -412,18 +436,15 @@ def run_study(
             f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
         )
         clock = _Clock(total - len(rows))
-        for lo in range(0, total, step):
-            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
-            if not ids:
-                continue
+        for ids in model_chunks(total, step, rows):
             models = [table[m] for m in ids]
             stop = False
             clock.start_chunk(len(ids))
             if engine == "sequential":
-                scores = _evaluate(ctx, models, engine, memory_mb)
+                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
             else:
-                scores, stop = yield from _evaluate_reporting(ctx, models, memory_mb, clock, len(rows), total, ids)
-            new = _rows(ctx, ids, table, scores)
+                scores, stop = yield from _evaluate_reporting(ctx, models, memory_mb, precision, clock, len(rows), total, ids)
+            new = model_rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
                 store.add(new, chunk_arrays)
@@ -485,7 +506,7 @@ def _left(eta: float | None) -> str:
 
 
 def _evaluate_reporting(
-    ctx: StudyContext, models: list[_Model], memory_mb: float,
+    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str,
     clock: _Clock, done: int, total: int, ids: list[int],
 ) -> Generator[Progress, None, tuple[PairScores, bool]]:
     """Score one chunk in a worker thread, yielding a Progress event every ``INSIDE_EVERY_S`` seconds.
@@ -499,8 +520,9 @@ def _evaluate_reporting(
 
     def work() -> None:
         try:
-            box["scores"] = _evaluate(
-                ctx, models, "batched", memory_mb, progress=lambda n, m: events.put((n, m, time.perf_counter()))
+            box["scores"] = evaluate_models(
+                ctx, models, "batched", memory_mb,
+                progress=lambda n, m: events.put((n, m, time.perf_counter())), precision=precision,
             )
         except BaseException as err:  # handed to the caller's thread below
             box["error"] = err
