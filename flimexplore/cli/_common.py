@@ -36,6 +36,10 @@ def add_study_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=d.seed, help="seed of split, markers, models (default: %(default)s)")
     s.add_argument("--dense", action="store_true", help="evaluate every background position on a grid")
     s.add_argument("--dense-spacing", type=int, default=None, help="grid spacing of --dense (default: the radius)")
+    s.add_argument(
+        "--vary", choices=("background", "object"), default=d.vary,
+        help="which marker varies within a split; with 'object', --n-bg counts object markers (default: %(default)s)",
+    )
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
@@ -48,7 +52,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     return StudyConfig(
         dataset=args.dataset, n_images=args.n_images, image=args.image, splits=args.splits,
         n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
-        dense=args.dense, dense_spacing=args.dense_spacing,
+        dense=args.dense, dense_spacing=args.dense_spacing, vary=args.vary,
     ).validate()
 
 

@@ -7,13 +7,16 @@ import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from flimexplore.errors import ConfigError
 
-__all__ = ["StudyConfig"]
+__all__ = ["VARY", "StudyConfig"]
+
+VARY = ("background", "object")
+"""Which marker a study varies: the background marker (the paper's study) or the object marker."""
 
 # name -> (smallest allowed value, whether None is allowed)
 _INTEGERS = {
@@ -57,6 +60,12 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+    vary : {"background", "object"}
+        Which marker varies within a split.  ``"background"`` (the paper):
+        each split fixes one object marker and varies ``n_bg`` background
+        markers.  ``"object"``: each split fixes one background marker and
+        varies ``n_bg`` object markers (or, with ``dense``, every object
+        position on the grid); ``n_bg`` then counts object markers.
 
     Notes
     -----
@@ -77,6 +86,7 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+    vary: Literal["background", "object"] = "background"
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):
@@ -125,6 +135,8 @@ class StudyConfig:
             problems.append(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
         if not isinstance(self.dense, bool):
             problems.append(f"dense (--dense) must be True or False, got {self.dense!r}")
+        if self.vary not in VARY:
+            problems.append(f"vary (--vary) must be 'background' or 'object', got {self.vary!r}")
         if problems:
             raise ConfigError("invalid study settings: " + "; ".join(problems))
         return self

@@ -90,6 +90,7 @@ def render_heatmap(
     radius: float = 0.0,
     vmin: float | None = None,
     vmax: float | None = None,
+    marker_colour: tuple[int, int, int] = (255, 0, 0),
 ) -> NDArray[np.uint8]:
     """Blend a heat layer over a greyed copy of the image.
 
@@ -98,10 +99,12 @@ def render_heatmap(
     image : ndarray of shape (H, W, 3), float in [0, 1]
     layer : HeatLayer
     obj_centre : ndarray of shape (2,), optional
-        Object marker, drawn as a solid red disk of ``radius``.
+        The split's fixed marker (the object marker), drawn as a solid disk of ``radius``.
     radius : float
     vmin, vmax : float, optional
         Colour range; defaults to the range of the layer's values.
+    marker_colour : tuple of int, optional
+        RGB of the fixed marker's disk (red; a fixed background marker is drawn green).
 
     Returns
     -------
@@ -118,5 +121,5 @@ def render_heatmap(
     if obj_centre is not None and radius > 0:
         rr, cc = np.mgrid[: out.shape[0], : out.shape[1]]
         disk = (rr - obj_centre[0]) ** 2 + (cc - obj_centre[1]) ** 2 <= radius * radius
-        out[disk] = (255.0, 0.0, 0.0)
+        out[disk] = tuple(float(v) for v in marker_colour)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

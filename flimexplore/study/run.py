@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,14 @@ from numpy.typing import NDArray
 from flimexplore.engine.batched import DEFAULT_MEMORY_MB
 from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
-from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
+from flimexplore.markers import (
+    MARGIN_FACTOR,
+    MarkerSet,
+    ObjectMarkerSet,
+    admissible_centres,
+    sample_markers,
+    sample_object_markers,
+)
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, render_heatmap
@@ -70,12 +77,16 @@ def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
     return int(np.random.SeedSequence([seed, image, split, bg_index]).generate_state(1)[0])
 
 
-def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None) -> NDArray[np.int64]:
+def dense_positions(
+    mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None, *, on_object: bool = False
+) -> NDArray[np.int64]:
     """Every admissible background centre on a regular grid (dense marker maps).
 
     Centres keep the paper's margins: ``1.5 r`` from the image border and
-    from the object marker; they lie on the background and on a grid of the
-    given spacing (default ``r``), so neighbouring disks overlap.
+    from the fixed marker ``obj``; they lie on the background (on the object
+    with ``on_object``, for ``--vary object``, where ``obj`` is the fixed
+    background marker) and on a grid of the given spacing (default ``r``),
+    so neighbouring disks overlap.
 
     Returns
     -------
@@ -84,19 +95,29 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     step = int(radius if spacing is None else spacing)
     if step <= 0:
         raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
-    ok = admissible_centres(mask, radius) & ~mask
+    ok = admissible_centres(mask, radius) & (mask if on_object else ~mask)
     rr, cc = np.nonzero(ok)
     on_grid = (rr % step == 0) & (cc % step == 0)
     far = (rr - obj[0]) ** 2 + (cc - obj[1]) ** 2 >= (MARGIN_FACTOR * radius) ** 2
     keep = on_grid & far
     if not keep.any():
-        raise MarkerError(f"no background grid position fits with radius {radius} and spacing {step}")
+        where = "object" if on_object else "background"
+        raise MarkerError(f"no {where} grid position fits with radius {radius} and spacing {step}")
     return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
 
 
-def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
-    """Markers of every split: one object marker and its background markers each."""
+def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[ObjectMarkerSet]:
+    """Markers of every split: one fixed marker and the markers varied against it.
+
+    With ``vary="background"`` (the paper) each split is a :class:`MarkerSet`
+    (one object marker, ``n_bg`` background markers); with ``vary="object"``
+    an :class:`ObjectMarkerSet` (one background marker, ``n_bg`` object
+    markers).  Split ``s`` samples with the generator seeded by
+    ``(seed, image, s)``.
+    """
     cfg = ctx.config
+    if cfg.vary == "object":
+        return [_plan_objects(ctx, s) for s in range(cfg.splits)]
     sets = []
     for s in range(cfg.splits):
         rng = np.random.default_rng([cfg.seed, cfg.image, s])
@@ -107,6 +128,16 @@ def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
     return sets
 
 
+def _plan_objects(ctx: StudyContext, split: int) -> ObjectMarkerSet:
+    cfg = ctx.config
+    rng = np.random.default_rng([cfg.seed, cfg.image, split])
+    ms = sample_object_markers(ctx.mask, 1 if cfg.dense else cfg.n_bg, cfg.radius, rng)
+    if cfg.dense:
+        grid = dense_positions(ctx.mask, ms.background, cfg.radius, cfg.dense_spacing, on_object=True)
+        ms = ObjectMarkerSet(ms.background, grid, ms.radius)
+    return ms
+
+
 @dataclass
 class StudyResult:
     """Everything a finished (or stopped) study produced.
@@ -115,8 +146,8 @@ class StudyResult:
     ----------
     config : StudyConfig
         Resolved settings.
-    markers : list of MarkerSet
-        One per split.
+    markers : list of MarkerSet or list of ObjectMarkerSet
+        One per split (:class:`ObjectMarkerSet` when the study varies the object marker).
     rows : list of dict
         One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`).
     arrays : dict of int to dict
@@ -128,7 +159,7 @@ class StudyResult:
     """
 
     config: StudyConfig
-    markers: list[MarkerSet]
+    markers: list[MarkerSet] | list[ObjectMarkerSet]
     rows: list[dict[str, Any]]
     arrays: dict[int, dict[str, NDArray]] = field(repr=False)
     device: str
@@ -141,9 +172,10 @@ class StudyResult:
         return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
 
     def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
-        """The paper's heatmap of one split's background markers."""
+        """The paper's heatmap of one split's varied markers (background, or object with ``vary="object"``)."""
         rows = [r for r in self.rows if r["split"] == split]
-        centres = np.array([[r["bg_row"], r["bg_col"]] for r in rows]).reshape(-1, 2)
+        v = "obj" if self.config.vary == "object" else "bg"
+        centres = np.array([[r[f"{v}_row"], r[f"{v}_col"]] for r in rows]).reshape(-1, 2)
         return paint_heatmap(self.context.mask.shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
 
     def summary(self) -> dict[str, Any]:
@@ -201,6 +233,7 @@ def run_study(
     model_chunk: int = MODEL_CHUNK,
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
+    markers: Sequence[MarkerSet] | Sequence[ObjectMarkerSet] | None = None,
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -219,6 +252,10 @@ def run_study(
         Rough bound of the engine's working memory.
     context : StudyContext, optional
         Reuse prepared data (the explorer does).
+    markers : sequence of MarkerSet or ObjectMarkerSet, optional
+        Score these markers (one set per split) instead of sampling them
+        (``flimexplore score`` does); a results folder then also records
+        their fingerprint, so it never mixes models of other markers.
 
     Yields
     ------
@@ -251,14 +288,19 @@ def run_study(
     _check_run_options(engine, model_chunk, memory_mb)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
-    markers = plan_markers(ctx)
+    identity = ctx.identity()
+    if markers is None:
+        markers = plan_markers(ctx)
+    else:
+        markers = list(markers)
+        identity["markers_sha256"] = _fingerprint(markers)
     table = [
-        (s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k))
+        (s, k, obj, bg, model_seed(cfg.seed, cfg.image, s, k))
         for s, ms in enumerate(markers)
-        for k, bg in enumerate(ms.bg)
+        for k, (obj, bg) in enumerate(zip(*ms.pairs(), strict=True))
     ]
     total = len(table)
-    store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
+    store = ResultStore(out, cfg, identity) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
@@ -326,12 +368,26 @@ def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
     )
 
 
+def _fingerprint(markers: Sequence[MarkerSet] | Sequence[ObjectMarkerSet]) -> str:
+    """First 16 hex digits of a SHA-256 over the pairs of given markers, split by split."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for ms in markers:
+        obj, bg = ms.pairs()
+        h.update(np.ascontiguousarray(np.hstack([obj, bg]), dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
 def _finish(store: ResultStore, result: StudyResult) -> None:
     vals = result.column("val_dice")
     lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
     for s, ms in enumerate(result.markers):
         layer = result.heatmap(s)
-        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
+        if isinstance(ms, ObjectMarkerSet):  # the fixed background marker, green as in the paper's Fig. 5
+            rgb = render_heatmap(result.context.image, layer, ms.background, ms.radius, lo, hi, marker_colour=(0, 200, 0))
+        else:
+            rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
         store.write_png(f"heatmap_split{s}.png", rgb)
     store.write_json("summary.json", result.summary())
 
