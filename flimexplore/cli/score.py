@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 
 from flimexplore.cli._common import add_study_arguments, config_from_args, drain
 
@@ -34,11 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from flimexplore.study.score import read_pairs, score_pairs
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pairs = read_pairs(args.pairs)
-    for w in caught:
-        print(f"flimexplore: warning: {w.message}", file=sys.stderr)
+    pairs = read_pairs(args.pairs)
     gen = score_pairs(
         config, pairs, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb
     )

@@ -18,17 +18,16 @@ its settings, therefore trains the same models in the same chunks and
 reproduces its scores exactly.  (Two splits of a study that drew the same
 fixed marker by chance would be merged into one, and get other seeds.)
 
-Scribbles: the engine trains every model of a batch from disks of one
-radius.  Until the study layer can score markers of any shape, each
-component of a seeds file is reduced to the disk of the study's radius
-around its pixel nearest the component's centroid, with a warning.
+A seeds file is scored as drawn (markers of any shape, through
+:meth:`StudyContext.evaluate_markers`): one model, split 0, whose
+``obj_row, obj_col`` (``bg_row, bg_col``) in ``results.csv`` are the marker
+pixel nearest the marker's centroid; ``--radius`` plays no part in it.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flimexplore.errors import MarkerError
-from flimexplore.markers import MarkerSet, ObjectMarkerSet
+from flimexplore.markers import MarkerPixels, MarkerSet, ObjectMarkerSet
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
 from flimexplore.study.run import Progress, StudyResult, _resolved, run_study
@@ -62,6 +61,9 @@ class MarkerPairs:
         The file they were read from.
     shape : tuple of int or None
         ``(H, W)`` the file declares (seeds files), else None.
+    pixels : tuple of two ndarray of shape (K, 2) or None
+        A seeds file's object and background pixels (then ``obj`` and ``bg``
+        hold the single pair's pixels nearest the markers' centroids).
     """
 
     obj: NDArray[np.int64]
@@ -69,6 +71,7 @@ class MarkerPairs:
     lines: NDArray[np.int64]
     source: str
     shape: tuple[int, int] | None = None
+    pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
 
     def __len__(self) -> int:
         return len(self.obj)
@@ -88,13 +91,9 @@ def read_pairs(path: str | os.PathLike[str]) -> MarkerPairs:
     Raises
     ------
     MarkerError
-        If the file cannot be read or a line is not four integers; the message
-        names the file and the line.
-
-    Warns
-    -----
-    UserWarning
-        When a seeds-file component is not a disk and is reduced to one.
+        If the file cannot be read or a line is not four integers, or a seeds
+        file does not hold exactly one object and one background component;
+        the message names the file and the line.
 
     Examples
     --------
@@ -152,7 +151,7 @@ def _read_seeds_pairs(path: Path) -> MarkerPairs:
     from flimexplore.data import read_seeds
 
     markers, shape = read_seeds(path)
-    centres = []
+    centres, pixels = [], []
     for label, name in ((1, "object"), (0, "background")):
         px = markers[markers[:, 2] == label, :2]
         if not len(px):
@@ -166,19 +165,12 @@ def _read_seeds_pairs(path: Path) -> MarkerPairs:
                 "object and one background component (split the file, one pair per file, or use a CSV of pairs)"
             )
         mean = px.mean(axis=0)
-        centre = px[np.argmin(((px - mean) ** 2).sum(axis=1))]
-        centres.append(centre)
-        warnings.warn(
-            f"{path}: the {name} marker ({len(px)} pixels) is scored as the disk of the study's radius around "
-            f"its pixel ({centre[0]}, {centre[1]}) nearest its centroid; scoring markers of any shape "
-            "awaits StudyContext.evaluate_markers",
-            UserWarning,
-            stacklevel=3,
-        )
+        centres.append(px[np.argmin(((px - mean) ** 2).sum(axis=1))])
+        pixels.append(px.astype(np.int64))
     first = int(np.flatnonzero(markers[:, 2] == 1)[0]) + 2  # the line of the first object pixel
     return MarkerPairs(
         np.asarray(centres[0], np.int64)[None], np.asarray(centres[1], np.int64)[None],
-        np.array([first], np.int64), str(path), (int(shape[0]), int(shape[1])),
+        np.array([first], np.int64), str(path), (int(shape[0]), int(shape[1])), (pixels[0], pixels[1]),
     )
 
 
@@ -201,6 +193,14 @@ def check_pairs(pairs: MarkerPairs, mask: NDArray[np.bool_], radius: int, stem: 
             f"{pairs.source}: the seeds file is for a {pairs.shape[0]}x{pairs.shape[1]} image, not {what}; "
             "use --image/--dataset of the image it was drawn on"
         )
+    if pairs.pixels is not None:  # a seeds file: markers as drawn, no radius
+        for name, (r, c), want in (("object", pairs.obj[0], True), ("background", pairs.bg[0], False)):
+            if bool(mask[r, c]) != want:
+                raise MarkerError(
+                    f"{pairs.source}: the {name} marker's central pixel ({r}, {c}) lies on the "
+                    f"{'background' if want else 'object'} of {what}; were the labels swapped?"
+                )
+        return
     if 2 * radius + 1 > min(h, w):
         raise MarkerError(f"{pairs.source}: radius {radius} is too big for {what}; use a smaller --radius")
     for obj, bg, line in zip(pairs.obj, pairs.bg, pairs.lines, strict=True):
@@ -219,13 +219,16 @@ def check_pairs(pairs: MarkerPairs, mask: NDArray[np.bool_], radius: int, stem: 
 
 def group_pairs(
     pairs: MarkerPairs, radius: int, vary: str = "background"
-) -> list[MarkerSet] | list[ObjectMarkerSet]:
+) -> list[MarkerSet] | list[ObjectMarkerSet] | list[MarkerPixels]:
     """Group pairs into splits by their fixed marker, in order of first appearance (see module notes).
 
     Returns
     -------
-    list of MarkerSet (``vary="background"``) or of ObjectMarkerSet (``vary="object"``)
+    list of MarkerSet (``vary="background"``) or of ObjectMarkerSet (``vary="object"``);
+    one MarkerPixels for a seeds file.
     """
+    if pairs.pixels is not None:
+        return [MarkerPixels(*pairs.pixels)]
     fixed, varied = (pairs.bg, pairs.obj) if vary == "object" else (pairs.obj, pairs.bg)
     order: dict[tuple[int, int], list[int]] = {}
     for i, f in enumerate(fixed):
