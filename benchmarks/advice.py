@@ -94,7 +94,7 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
         ctx = None
         for s, (_, random_dice, obj) in splits.items():
             adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing),
-                         dataset=data, weights=weights)
+                         data=data, weights=weights)
             assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
             top = adv.top(5)
             dice = [lookup.get((s, int(c[0]), int(c[1]))) for c in top]

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 from scipy.stats import rankdata, spearmanr
 
 from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
@@ -127,6 +128,18 @@ class Advice:
         """The ``n`` best centres, shape ``(min(n, M), 2)``."""
         return self.centres[:n]
 
+    def score_map(self) -> NDArray[np.float64]:
+        """Advice score per pixel: that of the nearest candidate within ``r``, NaN elsewhere; shape (H, W)."""
+        h, w = self.image.shape[:2]
+        seeds = np.ones((h, w), bool)
+        seeds[self.centres[:, 0], self.centres[:, 1]] = False
+        dist, (rr, cc) = ndimage.distance_transform_edt(seeds, return_indices=True)
+        at = np.full((h, w), np.nan)
+        at[self.centres[:, 0], self.centres[:, 1]] = self.scores
+        out = at[rr, cc]
+        out[dist > self.radius] = np.nan
+        return out
+
     def table(self) -> list[dict[str, Any]]:
         """Rows of ``advice.csv``: rank (1 = best), bg_row, bg_col, score."""
         return [{"rank": i + 1, "bg_row": int(c[0]), "bg_col": int(c[1]), "score": round(float(s), 6)}
@@ -168,7 +181,7 @@ def fit_weights(cases: Sequence[tuple[dict[str, NDArray], NDArray]], min_rho: fl
     """
     rhos: dict[str, list[float]] = {}
     for desc, dice in cases:
-        for name in DESCRIPTORS:
+        for name in (n for n in DESCRIPTORS if n in desc):
             x = np.asarray(desc[name])
             if np.ptp(x) > 0 and np.ptp(dice) > 0:
                 rhos.setdefault(name, []).append(float(spearmanr(x, dice).statistic))
@@ -221,7 +234,7 @@ def _marked(settings: AdviceSettings, dataset: Dataset | None) -> tuple[Dataset,
     return ds, marked[settings.image]
 
 
-def advise(settings: AdviceSettings | None = None, *, dataset: Dataset | None = None,
+def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = None,
            weights: dict[str, float] | None = None, **kwargs: Any) -> Advice:
     """Rank background positions for one object marker.
 
@@ -229,7 +242,7 @@ def advise(settings: AdviceSettings | None = None, *, dataset: Dataset | None = 
     ----------
     settings : AdviceSettings, optional
         Or give its fields as keyword arguments (``advise(dataset="eggs", split=2)``).
-    dataset : Dataset, optional
+    data : Dataset, optional
         Already loaded data (otherwise ``settings.dataset`` is loaded).  Only
         the marked image and its mask are read.
     weights : dict of str to float, optional
@@ -251,7 +264,7 @@ def advise(settings: AdviceSettings | None = None, *, dataset: Dataset | None = 
         raise ConfigError("give exactly one of split (--split) and obj (--object ROW,COL)")
     if settings.top < 1:
         raise ConfigError(f"top (--top) must be an integer >= 1, got {settings.top!r}")
-    ds, idx = _marked(settings, dataset)
+    ds, idx = _marked(settings, data)
     image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # the ONLY mask read
     radius = int(settings.radius if settings.radius is not None else ds.radius)
     t0 = time.perf_counter()
