@@ -77,8 +77,25 @@ def _pct(values: np.ndarray, x: float) -> float:
     return float(100 * ((values < x).mean() + 0.5 * (values == x).mean()))
 
 
+VARIANTS = {
+    "same_dataset": "weights fitted on the other marked images of the same dataset (leave-one-image-out)",
+    "other_datasets": "weights fitted on the other datasets only (leave-one-dataset-out: a new kind of image)",
+}
+
+
+def _weights(cases: dict, ds: str, k: int, variant: str) -> dict[str, float]:
+    from flimexplore.analysis.advice import fit_weights
+
+    if variant == "same_dataset":
+        keys = [key for key in cases if key[0] == ds and key != (ds, k)]
+    else:
+        keys = [key for key in cases if key[0] != ds]
+    w = fit_weights([(d, y) for key in keys for d, y, _ in cases[key][1].values()])
+    return w if any(w.values()) else {"bg_std": 1.0}  # nothing to learn from: plain texture
+
+
 def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: dict[str, Any], log: Any) -> dict[str, Any]:
-    from flimexplore.analysis.advice import AdviceSettings, advise, default_weights, fit_weights
+    from flimexplore.analysis.advice import AdviceSettings, advise
     from flimexplore.study.context import StudyContext
     from flimexplore.study.run import dense_positions, model_seed
 
@@ -86,48 +103,54 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
     spacing = extra.get("dense_spacing")
     rows = []
     for (ds, k), (data, splits) in cases.items():
-        train = [(d, y) for key, (_, sp) in cases.items() if key != (ds, k) for d, y, _ in sp.values()]
-        weights = fit_weights(train) if train else default_weights()
-        if not any(weights.values()):
-            weights = default_weights()
         lookup, dense_t = _dense_lookup(cache, ds, k)
         ctx = None
-        for s, (_, random_dice, obj) in splits.items():
-            adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing),
-                         data=data, weights=weights)
-            assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
-            top = adv.top(5)
-            dice = [lookup.get((s, int(c[0]), int(c[1]))) for c in top]
-            trained = 0
-            if any(v is None for v in dice):
-                grid = dense_positions(data.masks[split_index(data, k)], obj, adv.radius, spacing)
-                index = {(int(r), int(c)): i for i, (r, c) in enumerate(grid)}
-                ctx = ctx or StudyContext(col.config(ds, k, "dense", 1, N_RANDOM, SEED, **extra), device, dataset=data)
-                need = [i for i, v in enumerate(dice) if v is None]
-                seeds = [model_seed(SEED, k, s, index[(int(top[i][0]), int(top[i][1]))]) for i in need]
-                scores = ctx.evaluate(np.repeat(obj[None], len(need), 0), top[need], seeds)
-                for j, i in enumerate(need):
-                    dice[i] = round(float(scores.val["dice"][j]), 6)
-                trained = len(need)
-            dense_all = [v for (sp, _, _), v in lookup.items() if sp == s]
-            complete = len(dense_all) == len(adv.centres)
-            dense_s = dense_t["seconds"] / dense_t["models"] * len(adv.centres) if dense_t and dense_t["models"] else None
-            med = float(np.median(random_dice))
-            row = {
-                "dataset": ds, "image": k, "split": s, "n_candidates": len(adv.centres),
-                "top1_dice": dice[0], "top5_mean_dice": float(np.mean(dice)),
-                "random_median": med, "random_min": float(random_dice.min()), "random_max": float(random_dice.max()),
-                "top1_pct": _pct(random_dice, dice[0]), "top5_pct": _pct(random_dice, float(np.mean(dice))),
-                "top1_gain": dice[0] - med, "top5_gain": float(np.mean(dice)) - med,
-                "top1_beats_median": bool(dice[0] > med),
-                "dense_best": max(dense_all) if complete else None,
-                "advice_s": adv.seconds, "dense_s": dense_s,
-                "advised_trained": trained,
-            }
-            rows.append(row)
-            log(f"{ds} img{k} split{s}: top1 {dice[0]:.3f} top5 {np.mean(dice):.3f} random median {med:.3f} "
-                f"(pct {row['top1_pct']:.0f}/{row['top5_pct']:.0f}) dense best {row['dense_best']}")
-    return {"rows": rows, "per_dataset": _summarise(rows)}
+        for variant in VARIANTS:
+            weights = _weights(cases, ds, k, variant)
+            for s, (_, random_dice, obj) in splits.items():
+                adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing),
+                             data=data, weights=weights)
+                assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
+                top = adv.top(5)
+                dice = [lookup.get((s, int(c[0]), int(c[1]))) for c in top]
+                trained = 0
+                if any(v is None for v in dice):
+                    grid = dense_positions(data.masks[split_index(data, k)], obj, adv.radius, spacing)
+                    index = {(int(r), int(c)): i for i, (r, c) in enumerate(grid)}
+                    ctx = ctx or StudyContext(col.config(ds, k, "dense", 1, N_RANDOM, SEED, **extra), device, dataset=data)
+                    need = [i for i, v in enumerate(dice) if v is None]
+                    seeds = [model_seed(SEED, k, s, index[(int(top[i][0]), int(top[i][1]))]) for i in need]
+                    scores = ctx.evaluate(np.repeat(obj[None], len(need), 0), top[need], seeds)
+                    for j, i in enumerate(need):
+                        dice[i] = round(float(scores.val["dice"][j]), 6)
+                        lookup[(s, int(top[i][0]), int(top[i][1]))] = dice[i]  # not a dense row: kept out of dense_best below
+                    trained = len(need)
+                dense_all = [r["val_dice"] for r in _dense_rows(cache, ds, k) if r["split"] == s]
+                complete = len(dense_all) == len(adv.centres)
+                dense_s = dense_t["seconds"] / dense_t["models"] * len(adv.centres) if dense_t and dense_t["models"] else None
+                med = float(np.median(random_dice))
+                t5 = float(np.mean(dice))
+                row = {
+                    "variant": variant, "dataset": ds, "image": k, "split": s, "n_candidates": len(adv.centres),
+                    "top1_dice": dice[0], "top5_mean_dice": t5, "top5_dice": dice,
+                    "random_median": med, "random_min": float(random_dice.min()), "random_max": float(random_dice.max()),
+                    "top1_pct": _pct(random_dice, dice[0]), "top5_pct": _pct(random_dice, t5),
+                    "top1_gain": dice[0] - med, "top5_gain": t5 - med, "top1_beats_median": bool(dice[0] > med),
+                    "dense_best": max(dense_all) if complete else None,
+                    "advice_s": adv.seconds, "dense_s": dense_s, "advised_trained": trained, "weights": weights,
+                }
+                rows.append(row)
+                log(f"{variant} {ds} img{k} split{s}: top1 {dice[0]:.3f} top5 {t5:.3f} random median {med:.3f} "
+                    f"(pct {row['top1_pct']:.0f}/{row['top5_pct']:.0f}) dense best {row['dense_best']}")
+    return {"rows": rows, "variants": VARIANTS,
+            "per_dataset": {v: _summarise([r for r in rows if r["variant"] == v]) for v in VARIANTS}}
+
+
+def _dense_rows(cache: Path, ds: str, k: int) -> list[dict[str, Any]]:
+    from flimexplore.study.store import read_results
+
+    path = col.study_dir(cache, ds, k, "dense") / "results.csv"
+    return read_results(path) if path.exists() else []
 
 
 def split_index(data: Any, k: int) -> int:
@@ -192,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     result |= {"machine": _common.machine(args.device), "threads": threads, "quick": bool(args.quick),
                "n_random": N_RANDOM, "seed": SEED, "settings": extra or "dataset defaults"}
     print(_common.table(
-        [{"dataset": k, **v} for k, v in result["per_dataset"].items()],
-        ["dataset", "cases", "top1_pct_mean", "top5_pct_mean", "top1_gain_mean", "top5_gain_mean",
+        [{"variant": var, "dataset": k, **v} for var, per in result["per_dataset"].items() for k, v in per.items()],
+        ["variant", "dataset", "cases", "top1_pct_mean", "top5_pct_mean", "top1_gain_mean", "top5_gain_mean",
          "top1_beats_median_share", "dense_cases", "dense_best_mean", "top5_dice_mean_dense_cases", "advice_over_dense"],
     ))
     _common.write_json(args.json, result)
@@ -201,16 +224,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_weights(cache: Path, datasets: list[str], images: int, extra: dict[str, Any]) -> None:
-    """Fit the shipped advice weights on every stored random study."""
+    """Fit the shipped advice weights on every stored random study: per dataset and pooled."""
     import json
 
-    from flimexplore.analysis.advice import fit_weights
+    from flimexplore.analysis.advice import MIN_RHO, fit_weights
 
     cases = _cases(cache, datasets, images, extra)
-    pairs = [(d, y) for _, sp in cases.values() for d, y, _ in sp.values()]
-    doc = {"method": "mean Spearman rho of each descriptor with validation Dice (|rho| < 0.1 -> 0)",
-           "fitted_on": sorted(f"{ds}_img{k}" for ds, k in cases), "n_cases": len(pairs),
-           "written_by": "python benchmarks/advice.py --write-weights", "weights": fit_weights(pairs)}
+
+    def pairs(keep: Any) -> list[tuple[Any, Any]]:
+        return [(d, y) for key, (_, sp) in cases.items() if keep(key) for d, y, _ in sp.values()]
+
+    doc = {
+        "method": f"mean Spearman rho of each descriptor with validation Dice over random-marker studies (|rho| < {MIN_RHO} -> 0)",
+        "fitted_on": sorted(f"{ds}_img{k}" for ds, k in cases), "n_random": N_RANDOM, "seed": SEED,
+        "written_by": "python benchmarks/advice.py --write-weights",
+        "pooled": fit_weights(pairs(lambda key: True)),
+        "per_dataset": {ds: fit_weights(pairs(lambda key, ds=ds: key[0] == ds)) for ds in dict.fromkeys(k[0] for k in cases)},
+    }
     WEIGHTS.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {WEIGHTS}")
 

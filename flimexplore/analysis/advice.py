@@ -14,8 +14,9 @@ its rank percentile among the candidates (0 = lowest, 1 = highest) and the
 score is ``sum_d w_d * pct_d / sum_d |w_d|``.  The shipped weights
 (``advice_weights.json``, written by ``python benchmarks/advice.py
 --write-weights``) are the mean Spearman rho of each descriptor with the
-validation Dice over the random-marker studies of the bundled datasets
-(:func:`fit_weights`); descriptors whose mean |rho| is below
+validation Dice over the random-marker studies (:func:`fit_weights`):
+per bundled preset for that preset, pooled over all presets for any other
+dataset (a user's folder); descriptors whose mean |rho| is below
 :data:`MIN_RHO` get weight 0.  Rank combinations were chosen over a fitted
 regression because per-image Dice levels differ a lot between images and
 datasets, while the *order* of positions is what advice must get right.
@@ -157,10 +158,19 @@ class Advice:
         }
 
 
-def default_weights() -> dict[str, float]:
-    """The shipped descriptor weights (``advice_weights.json``)."""
-    text = resources.files("flimexplore.analysis").joinpath("advice_weights.json").read_text()
-    return {k: float(v) for k, v in json.loads(text)["weights"].items()}
+def default_weights(dataset: str | None = None) -> dict[str, float]:
+    """The shipped descriptor weights (``advice_weights.json``).
+
+    Parameters
+    ----------
+    dataset : str, optional
+        A bundled preset's name gives the weights fitted on that preset's
+        random studies; anything else (a folder, None) the weights pooled
+        over every preset.
+    """
+    doc = json.loads(resources.files("flimexplore.analysis").joinpath("advice_weights.json").read_text())
+    chosen = doc.get("per_dataset", {}).get(dataset) or doc["pooled"]
+    return {k: float(v) for k, v in chosen.items()}
 
 
 def fit_weights(cases: Sequence[tuple[dict[str, NDArray], NDArray]], min_rho: float = MIN_RHO) -> dict[str, float]:
@@ -246,7 +256,7 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
         Already loaded data (otherwise ``settings.dataset`` is loaded).  Only
         the marked image and its mask are read.
     weights : dict of str to float, optional
-        Descriptor weights; default :func:`default_weights`.
+        Descriptor weights; default :func:`default_weights` of the dataset's name.
 
     Returns
     -------
@@ -279,7 +289,7 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
         obj = object_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, obj, radius, settings.spacing)
     desc = position_descriptors(image, mask, obj, centres, radius)
-    w = default_weights() if weights is None else dict(weights)
+    w = default_weights(ds.name) if weights is None else dict(weights)
     score = score_positions(desc, w)
     order = np.lexsort((centres[:, 1], centres[:, 0], -score))  # best first; ties in raster order
     seconds = time.perf_counter() - t0
