@@ -19,7 +19,9 @@ with ``k`` the centre's index on the dense grid).  Studies are stored in
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ DATASETS = ["fish", "eggs", "fundus", "nuclei"]
 CACHE = Path(__file__).resolve().parent / "results" / "advice_cache"
 WEIGHTS = Path(__file__).resolve().parents[1] / "flimexplore" / "analysis" / "advice_weights.json"
 N_RANDOM = 30
+PROBE = 64
 SEED = 0
 
 
@@ -78,15 +81,18 @@ def _pct(values: np.ndarray, x: float) -> float:
 
 
 VARIANTS = {
-    "same_dataset": "weights fitted on the other marked images of the same dataset (leave-one-image-out)",
-    "other_datasets": "weights fitted on the other datasets only (leave-one-dataset-out: a new kind of image)",
+    "same_dataset": "descriptors only; weights fitted on the other marked images of the same dataset (leave-one-image-out)",
+    "other_datasets": "descriptors only; weights fitted on the other datasets only (leave-one-dataset-out: a new kind of image)",
+    "same_dataset+probe": "same_dataset, then the best 64 re-ranked by their model's fit on the marked image",
+    "same_dataset+mix": "same_dataset, then the best 64 re-ranked by the mean rank of that fit and the descriptor score",
+    "other_datasets+probe": "other_datasets, then the best 64 re-ranked by their model's fit on the marked image",
 }
 
 
 def _weights(cases: dict, ds: str, k: int, variant: str) -> dict[str, float]:
     from flimexplore.analysis.advice import fit_weights
 
-    if variant == "same_dataset":
+    if variant.startswith("same_dataset"):
         keys = [key for key in cases if key[0] == ds and key != (ds, k)]
     else:
         keys = [key for key in cases if key[0] != ds]
@@ -104,12 +110,17 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
     rows = []
     for (ds, k), (data, splits) in cases.items():
         lookup, dense_t = _dense_lookup(cache, ds, k)
+        trained_cache = cache / f"advised_{ds}_img{k}.json"  # Dice of advised positions trained here (not dense rows)
+        stored = json.loads(trained_cache.read_text()) if trained_cache.exists() else {}
+        lookup |= {tuple(int(v) for v in key.split(",")): d for key, d in stored.items() if tuple(int(v) for v in key.split(",")) not in lookup}
         ctx = None
         for variant in VARIANTS:
             weights = _weights(cases, ds, k, variant)
             for s, (_, random_dice, obj) in splits.items():
-                adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing),
-                             data=data, weights=weights)
+                rerank = variant.split("+")[1] if "+" in variant else "probe"
+                adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing,
+                                            probe=PROBE if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
+                                            device=device), data=data, weights=weights)
                 assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
                 top = adv.top(5)
                 dice = [lookup.get((s, int(c[0]), int(c[1]))) for c in top]
@@ -124,7 +135,9 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
                     for j, i in enumerate(need):
                         dice[i] = round(float(scores.val["dice"][j]), 6)
                         lookup[(s, int(top[i][0]), int(top[i][1]))] = dice[i]  # not a dense row: kept out of dense_best below
+                        stored[f"{s},{int(top[i][0])},{int(top[i][1])}"] = dice[i]
                     trained = len(need)
+                    trained_cache.write_text(json.dumps(stored))
                 dense_all = [r["val_dice"] for r in _dense_rows(cache, ds, k) if r["split"] == s]
                 complete = len(dense_all) == len(adv.centres)
                 dense_s = dense_t["seconds"] / dense_t["models"] * len(adv.centres) if dense_t and dense_t["models"] else None
@@ -187,7 +200,7 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser("advice", __doc__.splitlines()[0])
-    p.add_argument("--cache", type=Path, default=CACHE, help="folder of the stored studies (resumable)")
+    p.add_argument("--cache", type=Path, default=None, help=f"folder of the stored studies, resumable (default: {CACHE}; --quick: a temporary folder)")
     p.add_argument("--collect-only", action="store_true", help="only run the random and dense studies")
     p.add_argument("--no-collect", action="store_true", help="use the stored studies as they are")
     p.add_argument("--first-splits", type=int, default=1, help="dense splits of every image before the rest")
@@ -200,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
+    if args.cache is None:
+        args.cache = Path(tempfile.mkdtemp(prefix="advice_quick_")) if args.quick else CACHE
     if args.quick:
         datasets, images, splits, extra = ["fish"], 1, 1, {"n_images": 8, "epochs": 2, "dense_spacing": 12}
     else:
@@ -225,8 +240,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_weights(cache: Path, datasets: list[str], images: int, extra: dict[str, Any]) -> None:
     """Fit the shipped advice weights on every stored random study: per dataset and pooled."""
-    import json
-
     from flimexplore.analysis.advice import MIN_RHO, fit_weights
 
     cases = _cases(cache, datasets, images, extra)

@@ -47,6 +47,9 @@ __all__ = ["MIN_RHO", "Advice", "AdviceSettings", "advise", "default_weights", "
 MIN_RHO = 0.1
 """Descriptors whose mean Spearman rho with Dice is smaller in magnitude get weight 0."""
 
+PROBE = 64
+"""Candidates re-ranked by the probe by default."""
+
 
 @dataclass(frozen=True)
 class AdviceSettings:
@@ -72,6 +75,17 @@ class AdviceSettings:
         Use only the first ``n_images`` images (as ``StudyConfig.n_images``).
     spacing : int or None
         Grid spacing of the candidates; None means the radius (the dense grid).
+    probe : int
+        Re-rank the ``probe`` best candidates by the fit of their own model
+        on the marked image (:func:`~flimexplore.analysis.probe.marked_fit`);
+        0 ranks by the descriptors alone.
+    rerank : {"probe", "mix"}
+        How probed candidates are ordered: by the probe's Dice alone, or by
+        the mean of the probe's and the descriptor score's rank percentiles.
+    epochs, lr : int, float
+        Training settings of the probe models (as the study's).
+    device : str
+        Device of the probe models.
     """
 
     dataset: str = "fish"
@@ -83,6 +97,11 @@ class AdviceSettings:
     seed: int = 0
     n_images: int | None = None
     spacing: int | None = None
+    probe: int = PROBE
+    rerank: str = "probe"
+    epochs: int = 20
+    lr: float = 0.1
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -152,7 +171,9 @@ class Advice:
             "image_stem": self.image_stem, "obj_row": int(self.obj[0]), "obj_col": int(self.obj[1]),
             "radius": self.radius, "seconds": round(self.seconds, 4), "n_candidates": len(self.centres),
             "settings": self.settings.to_dict(),
-            "method": "weighted rank combination of image-only descriptors (flimexplore.analysis.advice)",
+            "method": ("weighted rank combination of image-only descriptors"
+                       + (f", then the best {self.settings.probe} re-ranked by their model's fit on the marked image"
+                          f" ({self.settings.rerank})" if self.settings.probe else "")),
             "weights": self.weights,
             "top": self.table()[: self.settings.top],
         }
@@ -274,6 +295,8 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
         raise ConfigError("give exactly one of split (--split) and obj (--object ROW,COL)")
     if settings.top < 1:
         raise ConfigError(f"top (--top) must be an integer >= 1, got {settings.top!r}")
+    if settings.probe < 0 or settings.rerank not in ("probe", "mix"):
+        raise ConfigError(f"probe (--probe) must be >= 0 and rerank (--rerank) 'probe' or 'mix', got {settings.probe!r}, {settings.rerank!r}")
     ds, idx = _marked(settings, data)
     image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # the ONLY mask read
     radius = int(settings.radius if settings.radius is not None else ds.radius)
@@ -291,7 +314,34 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     desc = position_descriptors(image, mask, obj, centres, radius)
     w = default_weights(ds.name) if weights is None else dict(weights)
     score = score_positions(desc, w)
+    fit = np.full(len(centres), np.nan)
+    if settings.probe > 0:
+        score, fit = _probe(settings, image, mask, obj, centres, radius, score)
     order = np.lexsort((centres[:, 1], centres[:, 0], -score))  # best first; ties in raster order
     seconds = time.perf_counter() - t0
+    desc["marked_fit"] = fit
     return Advice(ds.stems[idx], image, obj, radius, centres[order], score[order],
                   {k: v[order] for k, v in desc.items()}, w, seconds, settings)
+
+
+def _probe(settings: AdviceSettings, image: NDArray, mask: NDArray, obj: NDArray, centres: NDArray,
+           radius: int, score: NDArray) -> tuple[NDArray, NDArray]:
+    """Re-rank the ``settings.probe`` best candidates by their model's fit on the marked image.
+
+    Probed candidates get scores in [1.5, 2], above every unprobed one
+    (whose descriptor scores are at most 1).
+    """
+    from flimexplore.analysis.probe import marked_fit
+
+    k = min(settings.probe, len(centres))
+    best = np.lexsort((centres[:, 1], centres[:, 0], -score))[:k]
+    seeds = [int(np.random.SeedSequence([settings.seed, settings.image, int(r), int(c)]).generate_state(1)[0]) for r, c in centres[best]]
+    fit = np.full(len(centres), np.nan)
+    fit[best] = marked_fit(image, mask, obj, centres[best], radius, seeds, settings.epochs, settings.lr, settings.device)
+    if settings.rerank == "mix":
+        inner = 0.5 * (rankdata(fit[best]) - 1) / max(k - 1, 1) + 0.5 * (rankdata(score[best]) - 1) / max(k - 1, 1)
+    else:
+        inner = fit[best] + 1e-6 * (rankdata(score[best]) - 1) / max(k - 1, 1)  # descriptor score breaks ties
+    out = score.copy()
+    out[best] = 1.5 + 0.5 * (inner - inner.min()) / max(float(np.ptp(inner)), 1e-12)
+    return out, fit

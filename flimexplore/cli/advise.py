@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flimexplore.errors import ConfigError, OutputError
 
+PROBE = 64  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
+
 __all__ = ["register", "run"]
 
 
@@ -32,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
     s.add_argument("--spacing", type=int, default=None, help="candidate grid spacing in px (default: the radius, the --dense grid)")
     s.add_argument("--top", type=int, default=5, help="positions to ring in advice.png (default: %(default)s)")
+    s.add_argument("--probe", type=int, default=PROBE,
+                   help="re-rank this many best candidates by their model's fit on the marked image; 0: descriptors only (default: %(default)s)")
+    s.add_argument("--rerank", choices=("probe", "mix"), default="probe",
+                   help="order probed candidates by the probe alone or by its mean rank with the descriptors (default: %(default)s)")
+    s.add_argument("--epochs", type=int, default=20, help="epochs of the probe models (default: %(default)s)")
+    s.add_argument("--lr", type=float, default=0.1, help="learning rate of the probe models (default: %(default)s)")
+    s.add_argument("--device", default="cpu", help="device of the probe models: cpu, cuda or auto (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seed of the split and the study's object markers (default: %(default)s)")
     s.add_argument("--out", required=True, help="output folder (advice.csv, advice.json, advice.png)")
 
@@ -40,15 +49,18 @@ def run(args: argparse.Namespace) -> int:
     """Run ``advise``; returns the exit status."""
     from flimexplore.analysis.advice import AdviceSettings, advise
 
-    for name in ("top", "n_images", "radius", "spacing"):
+    for name in ("top", "n_images", "radius", "spacing", "epochs"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v}")
-    if args.image < 0 or args.seed < 0 or (args.split is not None and args.split < 0):
-        raise ConfigError("--image, --split and --seed must be integers >= 0")
+    if args.image < 0 or args.seed < 0 or args.probe < 0 or (args.split is not None and args.split < 0):
+        raise ConfigError("--image, --split, --probe and --seed must be integers >= 0")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be a number > 0, got {args.lr}")
     settings = AdviceSettings(
         dataset=args.dataset, image=args.image, split=None if args.object else (args.split or 0),
         obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
+        probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device,
     )
     out = Path(args.out)
     try:
