@@ -17,7 +17,7 @@ import numbers
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,11 +32,14 @@ from flimexplore.errors import ConfigError, MarkerError
 from flimexplore.markers import (
     MARGIN_FACTOR,
     MarkerGroups,
+    MarkerPixels,
     MarkerSet,
+    ObjectMarkerSet,
     admissible_centres,
     marker_union,
     sample_marker_groups,
     sample_markers,
+    sample_object_markers,
 )
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import PairScores, StudyContext, _merge
@@ -97,12 +100,16 @@ def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
     return int(np.random.SeedSequence([seed, image, split, bg_index]).generate_state(1)[0])
 
 
-def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None) -> NDArray[np.int64]:
+def dense_positions(
+    mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None, *, on_object: bool = False
+) -> NDArray[np.int64]:
     """Every admissible background centre on a regular grid (dense marker maps).
 
     Centres keep the paper's margins: ``1.5 r`` from the image border and
-    from the object marker; they lie on the background and on a grid of the
-    given spacing (default ``r``), so neighbouring disks overlap.
+    from the fixed marker ``obj``; they lie on the background (on the object
+    with ``on_object``, for ``--vary object``, where ``obj`` is the fixed
+    background marker) and on a grid of the given spacing (default ``r``),
+    so neighbouring disks overlap.
 
     Returns
     -------
@@ -111,24 +118,31 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     step = int(radius if spacing is None else spacing)
     if step <= 0:
         raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
-    ok = admissible_centres(mask, radius) & ~mask
+    ok = admissible_centres(mask, radius) & (mask if on_object else ~mask)
     rr, cc = np.nonzero(ok)
     on_grid = (rr % step == 0) & (cc % step == 0)
     far = (rr - obj[0]) ** 2 + (cc - obj[1]) ** 2 >= (MARGIN_FACTOR * radius) ** 2
     keep = on_grid & far
     if not keep.any():
-        raise MarkerError(f"no background grid position fits with radius {radius} and spacing {step}")
+        where = "object" if on_object else "background"
+        raise MarkerError(f"no {where} grid position fits with radius {radius} and spacing {step}")
     return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
 
 
-def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups]:
+def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet]:
     """Markers of every split: one object marker and its background markers each.
 
     With ``markers_per_model = (K, M)`` other than ``(1, 1)`` each split is a
     :class:`~flimexplore.markers.MarkerGroups`: K object disks shared by the
-    split's ``n_bg`` models, each with its own M background disks.
+    split's ``n_bg`` models, each with its own M background disks.  With
+    ``vary="object"`` each split is an :class:`~flimexplore.markers.ObjectMarkerSet`:
+    one background marker and ``n_bg`` object markers (every object grid
+    position with ``dense``).  Split ``s`` samples with the generator seeded
+    by ``(seed, image, s)``.
     """
     cfg = ctx.config
+    if cfg.vary == "object":
+        return [_plan_objects(ctx, s) for s in range(cfg.splits)]
     if tuple(cfg.markers_per_model) != (1, 1):
         return [
             sample_marker_groups(ctx.mask, cfg.n_bg, cfg.markers_per_model, cfg.radius, np.random.default_rng([cfg.seed, cfg.image, s]))
@@ -148,6 +162,14 @@ def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list
     """Ids of the models still to compute, in the chunks a study trains together."""
     chunks = [[m for m in range(lo, min(total, lo + step)) if m not in done] for lo in range(0, total, step)]
     return [c for c in chunks if c]
+def _plan_objects(ctx: StudyContext, split: int) -> ObjectMarkerSet:
+    cfg = ctx.config
+    rng = np.random.default_rng([cfg.seed, cfg.image, split])
+    ms = sample_object_markers(ctx.mask, 1 if cfg.dense else cfg.n_bg, cfg.radius, rng)
+    if cfg.dense:
+        grid = dense_positions(ctx.mask, ms.background, cfg.radius, cfg.dense_spacing, on_object=True)
+        ms = ObjectMarkerSet(ms.background, grid, ms.radius)
+    return ms
 
 
 @dataclass
@@ -158,8 +180,10 @@ class StudyResult:
     ----------
     config : StudyConfig
         Resolved settings.
-    markers : list of MarkerSet or of MarkerGroups
-        One per split.
+    markers : list of MarkerSet, of MarkerGroups or of ObjectMarkerSet
+        One per split (:class:`ObjectMarkerSet` when the study varies the
+        object marker; ``flimexplore score`` of a seeds file gives a
+        :class:`MarkerPixels`).
     rows : list of dict
         One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`);
         the model of the user's own markers (if any) is last, with ``split``
@@ -174,7 +198,7 @@ class StudyResult:
     """
 
     config: StudyConfig
-    markers: list[MarkerSet] | list[MarkerGroups]
+    markers: list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet] | list[MarkerPixels]
     rows: list[dict[str, Any]]
     arrays: dict[int, dict[str, NDArray]] = field(repr=False)
     device: str
@@ -187,9 +211,11 @@ class StudyResult:
         return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
 
     def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
-        """The paper's heatmap of one split's background markers (every disk of a model in its score).
+        """The paper's heatmap of one split's varied markers (every disk of a model in its score).
 
-        ``split = -1`` paints the background pixels of the user's own markers.
+        The varied markers are the background markers, or the object markers
+        of a ``vary="object"`` study.  ``split = -1`` paints the background
+        pixels of the user's own markers.
         """
         shape = self.context.mask.shape
         rows = [r for r in self.rows if r["split"] == split]
@@ -198,6 +224,11 @@ class StudyResult:
             score = rows[0][metric] if rows else float("nan")
             return paint_pixels(shape, markers[markers[:, 2] == 0, :2] if markers is not None else np.zeros((0, 2)), score)
         ms = self.markers[split]
+        if isinstance(ms, MarkerPixels):
+            return paint_pixels(shape, ms.bg, rows[0][metric] if rows else float("nan"))
+        if isinstance(ms, ObjectMarkerSet):
+            centres = np.array([[r["obj_row"], r["obj_col"]] for r in rows]).reshape(-1, 2)
+            return paint_heatmap(shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
         if isinstance(ms, MarkerGroups):
             centres = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
             scores = np.repeat([r[metric] for r in rows], ms.bg.shape[1])
@@ -258,7 +289,9 @@ class ModelEntry:
     pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
 
 
-def model_table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[ModelEntry]:
+def model_table(
+    ctx: StudyContext, markers: Sequence[MarkerSet | MarkerGroups | ObjectMarkerSet | MarkerPixels]
+) -> list[ModelEntry]:
     """Every model of the study in model-id order: the sampled ones by split, then the user's markers."""
     cfg, shape = ctx.config, ctx.mask.shape
     table = []
@@ -268,6 +301,11 @@ def model_table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]
             for k, bg in enumerate(ms.bg):
                 px = (obj_px, marker_union(bg, cfg.radius, shape))
                 table.append(ModelEntry(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+        elif isinstance(ms, ObjectMarkerSet):
+            table += [ModelEntry(s, k, obj, ms.background, model_seed(cfg.seed, cfg.image, s, k)) for k, obj in enumerate(ms.objects)]
+        elif isinstance(ms, MarkerPixels):
+            px = (np.asarray(ms.obj, np.int64), np.asarray(ms.bg, np.int64))
+            table.append(ModelEntry(s, 0, _central(px[0]), _central(px[1]), model_seed(cfg.seed, cfg.image, s, 0), px))
         else:
             table += [ModelEntry(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
     if ctx.user_markers is not None:
@@ -360,6 +398,7 @@ def run_study(
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
     precision: str = "fp32",
+    markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels] | None = None,
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -381,6 +420,10 @@ def run_study(
     precision : {"fp32", "tf32", "bf16"}, optional
         Arithmetic on CUDA (see :mod:`flimexplore.engine.precision`); the CPU
         runs fp32 only.
+    markers : sequence of MarkerSet, ObjectMarkerSet or MarkerPixels, optional
+        Score these markers (one item per split) instead of sampling them
+        (``flimexplore score`` does); the results folder then also records
+        their fingerprint, so it never mixes models of other markers.
 
     Yields
     ------
@@ -416,10 +459,15 @@ def run_study(
     if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
         raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
     check_precision(precision, ctx.device)
-    markers = plan_markers(ctx)
+    identity = ctx.identity()
+    if markers is None:
+        markers = plan_markers(ctx)
+    else:
+        markers = list(markers)
+        identity["markers_sha256"] = _fingerprint(markers)
     table = model_table(ctx, markers)
     total = len(table)
-    store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
+    store = ResultStore(out, cfg, identity) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
@@ -591,12 +639,29 @@ def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
     )
 
 
+def _fingerprint(markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels]) -> str:
+    """First 16 hex digits of a SHA-256 over given markers, split by split."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for ms in markers:
+        parts = (ms.obj, ms.bg) if isinstance(ms, MarkerPixels) else ms.pairs()
+        for part in parts:
+            h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
 def _finish(store: ResultStore, result: StudyResult) -> None:
     vals = result.column("val_dice")
     lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
     for s, ms in enumerate(result.markers):
         layer = result.heatmap(s)
-        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
+        if isinstance(ms, ObjectMarkerSet):  # the fixed background marker, green as in the paper's Fig. 5
+            rgb = render_heatmap(result.context.image, layer, ms.background, ms.radius, lo, hi, marker_colour=(0, 200, 0))
+        elif isinstance(ms, MarkerPixels):
+            rgb = render_heatmap(result.context.image, layer, vmin=lo, vmax=hi, obj_pixels=ms.obj)
+        else:
+            rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
         store.write_png(f"heatmap_split{s}.png", rgb)
     markers = result.context.user_markers
     if markers is not None and len(result.column("val_dice", USER_SPLIT)):
