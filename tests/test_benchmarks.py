@@ -10,6 +10,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 KEYS = {
+    "advice": {"rows", "per_dataset", "variants", "machine", "n_random"},
     "sweep": {
         "n_models",
         "device",

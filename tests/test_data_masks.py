@@ -140,7 +140,7 @@ def test_huge_and_unreadable_images_say_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "15000x15000 px" in err and "pillow" not in err and len(err.strip().splitlines()) == 1
     (root / "images" / "im03.png").write_bytes(_png_header(64, 64)[:40])
-    with pytest.raises(DatasetError, match=r"im03\.png: not a readable PNG image \(\d+ bytes; truncated or damaged\?\)$"):
+    with pytest.raises(DatasetError, match=r"im03\.png is not a readable PNG image \(\d+ bytes; damaged, truncated"):
         load_folder(root)
     assert MAX_PIXELS == 100_000_000
 

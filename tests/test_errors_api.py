@@ -88,7 +88,7 @@ def test_missing_and_empty_dataset_paths(tmp_path):
         ("no_object", r"marked image 'im02' \(--image 0\) of dataset 'd' has no object pixels; the marked image must "
          r"hold both .*: --image 1 \('im01'\), --image 2 \('im05'\)$"),
         ("no_background", r"marked image 'im02' \(--image 0\) of dataset 'd' has no background pixels"),
-        ("corrupt", r"cannot read image file .*im03\.png"),
+        ("corrupt", r"im03\.png is not a readable PNG image"),
         ("unmatched", r"images in .* have no mask .*\['im03'\].*masks in .* have no image .*\['zz03'\]"),
         ("nan", r"im03\.tif: image holds NaN or infinite values"),
         ("inf", r"im03\.tif: image holds NaN or infinite values"),
@@ -183,7 +183,7 @@ def test_marked_image_out_of_range(image):
         ({"n_bg": 0}, r"n_bg \(--n-bg\) must be None or an integer >= 1, got 0"),
         ({"epochs": 0}, r"epochs \(--epochs\) must be an integer >= 1, got 0"),
         ({"epochs": -3}, r"epochs .* got -3"),
-        ({"splits": 0}, r"splits \(--splits\) must be an integer >= 1, got 0"),
+        ({"splits": 0}, r"splits \(--object-markers\) must be an integer >= 1, got 0"),
         ({"image": -1}, r"image \(--image\) must be an integer >= 0, got -1"),
         ({"n_images": 0}, r"n_images \(--n-images\) must be None or an integer >= 1"),
         ({"lr": 0.0}, r"lr \(--lr\) must be a finite number > 0, got 0.0"),

@@ -69,7 +69,7 @@ def damaged_folder(tmp_path, damage):
          "both object and background (validation and test images need not); marked images of this split that hold "
          "both: --image 1 ('im04'), --image 2 ('im00')"),
         ("shape", "has shape (30, 32) but its image im02.png has shape (32, 32)"),
-        ("corrupt", "cannot read image file"),
+        ("corrupt", "is not a readable PNG image"),
         ("unmatched", "1 images in"),
         ("nan", "im02.tif: image holds NaN or infinite values"),
         ("seeds_outside", "im02-seeds.txt line 2: '5 33 -1 0': (x 5, y 33) is outside the 32x32 image"),
@@ -99,7 +99,8 @@ def test_bad_folder_dataset(tmp_path, capsys, damage, match):
         (["--n-bg", "900"], "900 background markers of radius 3 do not fit: only"),
         (["--epochs", "0"], "epochs (--epochs) must be an integer >= 1, got 0"),
         (["--epochs", "-2"], "epochs (--epochs) must be an integer >= 1, got -2"),
-        (["--splits", "0"], "splits (--splits) must be an integer >= 1, got 0"),
+        (["--splits", "0"], "splits (--object-markers) must be an integer >= 1, got 0"),
+        (["--object-markers", "0"], "splits (--object-markers) must be an integer >= 1, got 0"),
         (["--n-images", "3"], "the dataset has 3 images but the split needs at least 5"),
         (["--lr", "nan"], "lr (--lr) must be a finite number > 0, got nan"),
         (["--seed", "-1"], "seed (--seed) must be an integer >= 0, got -1"),

@@ -19,17 +19,19 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from flimexplore import __version__
 from flimexplore.cli._common import CliParser
 from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study")
+COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = CliParser(prog="flimexplore", description="Where should markers go when training FLIM networks?")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("--version", action="version", version=f"flimexplore {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks (give it before the subcommand)")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"flimexplore.cli.{name}").register(sub)

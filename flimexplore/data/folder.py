@@ -291,7 +291,8 @@ def _read(path: Path) -> np.ndarray:
     except Exception as err:  # imageio and tifffile raise many kinds of error on bad files
         what = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(suffix, "")
         raise DatasetError(
-            f"cannot read image file {path}: not a readable {what} image ({len(data)} bytes; truncated or damaged?)"
+            f"{path} is not a readable {what + ' ' if what else ''}image ({len(data)} bytes; damaged, truncated, "
+            "or another format inside); replace the file or remove it and its partner image or mask"
         ) from err
 
 

@@ -2,7 +2,8 @@
 
 :class:`StudyContext` loads the dataset, applies the paper's split, picks
 the marked image, converts the validation and test images to tensors on
-the compute device, and evaluates batches of marker pairs with the
+the compute device (large sets on the CPU: chunk by chunk as they are
+scored, so memory does not grow with them), and evaluates batches of marker pairs with the
 batched engine (or the reference path).  The study runner and the
 interactive explorer both go through it, so a marker the user drags in the
 explorer is scored exactly like a sampled one.
@@ -11,7 +12,7 @@ explorer is scored exactly like a sampled one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,10 @@ from flimexplore.markers import marker_pixels
 from flimexplore.study.config import StudyConfig
 
 __all__ = ["PairScores", "StudyContext"]
+
+# Validation and test images larger than this (RGB bytes) are converted to Lab chunk by chunk on the
+# CPU instead of once up front: 313 + 316 images of 400x400 would otherwise hold 1.2 GB of tensors.
+EAGER_BYTES = 256 * 2**20
 
 ARRAY_KEYS = (
     "kernels", "norm_mean", "norm_std", "kernel_labels", "gamma", "beta", "weight", "bias",
@@ -99,7 +104,7 @@ class StudyContext:
         self.dataset = (
             dataset
             if dataset is not None
-            else load_dataset(config.dataset, n_images=config.n_images, object_label=config.object_label)
+            else load_dataset(config.dataset, n_images=config.n_images, object_label=config.object_label, size=config.size)
         )
         _check_values(self.dataset)
         self.split: Split = split_dataset(len(self.dataset), seed=config.seed)
@@ -118,8 +123,14 @@ class StudyContext:
         self.mask = self.dataset.masks[self.marked_index]
         ds = self.dataset
         self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
-        self.val_groups = prepare_images([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device)
-        self.test_groups = prepare_images([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device)
+        held = sum(ds.images[i].nbytes for i in (*self.split.val, *self.split.test))
+        lazy = self.device.type == "cpu" and held > EAGER_BYTES  # on CUDA the tensors live in GPU memory
+        self.val_groups = prepare_images(
+            [ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device, lazy
+        )
+        self.test_groups = prepare_images(
+            [ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device, lazy
+        )
         self.user_markers, self.user_markers_source = load_user_markers(self.config.markers, self.dataset, self.marked_index)
 
     def without_object(self, part: str) -> int:
@@ -166,6 +177,7 @@ class StudyContext:
         bg: NDArray[np.integer],
         seeds: Sequence[int],
         memory_mb: float = DEFAULT_MEMORY_MB,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PairScores:
         """Train and score ``B`` marker pairs with the batched engine.
 
@@ -176,6 +188,9 @@ class StudyContext:
         seeds : sequence of int
             Decision-layer seed of each model.
         memory_mb : float, optional
+        progress : callable, optional
+            Called as ``progress(n, N)`` while the trained models are scored:
+            ``n`` of the ``N`` validation and test images are done.
 
         Returns
         -------
@@ -194,10 +209,11 @@ class StudyContext:
         clipped = (centres < r).any() or (centres[:, 0] >= shape[0] - r).any() or (centres[:, 1] >= shape[1] - r).any()
         if clipped:  # user markers near the border: disks of different sizes
             return self._score(
-                [marker_pixels(o, r, shape) for o in obj], [marker_pixels(b, r, shape) for b in bg], seeds, memory_mb
+                [marker_pixels(o, r, shape) for o in obj], [marker_pixels(b, r, shape) for b in bg], seeds, memory_mb,
+                progress,
             )
         return self._score(
-            model_pixels(obj, r, shape, self.device), model_pixels(bg, r, shape, self.device), seeds, memory_mb
+            model_pixels(obj, r, shape, self.device), model_pixels(bg, r, shape, self.device), seeds, memory_mb, progress
         )
 
     def evaluate_markers(
@@ -270,16 +286,21 @@ class StudyContext:
         bg_pixels: torch.Tensor | Sequence[NDArray[np.int64]],
         seeds: Sequence[int],
         memory_mb: float,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PairScores:
         """Train the models of the given marker pixels and score them on validation and test images."""
         trained = train_models(self.marked, obj_pixels, bg_pixels, seeds, epochs=self.config.epochs, lr=self.config.lr)
         a, c = head_gap(trained.params, trained.bn)
-        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb).numpy()
+        n_val, n_test = len(self.split.val), len(self.split.test)
+        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb, _images(progress, 0, n_val, n_val + n_test)).numpy()
         curve = metrics_from_counts(val_counts)["dice"].mean(axis=2)  # (B, E)
         best = curve.argmax(axis=1)
         pick = torch.as_tensor(best, device=a.device)
         idx = torch.arange(len(best), device=a.device)
-        test_counts = score_models(trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb).numpy()
+        test_counts = score_models(
+            trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb,
+            _images(progress, n_val, n_test, n_val + n_test),
+        ).numpy()
         b = np.arange(len(best))
         val = {k: v.mean(axis=2)[b, best] for k, v in metrics_from_counts(val_counts).items()}
         test = {k: v.mean(axis=2)[:, 0] for k, v in metrics_from_counts(test_counts).items()}
@@ -331,6 +352,13 @@ class StudyContext:
         bank, params, bn = _unpack([arrays], self.device)
         group = prepare_images([image], [np.zeros(image.shape[:2], bool)], self.device)[0]
         return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
+
+
+def _images(progress: Callable[[int, int], None] | None, before: int, n: int, total: int) -> Callable[[int, int], None] | None:
+    """Turn score_models' image passes over `n` images into ``progress(images done, total images)``."""
+    if progress is None:
+        return None
+    return lambda done, passes: progress(before + (n * done) // max(passes, 1), total)
 
 
 def _check_values(dataset: Dataset) -> None:
