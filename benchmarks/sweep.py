@@ -246,15 +246,14 @@ def _scale_main(args) -> int:
     if device is None:
         return 2
     info = _common.machine(device)
-    if args.workers:
-        result = _scale.run_workers(args, device)
-        default = _common.RESULTS / "sweep_workers.json"
-    else:
-        result = _scale.run_w2(args, device)
-        default = _common.RESULTS / "sweep_w2.json"
-    result["machine"] = info | {"load_avg_1min_after": round(os.getloadavg()[0], 2)}
+    default = _common.RESULTS / ("sweep_workers.json" if args.workers else "sweep_w2.json")
     path = args.json if args.json != _common.RESULTS / "sweep.json" else default
-    _common.write_json(path, result)
+
+    def save(result):
+        result["machine"] = info | {"load_avg_1min_after": round(os.getloadavg()[0], 2)}
+        _common.write_json(path, result)
+
+    save(_scale.run_workers(args, device) if args.workers else _scale.run_w2(args, device, save))
     return 0
 
 

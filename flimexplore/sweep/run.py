@@ -220,10 +220,12 @@ def run_sweep(
 
 
 def _in_process(todo, out, track, summaries, device, model_chunk, memory_mb, precision) -> Generator[SweepProgress, None, None]:
+    from flimexplore.sweep.worker import study_context
+
     for task in todo:
         gen = run_study(
             task.config, out / task.folder, device=device, model_chunk=model_chunk, memory_mb=memory_mb,
-            precision=precision,
+            precision=precision, context=study_context(task.config, device),  # marked images share the dataset
         )
         first = True
         while True:

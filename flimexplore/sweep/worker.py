@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["ChunkResult", "compute_models"]
+__all__ = ["ChunkResult", "compute_models", "study_context"]
 
 _contexts: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last study's prepared data
 _datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # the last dataset (shared by its marked images)
@@ -67,7 +67,7 @@ class ChunkResult:
     pid: int
 
 
-def _context(config: StudyConfig, device: str) -> Any:
+def study_context(config: StudyConfig, device: str) -> Any:
     """The prepared data of a study, kept for the next chunk (one study and one dataset per process)."""
     from flimexplore.data import load_dataset
     from flimexplore.study.context import StudyContext
@@ -99,8 +99,9 @@ def compute_models(
     ----------
     config : StudyConfig
     ids : sequence of int
-        Model ids (see ``flimexplore.study.run.model_table``), trained
-        ``model_chunk`` at a time in the order given.
+        Model ids (see ``flimexplore.study.run.model_table``), trained in
+        the chunks a study trains together (ids ``k * model_chunk`` to
+        ``(k + 1) * model_chunk - 1``), so results equal a study's.
     device : str, optional
     model_chunk : int, optional
     memory_mb : float, optional
@@ -123,15 +124,16 @@ def compute_models(
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    ctx = _context(config, device)
+    ctx = study_context(config, device)
     markers = plan_markers(ctx)
     table = model_table(ctx.config, markers)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, NDArray]] = []
-    ids = [int(m) for m in ids]
-    for lo in range(0, len(ids), model_chunk):
-        sub = ids[lo : lo + model_chunk]
+    groups: dict[int, list[int]] = {}
+    for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
+        groups.setdefault(int(m) // model_chunk, []).append(int(m))
+    for sub in groups.values():
         with precision_scope(precision, ctx.device):
             scores = ctx.evaluate(
                 np.stack([table[m][2] for m in sub]), np.stack([table[m][3] for m in sub]),
