@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)

@@ -60,7 +60,7 @@ def list_datasets() -> list[DatasetInfo]:
     -------
     list of DatasetInfo
         ``fish``, ``eggs``, ``fundus`` (synthetic, always available) and
-        ``nuclei`` (available when stardist's data files are installed).
+        ``nuclei`` (real, shipped inside the package).
 
     Examples
     --------
@@ -71,22 +71,16 @@ def list_datasets() -> list[DatasetInfo]:
         DatasetInfo(name, description, synthetic.ORIGIN, _N_SYNTHETIC, True, "")
         for name, (_, description) in _SYNTHETIC.items()
     ]
-    available = nuclei.nuclei_files() is not None
-    infos.append(
-        DatasetInfo(
-            "nuclei",
-            nuclei.DESCRIPTION,
-            nuclei.ORIGIN,
-            _N_NUCLEI,
-            available,
-            "" if available else nuclei.INSTALL_NUCLEI,
-        )
-    )
+    infos.append(DatasetInfo("nuclei", nuclei.DESCRIPTION, nuclei.ORIGIN, _N_NUCLEI, True, ""))
     return infos
 
 
 def load_dataset(
-    name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_images: int | None = None, size: int | None = None
+    name_or_path: str | os.PathLike[str] = DEFAULT_DATASET,
+    *,
+    n_images: int | None = None,
+    object_label: tuple[int, ...] | None = None,
+    size: int | None = None,
 ) -> Dataset:
     """Load a named dataset or a dataset folder.
 
@@ -101,6 +95,10 @@ def load_dataset(
         At most this many images, the first ones.  Synthetic presets then
         draw only those; None gives 60 synthetic images, 16 nuclei tiles or
         the whole folder.
+    object_label : tuple of int or None, optional
+        Mask values that are object, for folder datasets (see
+        :func:`~flimexplore.data.load_folder`); the named datasets have
+        boolean masks and take None only.
     size : int or None, optional
         Side of the synthetic presets' square images (32 to 512; None: 128,
         the default images).  Only for the synthetic presets.
@@ -113,9 +111,10 @@ def load_dataset(
     Raises
     ------
     DatasetError
-        If `n_images` < 1, `size` is given for a dataset that is not a
-        synthetic preset or out of range, the name is unknown and no such folder exists (the
-        message lists the names), or the dataset cannot be loaded.
+        If `n_images` < 1, the name is unknown and no such folder exists (the
+        message lists the names), `object_label` is given for a named dataset,
+        `size` is given for a dataset that is not a synthetic preset or is out
+        of range, or the dataset cannot be loaded.
     MarkerError
         If a folder's seeds files are malformed.
 
@@ -128,6 +127,10 @@ def load_dataset(
     if n_images is not None and (isinstance(n_images, bool) or int(n_images) != n_images or n_images < 1):
         raise DatasetError(f"n_images must be a positive integer or None, got {n_images!r}")
     key = name_or_path.lower() if isinstance(name_or_path, str) else None
+    if object_label is not None and (key in _SYNTHETIC or key == "nuclei"):
+        raise DatasetError(
+            f"object_label (--object-label) applies to mask files of folder datasets; {key!r} has boolean masks"
+        )
     if key in _SYNTHETIC:
         n = _N_SYNTHETIC if n_images is None else int(n_images)
         return _SYNTHETIC[key][0](n_images=n) if size is None else _SYNTHETIC[key][0](n_images=n, size=size)
@@ -141,4 +144,4 @@ def load_dataset(
     if not os.path.exists(name_or_path):
         names = ", ".join(info.name for info in list_datasets())
         raise DatasetError(f"no dataset named {str(name_or_path)!r} and no folder at that path; known names: {names}")
-    return load_folder(name_or_path, n_images)
+    return load_folder(name_or_path, n_images, object_label)

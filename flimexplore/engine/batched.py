@@ -9,7 +9,7 @@ maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "ImageGroup",
     "LazyImages",
     "TrainedModels",
+    "learn_banks_grouped",
     "model_pixels",
     "prepare_images",
     "predict_gap",
@@ -204,10 +205,48 @@ class TrainedModels:
         return len(self.bank)
 
 
+def learn_banks_grouped(
+    image: torch.Tensor, obj_pixels: Sequence[NDArray[np.integer]], bg_pixels: Sequence[NDArray[np.integer]]
+) -> FlimBank:
+    """FLIM blocks of ``B`` models whose markers hold different numbers of pixels.
+
+    Models with equally many object and background pixels are learned
+    together (one call of :func:`~flimexplore.engine.flim.learn_banks` per
+    group); a model's block does not depend on the other models of its
+    batch, so the result equals learning each model alone.
+
+    Parameters
+    ----------
+    image : Tensor of shape (C, H, W)
+        The marked image in normalised Lab.
+    obj_pixels, bg_pixels : sequence of ndarray of shape (K_i, 2) and (L_i, 2), int
+        ``(row, col)`` of each model's object and background pixels.
+
+    Returns
+    -------
+    FlimBank
+        Of ``B`` models, in input order.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (o, b) in enumerate(zip(obj_pixels, bg_pixels, strict=True)):
+        groups.setdefault((len(o), len(b)), []).append(i)
+    parts, order = [], []
+    for idx in groups.values():
+        obj = torch.as_tensor(np.stack([np.asarray(obj_pixels[i], np.int64) for i in idx]), device=image.device)
+        bg = torch.as_tensor(np.stack([np.asarray(bg_pixels[i], np.int64) for i in idx]), device=image.device)
+        parts.append(learn_banks(image, obj, bg))
+        order += idx
+    if len(parts) == 1:
+        return parts[0]
+    back = torch.as_tensor(np.argsort(order, kind="stable"), device=image.device)
+    fields = zip(*((p.kernels, p.mean, p.std, p.kernel_labels) for p in parts), strict=True)
+    return FlimBank(*(torch.cat(list(f))[back] for f in fields))
+
+
 def train_models(
     marked: ImageGroup,
-    obj_pixels: torch.Tensor,
-    bg_pixels: torch.Tensor,
+    obj_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
+    bg_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
     seeds: Sequence[int],
     epochs: int = 20,
     lr: float = 0.1,
@@ -217,7 +256,10 @@ def train_models(
     Parameters
     ----------
     marked : ImageGroup holding the one marked image
-    obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64
+    obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64, or sequences of ndarray of shape (K_i, 2)
+        Each model's marked pixels; models of different pixel counts (scribbles,
+        several disks, disks clipped by the border) are given as sequences
+        (see :func:`learn_banks_grouped`).
     seeds : sequence of int
         Seed of each model's decision-layer initialisation.
     epochs, lr : int, float
@@ -227,7 +269,10 @@ def train_models(
     TrainedModels
     """
     image, mask = marked.images[0], marked.masks[0]
-    bank = learn_banks(image, obj_pixels, bg_pixels)
+    if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
+        bank = learn_banks(image, obj_pixels, bg_pixels)
+    else:
+        bank = learn_banks_grouped(image, obj_pixels, bg_pixels)
     pooled = encode(image[None], bank)[0]  # (B, 16, h, w)
     params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
     return TrainedModels(bank, params, bn, losses)
@@ -254,6 +299,7 @@ def score_models(
     c: torch.Tensor,
     groups: Sequence[ImageGroup],
     memory_mb: float = DEFAULT_MEMORY_MB,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Confusion counts of every model and head on a set of images.
 
@@ -273,6 +319,9 @@ def score_models(
     groups : sequence of ImageGroup
     memory_mb : float, optional
         Rough bound of the working memory.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each step, in image passes
+        (one image scored by one group of models); ``total`` is fixed.
 
     Returns
     -------
@@ -282,6 +331,10 @@ def score_models(
     n_total = sum(len(g.index) for g in groups)
     b, e = a.shape[:2]
     out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
+    passes = sum(len(g.index) * -(-b // _model_group(b, e, tuple(g.masks.shape[1:]), memory_mb)) for g in groups)
+    done = 0
+    if progress is not None:
+        progress(0, passes)
     for g in groups:
         shape = tuple(g.masks.shape[1:])
         step = _model_group(b, e, shape, memory_mb)
@@ -294,6 +347,9 @@ def score_models(
                 feats = encode(g.images[images], sub)
                 counts = count_outcomes(feats, a[models], c[models], g.masks[images])
                 out[models, :, list(g.index[images])] = counts
+                if progress is not None:
+                    done += len(g.index[images])
+                    progress(done, passes)
     return out.cpu()
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import queue
+import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,19 +29,31 @@ from flimexplore.engine.batched import DEFAULT_MEMORY_MB
 from flimexplore.engine.precision import check_precision, precision_scope
 from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
-from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
+from flimexplore.markers import (
+    MARGIN_FACTOR,
+    MarkerGroups,
+    MarkerSet,
+    admissible_centres,
+    marker_union,
+    sample_marker_groups,
+    sample_markers,
+)
 from flimexplore.study.config import StudyConfig
-from flimexplore.study.context import StudyContext
-from flimexplore.study.heatmap import HeatLayer, paint_heatmap, render_heatmap
+from flimexplore.study.context import PairScores, StudyContext, _merge
+from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
 from flimexplore.study.store import ResultStore
 
 __all__ = [
-    "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
-    "model_table", "plan_markers", "run_study", "run_study_all",
+    "Progress", "StopStudy", "StudyResult", "dense_positions", "evaluate_models", "model_chunks", "model_rows",
+    "model_seed", "model_table", "plan_markers", "run_study", "run_study_all",
 ]
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
+INSIDE_EVERY_S = 2.0
+"""Seconds between progress events while one chunk is being scored (big images, slow chunks)."""
+USER_SPLIT = -1
+"""``split`` and ``bg_index`` of the row of the user's own markers (results.csv)."""
 
 
 class StopStudy(Exception):
@@ -62,11 +76,20 @@ class Progress:
         Models in the study.
     message : str
         What just happened, for a log line or a progress label.
+    eta_s : float or None
+        Estimate of the seconds left (None before the first chunk finished
+        or was partly scored).
+    inside : tuple of int or None
+        ``(n, N)`` while a chunk is being scored: ``n`` of its ``N``
+        validation and test images are done (``done`` then does not move);
+        None for the events at the start and after each finished chunk.
     """
 
     done: int
     total: int
     message: str
+    eta_s: float | None = None
+    inside: tuple[int, int] | None = None
 
 
 def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
@@ -98,9 +121,19 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
 
 
-def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
-    """Markers of every split: one object marker and its background markers each."""
+def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups]:
+    """Markers of every split: one object marker and its background markers each.
+
+    With ``markers_per_model = (K, M)`` other than ``(1, 1)`` each split is a
+    :class:`~flimexplore.markers.MarkerGroups`: K object disks shared by the
+    split's ``n_bg`` models, each with its own M background disks.
+    """
     cfg = ctx.config
+    if tuple(cfg.markers_per_model) != (1, 1):
+        return [
+            sample_marker_groups(ctx.mask, cfg.n_bg, cfg.markers_per_model, cfg.radius, np.random.default_rng([cfg.seed, cfg.image, s]))
+            for s in range(cfg.splits)
+        ]
     sets = []
     for s in range(cfg.splits):
         rng = np.random.default_rng([cfg.seed, cfg.image, s])
@@ -109,18 +142,6 @@ def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
             ms = MarkerSet(ms.obj, dense_positions(ctx.mask, ms.obj, cfg.radius, cfg.dense_spacing), ms.radius)
         sets.append(ms)
     return sets
-
-
-ModelEntry = tuple[int, int, NDArray[np.int64], NDArray[np.int64], int]
-
-
-def model_table(config: StudyConfig, markers: list[MarkerSet]) -> list[ModelEntry]:
-    """Every model of a study in id order: ``(split, bg_index, obj centre, bg centre, seed)``."""
-    return [
-        (s, k, ms.obj, bg, model_seed(config.seed, config.image, s, k))
-        for s, ms in enumerate(markers)
-        for k, bg in enumerate(ms.bg)
-    ]
 
 
 def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list[list[int]]:
@@ -137,10 +158,13 @@ class StudyResult:
     ----------
     config : StudyConfig
         Resolved settings.
-    markers : list of MarkerSet
+    markers : list of MarkerSet or of MarkerGroups
         One per split.
     rows : list of dict
-        One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`).
+        One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`);
+        the model of the user's own markers (if any) is last, with ``split``
+        and ``bg_index`` -1 and the marked pixels nearest each class's centre
+        as its object and background positions.
     arrays : dict of int to dict
         Parameters of each finished model, keyed by model id.
     device : str
@@ -150,7 +174,7 @@ class StudyResult:
     """
 
     config: StudyConfig
-    markers: list[MarkerSet]
+    markers: list[MarkerSet] | list[MarkerGroups]
     rows: list[dict[str, Any]]
     arrays: dict[int, dict[str, NDArray]] = field(repr=False)
     device: str
@@ -159,27 +183,55 @@ class StudyResult:
     context: StudyContext = field(repr=False)
 
     def column(self, name: str, split: int | None = None) -> NDArray:
-        """One results column as an array (optionally of one split)."""
+        """One results column as an array (optionally of one split; -1 is the user's model)."""
         return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
 
     def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
-        """The paper's heatmap of one split's background markers."""
+        """The paper's heatmap of one split's background markers (every disk of a model in its score).
+
+        ``split = -1`` paints the background pixels of the user's own markers.
+        """
+        shape = self.context.mask.shape
         rows = [r for r in self.rows if r["split"] == split]
+        if split == USER_SPLIT:
+            markers = self.context.user_markers
+            score = rows[0][metric] if rows else float("nan")
+            return paint_pixels(shape, markers[markers[:, 2] == 0, :2] if markers is not None else np.zeros((0, 2)), score)
+        ms = self.markers[split]
+        if isinstance(ms, MarkerGroups):
+            centres = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+            scores = np.repeat([r[metric] for r in rows], ms.bg.shape[1])
+            return paint_heatmap(shape, centres, scores, self.config.radius)
         centres = np.array([[r["bg_row"], r["bg_col"]] for r in rows]).reshape(-1, 2)
-        return paint_heatmap(self.context.mask.shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
+        return paint_heatmap(shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
 
     def summary(self) -> dict[str, Any]:
-        """Summary numbers (what ``summary.json`` holds)."""
-        val = self.column("val_dice")
+        """Summary numbers (what ``summary.json`` holds).
+
+        Minimum, maximum and mean are over the sampled models; the model of
+        the user's markers, if any, is reported apart as ``user_markers``.
+        """
+        val = np.array([r["val_dice"] for r in self.rows if r["split"] >= 0])
+        ctx = self.context
         out: dict[str, Any] = {
             "n_models": len(self.rows),
             "complete": self.complete,
             "device": self.device,
             "elapsed_s": round(self.elapsed_s, 3),
             "config": self.config.to_dict(),
+            "n_val_images_without_object": ctx.without_object("val"),
+            "n_test_images_without_object": ctx.without_object("test"),
         }
+        user = [r for r in self.rows if r["split"] == USER_SPLIT]
+        if user and ctx.user_markers is not None:
+            labels = ctx.user_markers[:, 2]
+            out["user_markers"] = {
+                "source": ctx.user_markers_source, "model": user[0]["model"],
+                "n_object_pixels": int((labels == 1).sum()), "n_background_pixels": int((labels == 0).sum()),
+                "val_dice": user[0]["val_dice"], "test_dice": user[0]["test_dice"],
+            }
         if len(val):
-            test = self.column("test_dice")
+            test = np.array([r["test_dice"] for r in self.rows if r["split"] >= 0])
             out |= {
                 "val_dice_min": float(val.min()), "val_dice_max": float(val.max()),
                 "val_dice_mean": float(val.mean()), "test_dice_min": float(test.min()),
@@ -194,11 +246,85 @@ class StudyResult:
         return out
 
 
-def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
-    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
+@dataclass(frozen=True, eq=False)
+class _Model:
+    """One model of a study: its place, its marker positions (first disk) and, for non-disk models, its pixels."""
+
+    split: int
+    k: int
+    obj: NDArray[np.int64]  # (2,) position written to results.csv
+    bg: NDArray[np.int64]
+    seed: int
+    pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
+
+
+def _table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[_Model]:
+    """Every model of the study in model-id order: the sampled ones by split, then the user's markers."""
+    cfg, shape = ctx.config, ctx.mask.shape
+    table = []
+    for s, ms in enumerate(markers):
+        if isinstance(ms, MarkerGroups):
+            obj_px = marker_union(ms.obj, cfg.radius, shape)
+            for k, bg in enumerate(ms.bg):
+                px = (obj_px, marker_union(bg, cfg.radius, shape))
+                table.append(_Model(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+        else:
+            table += [_Model(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
+    if ctx.user_markers is not None:
+        m = ctx.user_markers
+        obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
+        seed = model_seed(cfg.seed, cfg.image, 2**31 - 1, 0)  # apart from every split's seeds
+        table.append(_Model(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
+    return table
+
+
+def _central(pixels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The pixel nearest the centroid of a set of pixels (where a marker of any shape is said to be)."""
+    d = ((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1)
+    return pixels[int(np.argmin(d))]
+
+
+def _evaluate(
+    ctx: StudyContext, models: list[_Model], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> PairScores:
+    """Scores of some models, in order: disk pairs by :meth:`StudyContext.evaluate` (or the reference path),
+    markers of any shape by :meth:`StudyContext.evaluate_markers`."""
+    disks = [j for j, m in enumerate(models) if m.pixels is None]
+    shaped = [j for j, m in enumerate(models) if m.pixels is not None]
+    parts, groups = [], []
+    if disks:
+        obj = np.stack([models[j].obj for j in disks])
+        bg = np.stack([models[j].bg for j in disks])
+        seeds = [models[j].seed for j in disks]
+        if engine == "sequential":
+            parts.append(ctx.evaluate_reference(obj, bg, seeds))
+        else:
+            parts.append(ctx.evaluate(obj, bg, seeds, memory_mb, progress=progress))
+        groups.append(np.array(disks))
+    if shaped:
+        parts.append(
+            ctx.evaluate_markers(
+                [models[j].pixels[0] for j in shaped],  # type: ignore[index]
+                [models[j].pixels[1] for j in shaped],  # type: ignore[index]
+                [models[j].seed for j in shaped],
+                memory_mb,
+            )
+        )
+        groups.append(np.array(shaped))
+    if len(parts) == 1:
+        return parts[0]
+    if engine == "sequential":  # the reference path keeps no parameters: keep only what both have
+        keys = set(parts[0].arrays) & set(parts[1].arrays)
+        parts = [PairScores(p.best_epoch, p.val, p.test, {k: p.arrays[k] for k in keys}) for p in parts]
+    return _merge(parts, groups)
+
+
+def _rows(ctx: StudyContext, ids: list[int], table: list[_Model], scores: Any) -> list[dict[str, Any]]:
     rows = []
     for j, m in enumerate(ids):
-        split, k, obj, bg, seed = table[m]
+        t = table[m]
+        split, k, obj, bg, seed = t.split, t.k, t.obj, t.bg, t.seed
         row = {
             "model": m, "image": ctx.config.image, "image_stem": ctx.stem, "split": split,
             "bg_index": k, "obj_row": int(obj[0]), "obj_col": int(obj[1]), "bg_row": int(bg[0]),
@@ -278,9 +404,11 @@ def run_study(
     _check_run_options(engine, model_chunk, memory_mb)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
+    if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
+        raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
     check_precision(precision, ctx.device)
     markers = plan_markers(ctx)
-    table = model_table(cfg, markers)
+    table = _table(ctx, markers)
     total = len(table)
     store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
@@ -292,18 +420,26 @@ def run_study(
             arrays = store.load_arrays()
             # a model counts as done only with both its row and its parameters
             rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
-        note = "".join(f"; note: {part}" for part in ctx.dataset.description.split("; ") if "binarised" in part)
-        yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done{note}")
-        for ids in model_chunks(total, step, rows):
-            obj = np.stack([table[m][2] for m in ids])
-            bg = np.stack([table[m][3] for m in ids])
-            seeds = [table[m][4] for m in ids]
+        user = f" (the last scores the user's markers from {ctx.user_markers_source})" if ctx.user_markers is not None else ""
+        yield Progress(
+            len(rows), total,
+            f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
+            f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
+        )
+        clock = _Clock(total - len(rows))
+        for lo in range(0, total, step):
+            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
+            if not ids:
+                continue
+            models = [table[m] for m in ids]
+            stop = False
+            clock.start_chunk(len(ids))
             with precision_scope(precision, ctx.device):
                 if engine == "sequential":
-                    scores = ctx.evaluate_reference(obj, bg, seeds)
+                    scores = _evaluate(ctx, models, engine, memory_mb)
                 else:
-                    scores = ctx.evaluate(obj, bg, seeds, memory_mb)
-            new = model_rows(ctx, ids, table, scores)
+                    scores, stop = yield from _evaluate_reporting(ctx, models, memory_mb, clock, len(rows), total, ids)
+            new = _rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
                 store.add(new, chunk_arrays)
@@ -311,7 +447,10 @@ def run_study(
                 rows[r["model"]] = r
                 arrays[r["model"]] = {k: v[j] for k, v in chunk_arrays.items()}
             best = max(r["val_dice"] for r in new)
-            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f})")
+            eta = clock.end_chunk()
+            if stop:
+                raise StopStudy
+            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){_left(eta)}", eta)
         complete = True
     except StopStudy:
         pass
@@ -327,6 +466,104 @@ def run_study(
             finally:
                 store.close()
     return result
+
+
+class _Clock:
+    """Estimates of the time left from the chunks computed in this run (resumed models cost nothing)."""
+
+    def __init__(self, todo: int) -> None:
+        self.todo = todo  # models this run computes
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.chunk_t0 = self.t0
+        self.chunk_n = 0
+
+    def start_chunk(self, n: int) -> None:
+        self.chunk_t0, self.chunk_n = time.perf_counter(), n
+
+    def end_chunk(self) -> float:
+        """Seconds left after the chunk that just finished."""
+        self.done += self.chunk_n
+        per_model = (time.perf_counter() - self.t0) / max(self.done, 1)
+        return per_model * (self.todo - self.done)
+
+    def inside(self, n: int, n_total: int, scoring_t0: float, now: float) -> float | None:
+        """Seconds left when `n` of the chunk's `n_total` images are scored (scoring began at `scoring_t0`)."""
+        if n <= 0:
+            return None
+        chunk_s = (scoring_t0 - self.chunk_t0) + (now - scoring_t0) * n_total / n
+        per_model = (self.chunk_t0 - self.t0 + chunk_s) / (self.done + self.chunk_n)
+        return max(0.0, chunk_s - (now - self.chunk_t0)) + per_model * (self.todo - self.done - self.chunk_n)
+
+
+def _left(eta: float | None) -> str:
+    return "" if eta is None else f", ~{eta:.0f} s left"
+
+
+def _evaluate_reporting(
+    ctx: StudyContext, models: list[_Model], memory_mb: float,
+    clock: _Clock, done: int, total: int, ids: list[int],
+) -> Generator[Progress, None, tuple[PairScores, bool]]:
+    """Score one chunk in a worker thread, yielding a Progress event every ``INSIDE_EVERY_S`` seconds.
+
+    Returns the chunk's scores and whether :class:`StopStudy` was thrown in
+    meanwhile (the chunk is then finished and kept, and the study stops).
+    A KeyboardInterrupt leaves at once (the worker is a daemon thread).
+    """
+    events: queue.Queue[tuple[int, int, float] | None] = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["scores"] = _evaluate(
+                ctx, models, "batched", memory_mb, progress=lambda n, m: events.put((n, m, time.perf_counter()))
+            )
+        except BaseException as err:  # handed to the caller's thread below
+            box["error"] = err
+        finally:
+            events.put(None)
+
+    worker = threading.Thread(target=work, name="flimexplore-chunk", daemon=True)
+    worker.start()
+    stop = False
+    last = time.perf_counter()
+    scoring_t0: float | None = None
+    shown = 0
+    while True:
+        try:
+            item = events.get(timeout=0.25)
+        except queue.Empty:
+            continue
+        if item is None:
+            break
+        n, n_total, at = item
+        if n == 0 and scoring_t0 is None:
+            scoring_t0 = at
+        if stop or at - last < INSIDE_EVERY_S or n <= shown or scoring_t0 is None:
+            continue
+        last, shown = at, n
+        eta = clock.inside(n, n_total, scoring_t0, at)
+        try:
+            yield Progress(
+                done, total, f"models {ids[0]}-{ids[-1]}: scored {n}/{n_total} validation and test images{_left(eta)}",
+                eta, (n, n_total),
+            )
+        except StopStudy:
+            stop = True  # finish the chunk (it is already paid for), keep it, then stop
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["scores"], stop
+
+
+def _marked_name(ctx: StudyContext) -> str:
+    """The marked image's file (relative to the dataset folder) or, for a preset, its name."""
+    root = Path(ctx.config.dataset)
+    if root.is_dir():
+        for sub in ("images", "orig"):
+            for f in sorted((root / sub).glob(f"{ctx.stem}.*")):
+                return f"{sub}/{f.name}"
+    return ctx.stem
 
 
 def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
@@ -355,6 +592,11 @@ def _finish(store: ResultStore, result: StudyResult) -> None:
         layer = result.heatmap(s)
         rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
         store.write_png(f"heatmap_split{s}.png", rgb)
+    markers = result.context.user_markers
+    if markers is not None and len(result.column("val_dice", USER_SPLIT)):
+        layer = result.heatmap(USER_SPLIT)
+        rgb = render_heatmap(result.context.image, layer, vmin=lo, vmax=hi, obj_pixels=markers[markers[:, 2] == 1, :2])
+        store.write_png("heatmap_user.png", rgb)
     store.write_json("summary.json", result.summary())
 
 
@@ -366,3 +608,18 @@ def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: 
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def model_table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[_Model]:
+    """Every model of a study in model-id order (what a chunk of ids refers to; see :func:`run_study`)."""
+    return _table(ctx, markers)
+
+
+def model_rows(ctx: StudyContext, ids: list[int], table: list[_Model], scores: PairScores) -> list[dict[str, Any]]:
+    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
+    return _rows(ctx, ids, table, scores)
+
+
+def evaluate_models(ctx: StudyContext, table: list[_Model], ids: list[int], memory_mb: float = DEFAULT_MEMORY_MB) -> PairScores:
+    """Train and score models ``ids`` of a study with the batched engine, as :func:`run_study` does."""
+    return _evaluate(ctx, [table[m] for m in ids], "batched", memory_mb)

@@ -30,7 +30,8 @@ def write_report(out: Path, tasks: Sequence[SweepTask], summaries: dict[str, dic
     ``sweep.csv`` holds every stored row of every study, with the dataset
     and the study folder in front; ``sweep.json`` holds, per dataset and
     marked image, the number of models and the min / max / mean validation
-    Dice (the numbers of the paper's Fig. 6-8 captions), and whether the
+    Dice of the sampled models (a model of the user's own markers, split -1,
+    is a row of ``sweep.csv`` but not in these ranges) (the numbers of the paper's Fig. 6-8 captions), and whether the
     study is complete.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,7 @@ def write_report(out: Path, tasks: Sequence[SweepTask], summaries: dict[str, dic
         rows = read_results(path) if path.exists() else []
         for r in rows:
             writer.writerow([task.config.dataset, task.folder, *(_text(r[c]) for c in COLUMNS)])
-        val = np.array([r["val_dice"] for r in rows])
+        val = np.array([r["val_dice"] for r in rows if r["split"] >= 0])  # not the user's own markers (-1)
         entry: dict[str, Any] = {"folder": task.folder, "n_models": len(rows), "complete": task.folder in summaries}
         if len(val):
             entry |= {"val_dice_min": float(val.min()), "val_dice_max": float(val.max()), "val_dice_mean": float(val.mean())}
@@ -102,7 +103,7 @@ def study_views(out: str | os.PathLike[str], dataset: str) -> list[StudyView]:
     """
     from flimexplore.data import load_dataset, split_dataset
 
-    rows = [r for r in read_sweep(out) if r["dataset"] == dataset]
+    rows = [r for r in read_sweep(out) if r["dataset"] == dataset and r["split"] >= 0]
     views = []
     data = None
     for image in sorted({r["image"] for r in rows}):

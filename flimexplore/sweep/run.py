@@ -99,10 +99,16 @@ class SweepResult:
 
 @dataclass
 class _Marked:
-    """The marked image of a study computed elsewhere (what drawing its heatmaps needs)."""
+    """What a study's result reads of its context, for a study computed elsewhere (heatmaps, summary)."""
 
     image: Any
     mask: Any
+    user_markers: Any
+    user_markers_source: str | None
+    counts: dict[str, int]
+
+    def without_object(self, part: str) -> int:
+        return self.counts[part]
 
 
 class _Tracker:
@@ -300,12 +306,11 @@ def _distributed(
 
 def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
     """Write a finished study's heatmaps and summary (as run_study does) and release its folder."""
-    from flimexplore.markers import MarkerSet
-
     plan = study.plan
+    marked = _Marked(plan.image, plan.mask, plan.user_markers, plan.user_markers_source, plan.without_object)
     result = StudyResult(
-        plan.config, [MarkerSet(o, b, r) for o, b, r in plan.markers], study.store.rows(),
-        study.arrays, plan.device, time.perf_counter() - study.t0, True, _Marked(plan.image, plan.mask),  # type: ignore[arg-type]
+        plan.config, plan.markers, study.store.rows(), study.arrays, plan.device,
+        time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]
     )
     _finish(study.store, result)
     study.store.close()

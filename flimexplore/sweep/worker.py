@@ -42,11 +42,16 @@ class ChunkResult:
     rows : list of dict
         One per computed model (columns of ``flimexplore.study.store.COLUMNS``).
     arrays : dict of str to ndarray with leading axis ``len(rows)``
-    markers : list of (obj, bg, radius)
-        The study's markers, one triple per split.
+    markers : list of MarkerSet or MarkerGroups
+        The study's markers, one entry per split.
     image : ndarray of shape (H, W, 3), float32
     mask : ndarray of shape (H, W), bool
         The marked image and its mask (for the heatmaps the driver draws).
+    user_markers : ndarray of shape (P, 3) or None
+        The user's markers of the marked image (row, col, label), scored as one extra model.
+    user_markers_source : str or None
+    without_object : dict of str to int
+        Validation and test images without object pixels (for the summary).
     device : str
     seconds : float
         Compute time of the models (without preparing the data).
@@ -59,9 +64,12 @@ class ChunkResult:
     total: int
     rows: list[dict[str, Any]]
     arrays: dict[str, NDArray] = field(repr=False)
-    markers: list[tuple[NDArray[np.int64], NDArray[np.int64], int]] = field(repr=False)
+    markers: list[Any] = field(repr=False)
     image: NDArray[np.float32] = field(repr=False)
     mask: NDArray[np.bool_] = field(repr=False)
+    user_markers: NDArray[np.int64] | None = field(repr=False)
+    user_markers_source: str | None
+    without_object: dict[str, int]
     device: str
     seconds: float
     pid: int
@@ -75,10 +83,12 @@ def study_context(config: StudyConfig, device: str) -> Any:
     key = (config.to_json(), device)
     if key not in _contexts:
         _contexts.clear()  # free the old study's tensors before preparing the new ones
-        data_key = (config.dataset, config.n_images, config.size)
+        data_key = (config.dataset, config.n_images, config.size, config.object_label)
         if data_key not in _datasets:
             _datasets.clear()
-            _datasets[data_key] = load_dataset(config.dataset, n_images=config.n_images, size=config.size)
+            _datasets[data_key] = load_dataset(
+                config.dataset, n_images=config.n_images, size=config.size, object_label=config.object_label
+            )
         _contexts[key] = StudyContext(config, device, dataset=_datasets[data_key])
     return _contexts[key]
 
@@ -120,13 +130,13 @@ def compute_models(
     import torch
 
     from flimexplore.engine.precision import precision_scope
-    from flimexplore.study.run import model_rows, model_table, plan_markers
+    from flimexplore.study.run import evaluate_models, model_rows, model_table, plan_markers
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     ctx = study_context(config, device)
     markers = plan_markers(ctx)
-    table = model_table(ctx.config, markers)
+    table = model_table(ctx, markers)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, NDArray]] = []
@@ -135,15 +145,13 @@ def compute_models(
         groups.setdefault(int(m) // model_chunk, []).append(int(m))
     for sub in groups.values():
         with precision_scope(precision, ctx.device):
-            scores = ctx.evaluate(
-                np.stack([table[m][2] for m in sub]), np.stack([table[m][3] for m in sub]),
-                [table[m][4] for m in sub], memory_mb,
-            )
+            scores = evaluate_models(ctx, table, sub, memory_mb)
         rows += model_rows(ctx, sub, table, scores)
         parts.append(scores.arrays)
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     return ChunkResult(
         ctx.config, ctx.identity(), len(table), rows, arrays,
-        [(ms.obj, ms.bg, ms.radius) for ms in markers], ctx.image, ctx.mask, str(ctx.device),
+        markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
+        {part: ctx.without_object(part) for part in ("val", "test")}, str(ctx.device),
         time.perf_counter() - t0, os.getpid(),
     )
