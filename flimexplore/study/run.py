@@ -214,6 +214,7 @@ def run_study(
     model_chunk: int = MODEL_CHUNK,
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
+    heatmap_scale: Literal["fixed", "study"] = "fixed",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -232,6 +233,11 @@ def run_study(
         Rough bound of the engine's working memory.
     context : StudyContext, optional
         Reuse prepared data (the explorer does).
+    heatmap_scale : {"fixed", "study"}, optional
+        Colour range of the PNG heatmaps written to ``out``: validation Dice
+        0-1 (``fixed``, the default: figures of different studies compare) or
+        the study's own min-max (``study``: close values are told apart).
+        It changes only the PNG files, never the results.
 
     Yields
     ------
@@ -261,7 +267,7 @@ def run_study(
     """
     t0 = time.perf_counter()
     config.validate()
-    _check_run_options(engine, model_chunk, memory_mb)
+    _check_run_options(engine, model_chunk, memory_mb, heatmap_scale)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
     markers = plan_markers(ctx)
@@ -324,7 +330,7 @@ def run_study(
         if store is not None:
             try:
                 if complete:
-                    _finish(store, result)
+                    _finish(store, result, heatmap_scale)
             finally:
                 store.close()
     return result
@@ -428,8 +434,10 @@ def _marked_name(ctx: StudyContext) -> str:
     return ctx.stem
 
 
-def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
+def _check_run_options(engine: str, model_chunk: int, memory_mb: float, heatmap_scale: str = "fixed") -> None:
     problems = []
+    if heatmap_scale not in ("fixed", "study"):
+        problems.append(f"heatmap_scale (--scale) must be 'fixed' or 'study', got {heatmap_scale!r}")
     if engine not in ("batched", "sequential"):
         problems.append(f"engine (--engine) must be 'batched' or 'sequential', got {engine!r}")
     if isinstance(model_chunk, bool) or not isinstance(model_chunk, numbers.Integral) or model_chunk < 1:
@@ -447,13 +455,29 @@ def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
     )
 
 
-def _finish(store: ResultStore, result: StudyResult) -> None:
-    vals = result.column("val_dice")
-    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "study"] = "fixed") -> None:
+    """Write the heatmap figures (one per object marker, and the overview) and summary.json."""
+    from flimexplore.figures.heatmap_png import colour_range, heatmap_split_figure, overview_figure, png_bytes
+
+    vrange = colour_range(result.column("val_dice"), scale)
+    name = _marked_name(result.context)
+    panels = []
     for s, ms in enumerate(result.markers):
-        layer = result.heatmap(s)
-        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
-        store.write_png(f"heatmap_split{s}.png", rgb)
+        rows = [r for r in result.rows if r["split"] == s]
+        bg = np.array([[r["bg_row"], r["bg_col"]] for r in rows]).reshape(-1, 2)
+        dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
+        rgb = render_heatmap(result.context.image, result.heatmap(s), None, ms.radius, *vrange)
+        panels.append((rgb, ms.obj, bg, dice))
+        fig = heatmap_split_figure(
+            rgb, ms.obj, bg, dice, ms.radius, vrange=vrange, scale=scale,
+            dataset=result.context.dataset.name, image_name=name, split=s,
+        )
+        store.write_bytes(f"heatmap_split{s}.png", png_bytes(fig))
+    fig = overview_figure(
+        *zip(*panels, strict=True), result.config.radius, vrange=vrange, scale=scale,
+        dataset=result.context.dataset.name, image_name=name,
+    )
+    store.write_bytes("heatmap_overview.png", png_bytes(fig))
     store.write_json("summary.json", result.summary())
 
 
