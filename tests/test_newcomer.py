@@ -91,3 +91,15 @@ def _events(gen):
             yield next(gen)
         except StopIteration:
             return
+
+
+def test_closing_a_study_inside_a_chunk_leaves_no_worker_thread(monkeypatch, small_config, small_context):
+    import threading
+
+    monkeypatch.setattr(study_progress, "INSIDE_EVERY_S", 0.0)
+    gen = run_study(small_config, model_chunk=8, context=small_context)
+    ev = next(gen)
+    while ev.inside is None:
+        ev = next(gen)
+    gen.close()  # as when Ctrl-C or garbage collection ends the generator
+    assert [t for t in threading.enumerate() if t.name == "flimexplore-chunk"] == []

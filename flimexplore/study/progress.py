@@ -94,6 +94,10 @@ def time_left(eta: float | None) -> str:
     return "" if eta is None else f", ~{eta:.0f} s left"
 
 
+class _Cancelled(Exception):
+    """Raised inside the worker's progress callback to end an abandoned chunk early."""
+
+
 def evaluate_reporting(
     ctx: StudyContext, obj: NDArray, bg: NDArray, seeds: list[int], memory_mb: float,
     clock: Clock, done: int, total: int, ids: list[int],
@@ -102,16 +106,23 @@ def evaluate_reporting(
 
     Returns the chunk's scores and whether :class:`StopStudy` was thrown in
     meanwhile (the chunk is then finished and kept, and the study stops).
-    A KeyboardInterrupt leaves at once (the worker is a daemon thread).
+    On Ctrl-C (KeyboardInterrupt), ``close()`` or an error, the worker is
+    cancelled at its next scored image and joined before the exception goes
+    on: no thread outlives the call (a thread still inside torch when the
+    interpreter exits aborts the process).
     """
     events: queue.Queue[tuple[int, int, float] | None] = queue.Queue()
+    cancel = threading.Event()
     box: dict[str, Any] = {}
+
+    def report(n: int, m: int) -> None:
+        if cancel.is_set():
+            raise _Cancelled
+        events.put((n, m, time.perf_counter()))
 
     def work() -> None:
         try:
-            box["scores"] = ctx.evaluate(
-                obj, bg, seeds, memory_mb, progress=lambda n, m: events.put((n, m, time.perf_counter()))
-            )
+            box["scores"] = ctx.evaluate(obj, bg, seeds, memory_mb, progress=report)
         except BaseException as err:  # handed to the caller's thread below
             box["error"] = err
         finally:
@@ -123,27 +134,33 @@ def evaluate_reporting(
     last = time.perf_counter()
     scoring_t0: float | None = None
     shown = 0
-    while True:
-        try:
-            item = events.get(timeout=0.25)
-        except queue.Empty:
-            continue
-        if item is None:
-            break
-        n, n_total, at = item
-        if n == 0 and scoring_t0 is None:
-            scoring_t0 = at
-        if stop or at - last < INSIDE_EVERY_S or n <= shown or scoring_t0 is None:
-            continue
-        last, shown = at, n
-        eta = clock.inside(n, n_total, scoring_t0, at)
-        try:
-            yield Progress(
-                done, total, f"models {ids[0]}-{ids[-1]}: scored {n}/{n_total} validation and test images{time_left(eta)}",
-                eta, (n, n_total),
-            )
-        except StopStudy:
-            stop = True  # finish the chunk (it is already paid for), keep it, then stop
+    try:
+        while True:
+            try:
+                item = events.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            n, n_total, at = item
+            if n == 0 and scoring_t0 is None:
+                scoring_t0 = at
+            if stop or at - last < INSIDE_EVERY_S or n <= shown or scoring_t0 is None:
+                continue
+            last, shown = at, n
+            eta = clock.inside(n, n_total, scoring_t0, at)
+            try:
+                yield Progress(
+                    done, total,
+                    f"models {ids[0]}-{ids[-1]}: scored {n}/{n_total} validation and test images{time_left(eta)}",
+                    eta, (n, n_total),
+                )
+            except StopStudy:
+                stop = True  # finish the chunk (it is already paid for), keep it, then stop
+    except BaseException:
+        cancel.set()
+        worker.join()
+        raise
     worker.join()
     if "error" in box:
         raise box["error"]
