@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from flimexplore import __version__
 from flimexplore.cli._common import CliParser
-from flimexplore.errors import FlimExploreError
+from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study")
+COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return importlib.import_module(f"flimexplore.cli.{args.command}").run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FlimExploreWarning)
+            warnings.showwarning = _show_warning
+            return importlib.import_module(f"flimexplore.cli.{args.command}").run(args)
     except FlimExploreError as err:
         if args.debug:
             raise
@@ -52,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("flimexplore: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Print flimexplore's warnings as one line on stderr; others as Python does."""
+    if issubclass(category, FlimExploreWarning):
+        print(f"flimexplore: warning: {_one_line(str(message))}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _one_line(message: str) -> str:

@@ -101,8 +101,15 @@ def _top(dice: NDArray[np.float64], n: int) -> NDArray[np.intp]:
     return order[: min(n, int(np.isfinite(dice).sum()))]
 
 
-def _panel(ax: Any, rgb: NDArray[np.uint8], obj: ArrayLike, bg: ArrayLike, dice: ArrayLike, radius: float, k: int) -> None:
-    """Draw one heatmap with its object glyph and the top markers' rings, in upscaled pixel coordinates."""
+def _glyph(fixed: str) -> str:
+    return "*" if fixed == "object" else "D"
+
+
+def _panel(
+    ax: Any, rgb: NDArray[np.uint8], obj: ArrayLike, bg: ArrayLike, dice: ArrayLike, radius: float, k: int,
+    fixed: str = "object",
+) -> None:
+    """Draw one heatmap with the fixed markers' glyphs and the top markers' rings, in upscaled pixel coordinates."""
     from matplotlib.patches import Circle
 
     ax.imshow(rgb, interpolation="nearest", resample=False)
@@ -113,23 +120,28 @@ def _panel(ax: Any, rgb: NDArray[np.uint8], obj: ArrayLike, bg: ArrayLike, dice:
     for i in _top(d, TOP):
         ring = Circle(centre(bg[i]), (radius + 0.5) * k + 2, fill=False, edgecolor=TOP_EDGE, linewidth=2.2)
         ax.add_patch(ring)
-    x, y = centre(np.asarray(obj).reshape(2))
-    size = max(14.0, 2.2 * (radius + 0.5) * k)
-    ax.plot([x], [y], marker="*", markersize=size, markerfacecolor=OBJECT_FACE, markeredgecolor=OBJECT_EDGE,
-            markeredgewidth=1.3, linestyle="none")
+    points = np.asarray(obj, dtype=np.float64).reshape(-1, 2)
+    if len(points):
+        xy = np.array([centre(p) for p in points])
+        size = max(14.0, (2.2 if fixed == "object" else 1.4) * (radius + 0.5) * k)
+        ax.plot(xy[:, 0], xy[:, 1], marker=_glyph(fixed), markersize=size, markerfacecolor=OBJECT_FACE,
+                markeredgecolor=OBJECT_EDGE, markeredgewidth=1.3, linestyle="none")
 
 
-def _legend(fig: Any, n_top: int, loc: tuple[float, float], ncol: int = 3) -> Any:
+def _legend(fig: Any, n_top: int, loc: tuple[float, float], ncol: int = 3, fixed: str = "object") -> Any:
     from matplotlib.lines import Line2D
 
+    varied = "object" if fixed == "background" else "background"
     handles = [
-        Line2D([], [], marker="*", markersize=15, markerfacecolor=OBJECT_FACE, markeredgecolor=OBJECT_EDGE,
-               markeredgewidth=1.2, linestyle="none", label="object marker"),
-        Line2D([], [], marker="o", markersize=12, markerfacecolor="none", markeredgecolor=TOP_EDGE,
-               markeredgewidth=2.2, linestyle="none", label=f"best {n_top} background markers"),
+        Line2D([], [], marker=_glyph(fixed), markersize=15 if fixed == "object" else 10, markerfacecolor=OBJECT_FACE,
+               markeredgecolor=OBJECT_EDGE, markeredgewidth=1.2, linestyle="none",
+               label="object marker" if fixed == "object" else "background marker (fixed)"),
         Line2D([], [], marker="o", markersize=11, markerfacecolor="#ffff00", markeredgecolor="#ff0000",
-               markeredgewidth=0, linestyle="none", label="other background markers: colour = Dice"),
+               markeredgewidth=0, linestyle="none", label=f"{varied} markers: colour = Dice"),
     ]
+    if n_top:
+        handles.insert(1, Line2D([], [], marker="o", markersize=12, markerfacecolor="none", markeredgecolor=TOP_EDGE,
+                                 markeredgewidth=2.2, linestyle="none", label=f"best {n_top} {varied} markers"))
     return fig.legend(handles=handles, loc="upper left", bbox_to_anchor=loc, ncol=ncol, frameon=False,
                       fontsize=_FONT - 1, handletextpad=0.3, columnspacing=1.2)
 
@@ -148,9 +160,10 @@ def _colour_bar(fig: Any, cax: Any, vrange: tuple[float, float], scale: Scale) -
     return bar
 
 
-def _range_text(dice: NDArray[np.float64]) -> str:
+def _range_text(dice: NDArray[np.float64], n_models: int | None = None) -> str:
     d = dice[np.isfinite(dice)]
-    return f"{d.size} models, Dice {d.min():.3f}-{d.max():.3f}" if d.size else "no models"
+    n = d.size if n_models is None else n_models
+    return f"{n} model{'s' if n != 1 else ''}, Dice {d.min():.3f}-{d.max():.3f}" if d.size else "no models"
 
 
 def heatmap_split_figure(
@@ -165,6 +178,9 @@ def heatmap_split_figure(
     dataset: str = "",
     image_name: str = "",
     split: int = 0,
+    what: str | None = None,
+    fixed: Literal["object", "background"] = "object",
+    n_models: int | None = None,
 ) -> Any:
     """One object marker's heatmap as a figure with colour bar, title and legend.
 
@@ -172,12 +188,15 @@ def heatmap_split_figure(
     ----------
     rgb : ndarray of shape (H, W, 3), uint8
         The painted heatmap over the greyed image (the object marker not drawn).
-    obj : array_like of shape (2,), int
-        Object marker centre ``(row, col)``.
+    obj : array_like of shape (2,) or (K, 2), int
+        Centre(s) ``(row, col)`` of the fixed marker(s), drawn as glyphs:
+        the object marker (a star), or with ``fixed="background"`` the fixed
+        background marker of a study that varies object markers (a diamond).
+        Shape (0, 2) draws none (markers of any shape, painted in `rgb`).
     bg : array_like of shape (M, 2), int
-        Background marker centres.
+        Centres of the scored (varied) markers.
     dice : array_like of shape (M,), float
-        Validation Dice of each background marker's model.
+        Validation Dice of each scored marker's model.
     radius : float
         Marker radius in image pixels.
     vrange : tuple of float
@@ -188,6 +207,12 @@ def heatmap_split_figure(
         Named in the title.
     split : int
         0-based index of the object marker, named in the title.
+    what : str, optional
+        The title's marker part instead of "object marker <split> at (row r, col c)".
+    fixed : {"object", "background"}
+        Which marker is fixed (glyph) and which are varied (coloured, ringed).
+    n_models : int, optional
+        Models in the title when `dice` repeats a model's Dice for several disks.
 
     Returns
     -------
@@ -203,16 +228,20 @@ def heatmap_split_figure(
     fig = Figure(figsize=(fw / _DPI, fh / _DPI), dpi=_DPI, facecolor="white")
     ax = fig.add_axes((left / fw, bottom / fh, w / fw, h / fh))
     d = np.asarray(dice, dtype=np.float64).reshape(-1)
-    _panel(ax, big, obj, bg, d, radius, k)
+    _panel(ax, big, obj, bg, d, radius, k, fixed)
     cax = fig.add_axes(((left + w + 16) / fw, bottom / fh, bar_w / fw, h / fh))
     bar = _colour_bar(fig, cax, vrange, scale)
-    o = np.asarray(obj).reshape(2)
+    if what is None:
+        o = np.asarray(obj).reshape(-1, 2)[0]
+        what = f"object marker {split} at (row {int(o[0])}, col {int(o[1])})"
+    varied = "object" if fixed == "background" else "background"
     fig.suptitle(
-        f"{dataset} · image {image_name} · object marker {split} at (row {int(o[0])}, col {int(o[1])})\n"
-        f"{_range_text(d)} (validation Dice of each background marker's model)",
+        f"{dataset} · image {image_name} · {what}\n"
+        f"{_range_text(d, n_models)} (validation Dice of each {varied} marker's model)",
         x=left / fw, y=1 - 10 / fh, ha="left", va="top", fontsize=_FONT,
     )
-    legend = _legend(fig, min(TOP, int(np.isfinite(d).sum())), (left / fw - 0.01, (bottom - 8) / fh), ncol=2)
+    n_top = min(TOP, int(np.isfinite(d).sum())) if len(np.asarray(bg).reshape(-1, 2)) else 0
+    legend = _legend(fig, n_top, (left / fw - 0.01, (bottom - 8) / fh), ncol=2, fixed=fixed)
     fig.flimexplore = {"colorbar": bar, "legend": legend, "scale_factor": k}
     return fig
 
@@ -228,11 +257,14 @@ def overview_figure(
     scale: Scale = "fixed",
     dataset: str = "",
     image_name: str = "",
+    whats: Sequence[str] | None = None,
+    fixed: Literal["object", "background"] = "object",
 ) -> Any:
     """All object markers of a study side by side with one colour bar (the paper's Fig. 6-8 row).
 
     Parameters are those of :func:`heatmap_split_figure`, one entry per
-    object marker in each sequence.
+    object marker (split) in each sequence; ``whats`` are the panels' first
+    title lines (default "object marker <k> (row, col)").
 
     Returns
     -------
@@ -254,19 +286,25 @@ def overview_figure(
         ax = fig.add_axes(((left + i * (w + gap)) / fw, bottom / fh, w / fw, h / fh))
         d = np.asarray(dice, dtype=np.float64).reshape(-1)
         everything.append(d)
-        _panel(ax, big, obj, bg, d, radius, k)
+        _panel(ax, big, obj, bg, d, radius, k, fixed)
         dd = d[np.isfinite(d)]
-        o = np.asarray(obj).reshape(2)
+        if whats is None:
+            o = np.asarray(obj).reshape(-1, 2)[0]
+            head = f"object marker {i} ({int(o[0])}, {int(o[1])})"
+        else:
+            head = whats[i]
         rng = f"Dice {dd.min():.3f}-{dd.max():.3f}" if dd.size else "no models"
-        ax.set_title(f"object marker {i} ({int(o[0])}, {int(o[1])})\n{rng}", fontsize=_FONT - 1)
+        ax.set_title(f"{head}\n{rng}", fontsize=_FONT - 1)
     cax = fig.add_axes(((left + n * w + (n - 1) * gap + 16) / fw, bottom / fh, bar_w / fw, h / fh))
     bar = _colour_bar(fig, cax, vrange, scale)
     all_d = np.concatenate(everything)
     fig.suptitle(
-        f"{dataset} · image {image_name} · {n} object markers · {_range_text(all_d)} (validation Dice)",
+        f"{dataset} · image {image_name} · {n} {'object' if fixed == 'object' else 'background'} markers · "
+        f"{_range_text(all_d)} (validation Dice)",
         x=left / fw, y=1 - 10 / fh, ha="left", va="top", fontsize=_FONT,
     )
-    legend = _legend(fig, TOP, (left / fw - 0.005, (bottom - 10) / fh))
+    any_rings = any(len(np.asarray(b).reshape(-1, 2)) for b in bgs)
+    legend = _legend(fig, TOP if any_rings else 0, (left / fw - 0.005, (bottom - 10) / fh), fixed=fixed)
     fig.flimexplore = {"colorbar": bar, "legend": legend, "scale_factor": bigs[0][1]}
     return fig
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from numpy.typing import NDArray
-
-from flimexplore.study.context import PairScores, StudyContext
+from flimexplore.study.context import PairScores
 
 __all__ = ["INSIDE_EVERY_S", "Clock", "Progress", "StopStudy", "evaluate_reporting", "time_left"]
 
@@ -99,10 +97,14 @@ class _Cancelled(Exception):
 
 
 def evaluate_reporting(
-    ctx: StudyContext, obj: NDArray, bg: NDArray, seeds: list[int], memory_mb: float,
+    evaluate: Callable[[Callable[[int, int], None]], PairScores],
     clock: Clock, done: int, total: int, ids: list[int],
 ) -> Generator[Progress, None, tuple[PairScores, bool]]:
     """Score one chunk in a worker thread, yielding a Progress event every ``INSIDE_EVERY_S`` seconds.
+
+    ``evaluate(progress)`` scores the chunk (models ``ids``), calling
+    ``progress(n, N)`` as its validation and test images are scored;
+    ``done`` and ``total`` are the study's model counts before the chunk.
 
     Returns the chunk's scores and whether :class:`StopStudy` was thrown in
     meanwhile (the chunk is then finished and kept, and the study stops).
@@ -122,7 +124,7 @@ def evaluate_reporting(
 
     def work() -> None:
         try:
-            box["scores"] = ctx.evaluate(obj, bg, seeds, memory_mb, progress=report)
+            box["scores"] = evaluate(report)
         except BaseException as err:  # handed to the caller's thread below
             box["error"] = err
         finally:

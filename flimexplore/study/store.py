@@ -34,10 +34,12 @@ from numpy.typing import NDArray
 from flimexplore.errors import OutputError, ResumeError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
+__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results", "typed_row"]
 
 TMP_SUFFIX = ".tmp"
-_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "probe")
+_OUR_FILES = (
+    "config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
+)
 LOCK_NAME = ".lock"
 
 COLUMNS = (
@@ -109,16 +111,16 @@ def _format(value: Any) -> str:
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a ``results.csv`` written by a study into a list of typed rows."""
-    rows = []
     with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            rows.append(
-                {
-                    k: (int(v) if k in _INT_COLUMNS else v if k == "image_stem" else float(v))
-                    for k, v in raw.items()
-                }
-            )
-    return rows
+        return [typed_row(raw) for raw in csv.DictReader(fh)]
+
+
+def typed_row(raw: dict[str, str]) -> dict[str, Any]:
+    """One row of results text with its values typed (ints, the stem as text, floats); other text columns stay text."""
+    return {
+        k: (int(v) if k in _INT_COLUMNS else float(v) if k in COLUMNS and k != "image_stem" else v)
+        for k, v in raw.items()
+    }
 
 
 class ResultStore:
@@ -329,8 +331,11 @@ def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any,
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
         raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
     diffs = {}
+    defaults = StudyConfig().to_dict()
     for part in ("config", "identity"):
         for k, v in record[part].items():
+            if k not in old[part] and part == "config" and k in defaults and v == defaults[k]:
+                continue  # a setting added later, at its default: the folder's study had it too
             if old[part].get(k) != v:
                 diffs[k] = (old[part].get(k), v)
     return diffs
