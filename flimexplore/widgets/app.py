@@ -11,7 +11,10 @@ in the control panel instead of vanishing in the kernel's log.
 
 from __future__ import annotations
 
+import html
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,14 +26,16 @@ import numpy as np
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
 from flimexplore.engine.batched import resolve_device
 from flimexplore.errors import DatasetError, MarkerError
+from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
-from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, run_study
+from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
+from flimexplore.study.store import read_results
 from flimexplore.widgets._live import refresh_state
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
 from flimexplore.widgets.heatmap import HeatmapView
-from flimexplore.widgets.inspect import model_detail, pair_from_markers, pair_markers, score_pair
-from flimexplore.widgets.state import ExplorerState, guarded
+from flimexplore.widgets.inspect import model_detail, pair_detail, pair_from_markers, pair_markers, score_pair
+from flimexplore.widgets.state import SETTINGS, USER_MODEL, ExplorerState, guarded
 
 __all__ = ["Explorer", "explore"]
 
@@ -43,6 +48,55 @@ def _png(image: np.ndarray, side: int = 96) -> bytes:
     step = max(1, int(np.ceil(max(image.shape[:2]) / side)))
     small = np.clip(np.rint(np.asarray(image)[::step, ::step, :3] * 255), 0, 255).astype(np.uint8)
     return iio.imwrite("<bytes>", small, extension=".png")
+
+
+def same_study(a: StudyConfig, b: StudyConfig) -> bool:
+    """Whether two settings describe the same study (the explorer's settings against a result's)."""
+    return a.to_dict() == b.to_dict()
+
+
+def eta_text(done: int, total: int, resumed: int, elapsed_s: float) -> str:
+    """Progress label "n / N models, ~t s left" (the rate counts only models trained in this run).
+
+    Examples
+    --------
+    >>> eta_text(10, 40, 0, 5.0)
+    '10 / 40 models, ~15 s left'
+    >>> eta_text(4, 40, 4, 0.1)
+    '4 / 40 models, estimating time left'
+    """
+    trained = done - resumed
+    if done >= total:
+        return f"{done} / {total} models"
+    if trained <= 0 or elapsed_s <= 0:
+        return f"{done} / {total} models, estimating time left"
+    return f"{done} / {total} models, ~{(total - done) * elapsed_s / trained:.0f} s left"
+
+
+class _Folders:
+    """One temporary results folder per study settings: Stop then Run resumes from it (as the CLI's --out)."""
+
+    def __init__(self) -> None:
+        self._root = tempfile.TemporaryDirectory(prefix="flimexplore-explorer-")
+        self._folders: dict[str, Path] = {}
+
+    def __call__(self, cfg: StudyConfig) -> Path:
+        key = cfg.to_json()
+        if key not in self._folders:
+            self._folders[key] = Path(tempfile.mkdtemp(prefix="study-", dir=self._root.name))
+        return self._folders[key]
+
+
+def _partial(ctx: StudyContext, markers: list, folder: Path, cache: dict[str, dict], elapsed_s: float) -> StudyResult:
+    """The models finished so far in ``folder`` as a (not complete) :class:`StudyResult`."""
+    rows = read_results(folder / "results.csv") if (folder / "results.csv").exists() else []
+    for f in sorted((folder / "models").glob("*.npz")):
+        if f.name not in cache:
+            with np.load(f) as z:
+                cache[f.name] = {int(m): {k: z[k][j] for k in z.files if k != "model"} for j, m in enumerate(z["model"])}
+    arrays = {m: a for part in cache.values() for m, a in part.items()}
+    rows = [r for r in rows if r["model"] in arrays]
+    return StudyResult(ctx.config, markers, rows, arrays, str(ctx.device), elapsed_s, False, ctx)
 
 
 class Explorer:
@@ -105,6 +159,9 @@ class Explorer:
         self._datasets: dict[tuple[str, int | None], Dataset] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._folders = _Folders()
+        self._typed: set[str] = set()  # settings the user changed (a new dataset does not overwrite them)
+        self._suggesting = False
         self._quiet = False
         self._projecting = threading.Lock()
         self.log = w.Output()
@@ -115,24 +172,34 @@ class Explorer:
         )
         self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log)
         log = self.log.append_stderr
-        self.heatmap = HeatmapView(s, self._guard(self.save_seeds), self._guard(self.load_seeds),
-                                   self._guard(self.clear_markers), log)
+        markers = self._guard_at("markers")
+        self.heatmap = HeatmapView(s, markers(self.save_seeds), markers(self.load_seeds), markers(self.clear_markers),
+                                   log, markers(self.inspect_pair))
         self.distribution = DistributionView(s, log)
         self.detail = DetailView(s)
+        self.banner = w.HTML().add_class("fx-banner")
         self.widget = w.VBox([
-            w.HBox([self.controls.widget, self.heatmap.widget, self.distribution.widget]), self.detail.widget,
-        ]).add_class("fx-explorer")
+            self.banner,
+            w.HBox([self.controls.widget, self.heatmap.widget, self.distribution.widget],
+                   layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")),
+            self.detail.widget,
+        ], layout=w.Layout(width="100%", overflow="hidden")).add_class("fx-explorer")
         s.observe(self._guard(lambda c: self._load_preview(c["name"] == "dataset", c["name"] == "dataset")),
                   names=["dataset", "n_images", "image", "seed"])
+        s.observe(self._on_typed, names=["n_bg", "radius"])
         s.observe(self._guard(self._on_result), names=["result"])
-        s.observe(self._guard(self._on_selected), names=["selected", "val_image"])
+        s.observe(self._guard(self._check_stale), names=[*SETTINGS, "result"])
+        s.observe(self._show_banner, names=["stale", "result"])
+        s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image"])
         s.observe(self._guard(self._on_split), names=["split"])
-        s.observe(self._guard(lambda _: self._score_user()), names=["user_obj", "user_bg"])
+        s.observe(markers(self._after_run), names=["running"])
+        s.observe(markers(lambda _: self._score_user()), names=["user_obj", "user_bg"])
         self._guard(self._load_preview)(n_bg is None, radius is None)
         if n_bg is not None:
             s.n_bg = int(n_bg)
         if radius is not None:
             s.radius = int(radius)
+        self._typed.clear()
 
     @contextmanager
     def _silenced(self) -> Iterator[None]:
@@ -145,6 +212,40 @@ class Explorer:
 
     def _guard(self, func: Any) -> Any:
         return guarded(self.state, self.log.append_stderr)(func)
+
+    def _guard_at(self, where: str) -> Any:
+        """A decorator that shows errors next to ``where`` (``markers`` or ``detail``)."""
+        return guarded(self.state, self.log.append_stderr, where)
+
+    def _on_typed(self, change: dict[str, Any]) -> None:
+        if not self._suggesting:
+            self._typed.add(change["name"])
+
+    def _check_stale(self, change: dict[str, Any]) -> None:
+        """Mark the views out of date while the settings differ from those of the shown result."""
+        s = self.state
+        if s.result is None:
+            s.stale = False
+            return
+        try:
+            cfg = s.config()
+        except Exception:  # noqa: BLE001 - settings that do not even build a config differ from the result's
+            s.stale = True
+            return
+        s.stale = not same_study(cfg, s.result.config)
+
+    def _show_banner(self, change: dict[str, Any]) -> None:
+        s = self.state
+        if not s.stale or s.result is None:
+            self.banner.value = ""
+            return
+        res = s.result
+        self.banner.value = (
+            '<div class="fx-stale" style="background:#fff3cd;border:1px solid #d39e00;padding:4px 8px;'
+            'white-space:normal"><b>settings changed — press Run.</b> The heatmap, distribution and detail '
+            f"still show the previous study ({html.escape(res.config.dataset)}, marked image "
+            f"{res.config.image + 1}: {html.escape(res.context.stem)}); the thumbnail shows the new settings.</div>"
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         for fig in (self.heatmap.figure, self.distribution.figure, self.detail.figure):
@@ -164,14 +265,21 @@ class Explorer:
         cfg = s.config()
         ds = self._dataset(cfg.dataset, cfg.n_images)
         marked = split_dataset(len(ds), seed=cfg.seed).marked
+        self.controls.set_images(len(marked))
         if not 0 <= cfg.image < len(marked):
-            raise DatasetError(f"marked image {cfg.image + 1} does not exist; the split has {len(marked)}")
+            s.image = 0  # loads image 1 (re-entrant); the message says so
+            raise DatasetError(f"marked image {cfg.image + 1} does not exist: this dataset's split has "
+                               f"{len(marked)} marked images (1-{len(marked)}); image 1 is shown instead")
         s.preview = ds.images[marked[cfg.image]]
         s.thumbnail = _png(s.preview)
-        if suggest_n_bg:
-            s.n_bg = ds.n_bg
-        if suggest_radius:
-            s.radius = ds.radius
+        self._suggesting = True
+        try:
+            if suggest_n_bg and "n_bg" not in self._typed:
+                s.n_bg = ds.n_bg
+            if suggest_radius and "radius" not in self._typed:
+                s.radius = ds.radius
+        finally:
+            self._suggesting = False
         s.error = ""
         s.status = f"{ds.name}: {len(ds)} images ({ds.description})"
 
@@ -202,23 +310,37 @@ class Explorer:
             self._thread.join(timeout)
         return self.state.result
 
-    def _work(self, cfg: Any) -> None:
+    def _work(self, cfg: StudyConfig) -> None:
+        """Run the study into its settings' folder, publishing finished chunks as they arrive."""
         s = self.state
         try:
             ctx = StudyContext(cfg, self._device, dataset=self._dataset(cfg.dataset, cfg.n_images))
-            gen = run_study(ctx.config, context=ctx, model_chunk=self.model_chunk)
+            folder = self._folders(ctx.config)
+            markers, cache = plan_markers(ctx), {}
+            gen = run_study(ctx.config, folder, context=ctx, model_chunk=self.model_chunk)
             started = False  # StopStudy can only be thrown into a generator that has started
+            t0, resumed, shown = time.perf_counter(), None, -1
             while True:
                 try:
                     progress = gen.throw(StopStudy()) if started and self._stop.is_set() else next(gen)
                 except StopIteration as stop:
                     result: StudyResult = stop.value
                     break
+                if not started:
+                    t0, resumed = time.perf_counter(), progress.done
                 started = True
+                elapsed = time.perf_counter() - t0
                 s.total, s.done, s.status = progress.total, progress.done, progress.message
+                s.progress_text = eta_text(progress.done, progress.total, resumed or 0, elapsed)
+                if progress.done != shown and progress.done < progress.total:  # live: the chunks finished so far
+                    shown = progress.done
+                    s.result = _partial(ctx, markers, folder, cache, elapsed)
             s.result = result
-            how = "complete" if result.complete else "stopped; finished models kept"
-            s.status = f"{len(result.rows)} models in {result.elapsed_s:.1f} s on {result.device} ({how})"
+            s.progress_text = eta_text(len(result.rows), s.total, 0, 0.0)
+            how = "complete" if result.complete else "stopped; finished models kept, Run resumes"
+            trained = len(result.rows) - (resumed or 0)
+            s.status = (f"{len(result.rows)} models ({trained} trained now, {resumed or 0} kept) in "
+                        f"{result.elapsed_s:.1f} s on {result.device} ({how})")
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             s.report(exc, self.log.append_stderr)
         finally:
@@ -226,8 +348,16 @@ class Explorer:
 
     # -- reactions ----------------------------------------------------------------------------
     def _on_result(self, change: dict[str, Any]) -> None:
-        """A new study: nothing selected, first object marker; your markers are kept and scored anew."""
-        s = self.state
+        """A new study: nothing selected, first object marker; your markers are kept and scored anew.
+
+        More models of the same study (live chunks, a resumed run) keep the selection and the object marker.
+        """
+        s, old, new = self.state, change["old"], change["new"]
+        if old is not None and new is not None and same_study(old.config, new.config):
+            if s.selected >= 0 and s.row(s.selected) is None:
+                s.selected = -1
+            self._on_split({"new": s.split})
+            return
         with self._silenced():
             s.user_score = s.detail = None
             s.selected, s.val_image = -1, 0
@@ -236,34 +366,61 @@ class Explorer:
         else:
             s.split = 0
 
+    def _after_run(self, change: dict[str, Any]) -> None:
+        """Score your markers against the finished (or stopped) study."""
+        s = self.state
+        if not change["new"] and s.result is not None and (s.user_obj is not None or s.user_bg is not None):
+            self._score_user()
+
     def _on_split(self, change: dict[str, Any]) -> None:
         res = self.state.result
         dense = res is not None and res.config.dense and len(res.rows) > 0
         self.state.dense_map = res.heatmap(min(change["new"], len(res.markers) - 1)).value if dense else None
-        if self.state.user_bg is not None or self.state.user_obj is not None:
+        if (self.state.user_bg is not None or self.state.user_obj is not None) and not self.state.running:
             self._score_user()
+
+    def _describe(self, result: StudyResult, model: int, **kw: Any) -> Any:
+        """The detail of a sampled model, or of your pair (``USER_MODEL``)."""
+        if model == USER_MODEL:
+            if self.state.user_score is None:
+                raise MarkerError("your pair has no score yet: place a background marker (or select one) first")
+            return pair_detail(result, self.state.user_score, **kw)
+        return model_detail(result, model, **kw)
 
     def _on_selected(self, change: dict[str, Any]) -> None:
         s = self.state
-        if s.selected < 0 or s.result is None:
+        if s.result is None or (s.selected < 0 and s.selected != USER_MODEL):
             s.detail = None
             return
+        if s.detail is not None and s.detail.model == s.selected and s.detail.val_image == s.val_image \
+                and change["name"] == "selected" and s.selected != USER_MODEL:
+            return  # the same model of the same study (e.g. a live chunk arrived)
         kw = dict(val_image=s.val_image, **self._detail_kw)
-        s.detail = model_detail(s.result, s.selected, projections=False, **kw)
+        s.detail = self._describe(s.result, s.selected, projections=False, **kw)
         if not self.projections:
             return
         if self.sync:
-            s.detail = model_detail(s.result, s.selected, **kw)
+            s.detail = self._describe(s.result, s.selected, **kw)
             return
-        threading.Thread(target=self._guard(self._project), args=(s.result, s.selected, kw), daemon=True).start()
+        threading.Thread(target=self._guard_at("detail")(self._project), args=(s.result, s.selected, kw),
+                         daemon=True).start()
+
+    def inspect_pair(self) -> None:
+        """Show your scored marker pair in the detail view, like a sampled model."""
+        if self.state.user_score is None:
+            raise MarkerError("your pair has no score yet: place a background marker (or select one) first")
+        if self.state.selected == USER_MODEL:
+            self._on_selected({"name": "val_image"})
+        else:
+            self.state.selected = USER_MODEL
 
     def _project(self, result: StudyResult, model: int, kw: dict[str, Any]) -> None:
         """Compute the t-SNE projections in the background; drop them if the selection moved on."""
         with self._projecting:
-            if self.state.result is not result or self.state.selected != model:
+            if self.state.selected != model:
                 return
-            detail = model_detail(result, model, **kw)
-            if self.state.result is result and self.state.selected == model and self.state.val_image == kw["val_image"]:
+            detail = self._describe(result, model, **kw)
+            if self.state.selected == model and self.state.val_image == kw["val_image"]:
                 self.state.detail = detail
 
     def _pair(self) -> tuple[Pair | None, Pair | None]:
@@ -282,12 +439,16 @@ class Explorer:
         if self._quiet:
             return
         s.user_score = None
+        if s.selected == USER_MODEL:
+            s.selected = -1
         obj, bg = self._pair()
         if s.result is None or obj is None or bg is None:
             s.status = "run a study, then place a background marker (or select one) to score your pair"
             return
         s.status = "training your marker pair..."
         s.user_score = score_pair(s.result, obj, bg, s.split)
+        if s.selected == USER_MODEL:
+            self._on_selected({"name": "val_image"})
         s.error = ""
         s.status = f"your pair: Dice {s.user_score.dice:.3f}, rank {s.user_score.rank} of {s.user_score.n + 1}"
 
@@ -333,6 +494,8 @@ class Explorer:
         """Remove your markers and their score."""
         with self._silenced():
             self.state.user_obj = self.state.user_bg = self.state.user_score = None
+            if self.state.selected == USER_MODEL:
+                self.state.selected = -1
         self.state.status = "your markers cleared"
 
 
