@@ -95,9 +95,9 @@ class DetailView:
         """1-based input; out-of-range numbers are refused with a message and the box reset."""
         n, k = self._n_val(), int(change["new"])
         if n and not 1 <= k <= n:
+            self.val_image.value = self.state.val_image + 1  # first: this change clears the message
             self.message.value = (f'<span style="color:#b00020">validation image {k} does not exist: '
                                   f"choose 1-{n}</span>")
-            self.val_image.value = self.state.val_image + 1
             return
         self.message.value = ""
         self.state.val_image = k - 1
