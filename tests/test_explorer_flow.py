@@ -240,3 +240,17 @@ def test_marker_errors_show_next_to_your_markers_not_the_settings(app):
         app.state.click_mode = "select"
         app.clear_markers()
         app.state.error = ""
+
+
+@pytest.mark.slow
+def test_feature_projection_has_enough_points_and_the_panel_says_how_many(app):
+    from flimexplore.widgets import model_detail
+    from flimexplore.widgets.detail import DetailView
+
+    d = model_detail(app.state.result, app.state.rows(0)[0]["model"], **app._detail_kw)
+    label = np.asarray(d.features["label"])
+    n_obj, n_bg = int((label == 1).sum()), int((label == 0).sum())
+    assert n_obj >= 10 and n_bg >= 10, (n_obj, n_bg)
+    n_images = len(np.unique(d.features["image"]))
+    assert DetailView._counts(d) == (f" · features: {n_obj} object + {n_bg} background superpixels on "
+                                     f"{n_images} validation images")
