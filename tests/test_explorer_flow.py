@@ -254,3 +254,49 @@ def test_feature_projection_has_enough_points_and_the_panel_says_how_many(app):
     n_images = len(np.unique(d.features["image"]))
     assert DetailView._counts(d) == (f" · features: {n_obj} object + {n_bg} background superpixels on "
                                      f"{n_images} validation images")
+
+
+def test_advice_layer_rings_the_best_positions_and_a_click_scores_one(app):
+    s = app.state
+    heat = app.heatmap.figure
+    assert trace(heat, "advice map").visible is False and len(trace(heat, "advised positions").x) == 0
+    app.heatmap.advice.value = True
+    try:
+        adv = s.advice
+        assert adv is not None and s.show_advice and tuple(adv.obj) == tuple(s.result.markers[0].obj)
+        rings = trace(heat, "advised positions")
+        top = adv.top(s.advice_top)
+        assert list(zip(rings.y, rings.x, strict=True)) == [tuple(int(v) for v in c) for c in top] and len(top) == 5
+        assert trace(heat, "advice map").visible is True
+        simulate_click(heat, "advised positions", 0)
+        score = s.user_score
+        assert s.error == "" and s.user_bg == tuple(int(v) for v in top[0]) and s.user_obj is None
+        dice = np.array([r["val_dice"] for r in s.rows()])
+        assert score.rank == 1 + int((dice > score.dice).sum()) and "advice #1" in s.status
+        assert f"rank {score.rank} of {score.n + 1}" in s.status
+    finally:
+        app.heatmap.advice.value = False
+        app.clear_markers()
+    assert len(trace(heat, "advised positions").x) == 0
+
+
+def test_analysis_panel_plots_a_descriptor_against_dice_and_selects_on_click(app):
+    from flimexplore.analysis.correlate import spearman
+
+    s = app.state
+    fig = app.analysis.figure
+    pts = trace(fig, "markers")
+    rows = s.rows()
+    assert len(pts.x) == len(rows) and list(pts.customdata) == [r["model"] for r in rows]
+    np.testing.assert_allclose(pts.y, [r["val_dice"] for r in rows])
+    app.analysis.choice.value = "bg_std"
+    x = np.asarray(s.descriptors["bg_std"])
+    np.testing.assert_allclose(trace(fig, "markers").x, x)
+    rho = spearman(x, [r["val_dice"] for r in rows])
+    assert f"ρ = {rho:+.2f}" in fig.layout.title.text and "bg_std" in fig.layout.title.text
+    target = rows[5]
+    simulate_click(fig, "markers", 5)
+    assert s.selected == target["model"] and s.split == target["split"]
+    assert list(trace(app.heatmap.figure, "selected").x) == [target["bg_col"]]
+    assert list(trace(fig, "selected").x) == pytest.approx([x[5]])
+    s.selected = -1

@@ -229,3 +229,25 @@ def test_detail_figure_legends_the_overlay_colour_code():
     assert colours == {"found": "rgb(0,200,0)", "false object": "rgb(255,140,0)", "missed": "rgb(40,90,255)"}
     assert trace(fig, "patches: object").marker.color == figures.OBJECT
     assert trace(fig, "features: background").marker.color == figures.BACKGROUND
+
+
+def test_heatmap_advice_layer_and_numbered_rings():
+    score = np.full((20, 30), np.nan)
+    score[14:17, 2:5] = 0.9
+    fig = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2, advice_map=score, advice_top=[[15, 3], [3, 25]])
+    layer, rings = trace(fig, "advice map"), trace(fig, "advised positions")
+    assert layer.visible is True and layer.z[15][3] == 0.9 and layer.z[0][0] is None
+    assert (list(rings.x), list(rings.y), list(rings.text)) == ([3, 25], [15, 3], ["1", "2"])
+    assert list(rings.customdata) == [0, 1] and rings.showlegend
+    off = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2)
+    assert trace(off, "advice map").visible is False and len(trace(off, "advised positions").x) == 0
+
+
+def test_descriptor_figure_scatter_with_rho_in_title():
+    fig = figures.descriptor_figure([1.0, np.nan, 3.0], [0.2, 0.5, 0.8], [7, 8, 9], name="bg_std", rho=0.5, selected=2)
+    assert tuple(t.name for t in fig.data) == figures.DESCRIPTOR_TRACES
+    pts = trace(fig, "markers")
+    assert list(pts.x) == [1.0, 3.0] and list(pts.customdata) == [7, 9]  # NaN descriptors are not drawn
+    assert fig.layout.title.text == "bg_std vs validation Dice (ρ = +0.50)"
+    assert list(trace(fig, "selected").x) == [3.0]
+    assert "n/a" in figures.descriptor_figure([], [], rho=None).layout.title.text

@@ -324,4 +324,4 @@ def test_stored_widget_state_follows_updates(fresh):
                 assert list(np.ravel(stored.get("x", []))) == list(np.ravel(live.x))
             else:
                 assert stored.get("source") == getattr(live, "source", None)
-    assert fresh.heatmap.figure._widget_data[4]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]
+    assert fresh.heatmap.figure._widget_data[5]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]

@@ -34,13 +34,20 @@ __all__ = ["HEATMAP_TRACES", "heatmap_figure", "heatmap_grid", "study_heatmap"]
 HEATMAP_TRACES = (
     "image",
     "dense map",
+    "advice map",
     "background markers",
     "object marker",
     "selected",
     "your object marker",
     "your bg marker",
+    "advised positions",
 )
 """Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
+
+ADVICE = "#1a9850"
+"""Rings of the advised positions (green, as the paper's border of good markers)."""
+ADVICE_SCALE = [[0.0, "rgba(255,255,255,0)"], [1.0, "rgba(26,152,80,0.85)"]]
+"""The advice map: transparent (worst) to green (best), never a Dice colour."""
 
 _DICE_HOVER = "model %{customdata}<br>Dice %{marker.color:.3f}<extra>background marker</extra>"
 
@@ -82,6 +89,8 @@ def heatmap_figure(
     size: int = 420,
     placing: bool = False,
     scale_label: str = "validation Dice",
+    advice_map: NDArray[np.floating] | None = None,
+    advice_top: ArrayLike | None = None,
 ) -> go.Figure:
     """Marked image, background markers (circles) coloured by Dice, the object marker as a star.
 
@@ -116,6 +125,11 @@ def heatmap_figure(
         pixel under the mouse (never a marker's centre).
     scale_label : str
         Title of the colour bar.
+    advice_map : ndarray of shape (H, W), optional
+        Advice score per pixel (NaN where none), drawn as a green layer.
+    advice_top : array_like of shape (K, 2), optional
+        The best advised positions ``(row, col)``, best first, ringed and numbered; a click on one
+        reports its index in ``customdata``.
 
     Returns
     -------
@@ -136,12 +150,18 @@ def heatmap_figure(
     user_colour = "white" if user_dice is None else _rgb(user_dice, vrange)
     user_text = "" if user_dice is None else f"{user_dice:.3f}"
     skip = dict(hoverinfo="skip") if placing else {}
+    tx, ty = _xy(advice_top)
     traces = [
         image_trace(image),
         go.Heatmap(
             z=[[0.0]] if dense is None else _json_grid(dense),
             name="dense map", visible=dense is not None, colorscale=HEAT, zmin=vrange[0], zmax=vrange[1],
             showscale=False, opacity=0.75, hoverinfo="skip",
+        ),
+        go.Heatmap(
+            z=[[0.0]] if advice_map is None else _json_grid(advice_map), name="advice map",
+            visible=advice_map is not None, colorscale=ADVICE_SCALE, showscale=False, hoverinfo="skip",
+            showlegend=advice_map is not None, legendrank=6,
         ),
         go.Scatter(
             x=bx, y=by, mode="markers", name="background markers", customdata=ids,
@@ -176,6 +196,14 @@ def heatmap_figure(
             textposition="top center", textfont=dict(color="white"), showlegend=len(ux) > 0, legendrank=5,
             hovertemplate="your bg marker<br>Dice " + (user_text or "pending") + "<extra></extra>",
             marker=dict(size=disk, color=user_colour, line=dict(width=3, color="black")),
+            **skip,
+        ),
+        go.Scatter(
+            x=tx, y=ty, mode="markers+text", name="advised positions", customdata=list(range(len(tx))),
+            text=[str(k + 1) for k in range(len(tx))], textposition="middle center",
+            textfont=dict(color=ADVICE, size=11), showlegend=len(tx) > 0, legendrank=7,
+            hovertemplate="advice #%{text}: click to train and score it<extra></extra>",
+            marker=dict(size=disk + 12, color="rgba(255,255,255,0.35)", line=dict(width=3, color=ADVICE)),
             **skip,
         ),
     ]

@@ -23,6 +23,8 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 
+from flimexplore.analysis.advice import AdviceSettings, advise
+from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
 from flimexplore.data.seeds import check_seeds_shape
 from flimexplore.engine.batched import resolve_device
@@ -32,6 +34,7 @@ from flimexplore.study.context import StudyContext
 from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
 from flimexplore.study.store import read_results
 from flimexplore.widgets._live import refresh_state
+from flimexplore.widgets.analysis import AnalysisView
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
 from flimexplore.widgets.heatmap import HeatmapView
@@ -171,6 +174,7 @@ class Explorer:
         self._folders = _Folders()
         self._typed: set[str] = set()  # settings the user changed (a new dataset does not overwrite them)
         self._suggesting = False
+        self._advice_key: tuple[str, tuple[int, int]] | None = None
         self._quiet = False
         self._projecting = threading.Lock()
         self.log = w.Output()
@@ -183,16 +187,17 @@ class Explorer:
         log = self.log.append_stderr
         markers = self._guard_at("markers")
         self.heatmap = HeatmapView(s, markers(self.save_seeds), markers(self.load_seeds), markers(self.clear_markers),
-                                   log, markers(self.inspect_pair))
+                                   log, markers(self.inspect_pair), markers(self.try_advice))
         self.distribution = DistributionView(s, log)
+        self.analysis = AnalysisView(s, DESCRIPTORS, log)
         self.detail = DetailView(s)
         self.banner = w.HTML().add_class("fx-banner")
         self.widget = w.VBox([
             self.banner,
-            w.HBox([self.controls.widget, self.heatmap.widget, self.distribution.widget],
+            w.HBox([self.controls.widget, self.heatmap.widget, w.VBox([self.distribution.widget, self.analysis.widget])],
                    layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")),
             self.detail.widget,
-        ], layout=w.Layout(width="100%", overflow="hidden")).add_class("fx-explorer")
+        ], layout=w.Layout(width="100%")).add_class("fx-explorer")
         s.observe(self._guard(lambda c: self._load_preview(c["name"] == "dataset", c["name"] == "dataset")),
                   names=["dataset", "n_images", "image", "seed", "object_label"])
         s.observe(self._on_typed, names=["n_bg", "radius"])
@@ -202,6 +207,8 @@ class Explorer:
         s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image"])
         s.observe(self._guard(self._on_split), names=["split"])
         s.observe(markers(self._after_run), names=["running"])
+        s.observe(markers(self._update_advice), names=["show_advice", "split", "result"])
+        s.observe(self._guard(self._update_descriptors), names=["result", "running"])
         s.observe(markers(lambda _: self._score_user()), names=["user_obj", "user_bg"])
         self._guard(self._load_preview)(n_bg is None, radius is None)
         if n_bg is not None:
@@ -374,6 +381,63 @@ class Explorer:
             self._on_split({"new": 0})
         else:
             s.split = 0
+
+    # -- advice and analysis (image-only: they read the marked image and its own mask, never val/test) ------
+    def _update_advice(self, change: dict[str, Any]) -> None:
+        """Rank background positions for the shown object marker (when the advice layer is on)."""
+        s = self.state
+        if not s.show_advice or s.result is None:
+            return
+        res = s.result
+        cfg = res.config
+        obj = tuple(int(v) for v in res.markers[min(s.split, len(res.markers) - 1)].obj)
+        key = (cfg.to_json(), obj)
+        if s.advice is not None and self._advice_key == key:
+            return
+        s.status = "ranking background positions (advice)..."
+        settings = AdviceSettings(dataset=cfg.dataset, image=cfg.image, split=None, obj=obj, radius=cfg.radius,
+                                  top=s.advice_top, seed=cfg.seed, n_images=cfg.n_images, probe=0, epochs=cfg.epochs,
+                                  lr=cfg.lr, device=str(res.device))
+        advice = advise(settings, data=res.context.dataset)
+        self._advice_key = key
+        s.advice = advice
+        s.status = (f"advice: {len(advice.centres)} positions ranked in {advice.seconds:.1f} s from the marked image "
+                    f"alone; click a ringed position to train and score it")
+
+    def try_advice(self, k: int) -> None:
+        """Train and score the ``k``-th advised position (0 = best) with the shown object marker; rank it."""
+        s = self.state
+        if s.advice is None or not 0 <= k < len(s.advice.centres):
+            raise MarkerError(f"there is no advised position {k + 1}")
+        bg = tuple(int(v) for v in s.advice.centres[k])
+        with self._silenced():
+            s.user_obj = None
+        s.user_bg = bg  # scores the pair through the single-model path
+        if s.user_score is not None:
+            sc = s.user_score
+            s.status = (f"advice #{k + 1} at {bg}: validation Dice {sc.dice:.3f}, rank {sc.rank} of {sc.n + 1} "
+                        f"among the sampled markers ({sc.percentile:.0f}th percentile)")
+
+    def _update_descriptors(self, change: dict[str, Any]) -> None:
+        """Descriptors of every finished model, for the analysis panel (after a run, not on live chunks)."""
+        s = self.state
+        res = s.result
+        if res is None or s.running:
+            return
+        if s.descriptors is not None and s.descriptors.get("_result") is res:
+            return
+        ctx = res.context
+        rows = s.rows()
+        table = {name: np.full(len(rows), np.nan) for name in DESCRIPTORS}
+        for split, ms in enumerate(res.markers):
+            pos = [i for i, r in enumerate(rows) if r["split"] == split]
+            if not pos:
+                continue
+            centres = np.array([[rows[i]["bg_row"], rows[i]["bg_col"]] for i in pos], dtype=np.int64)
+            values = position_descriptors(ctx.image, ctx.mask, ms.obj, centres, res.config.radius)
+            for name in DESCRIPTORS:
+                table[name][pos] = values[name]
+        s.descriptors = table | {"_result": res}
 
     def _after_run(self, change: dict[str, Any]) -> None:
         """Score your markers against the finished (or stopped) study."""

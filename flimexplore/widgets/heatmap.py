@@ -19,7 +19,7 @@ from flimexplore.widgets.state import ExplorerState, guarded
 __all__ = ["HeatmapView", "dice_range"]
 
 REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
-             "show_test", "error", "stale"]
+             "show_test", "error", "stale", "advice", "show_advice"]
 
 
 def dice_range(state: ExplorerState) -> tuple[float, float]:
@@ -45,6 +45,8 @@ class HeatmapView:
         Called by the Save / Load / Clear buttons of "your markers".
     on_inspect : callable, optional
         Called by the "inspect" button: show your pair in the detail view.
+    on_advice : callable, optional
+        Called with ``k`` when the ``k``-th advised position (0 = best) is clicked.
     log : callable, optional
         Receives tracebacks of unexpected errors in click handlers.
 
@@ -64,6 +66,7 @@ class HeatmapView:
         on_clear: Callable[[], None],
         log: Callable[[str], None] | None = None,
         on_inspect: Callable[[], None] | None = None,
+        on_advice: Callable[[int], None] | None = None,
     ) -> None:
         self.state = state
         self.figure = go.FigureWidget(self._build())
@@ -72,6 +75,12 @@ class HeatmapView:
         traces["background markers"].on_click(handle(self._on_marker))
         for name in ("image", "object marker", "your object marker", "your bg marker"):
             traces[name].on_click(handle(self._on_pixel))
+        self._on_advice = on_advice
+        traces["advised positions"].on_click(handle(self._on_advised))
+        self.advice = w.ToggleButton(description="advice", icon="lightbulb-o", layout=w.Layout(width="90px"),
+                                     tooltip="where to draw: the advice map from the marked image alone, best "
+                                             "positions ringed; click a ring to train and score it")
+        link((state, "show_advice"), (self.advice, "value"))
         self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
         self.mode = w.ToggleButtons(
@@ -97,7 +106,7 @@ class HeatmapView:
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode], layout=w.Layout(flex_flow="row wrap")), self.figure,
+            w.HBox([self.split, self.mode, self.advice], layout=w.Layout(flex_flow="row wrap")), self.figure,
             w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
             w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
         ], layout=w.Layout(width="540px")).add_class("fx-heatmap")
@@ -106,6 +115,9 @@ class HeatmapView:
         s = self.state
         res = s.result
         placing = s.click_mode != "select"
+        adv = s.advice if s.show_advice else None
+        layer = dict(advice_map=None if adv is None else adv.score_map(),
+                     advice_top=None if adv is None else adv.top(s.advice_top))
         if res is None:
             image = s.preview if s.preview is not None else np.zeros((64, 64, 3))
             return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, user_obj=s.user_obj, user_bg=s.user_bg,
@@ -123,6 +135,7 @@ class HeatmapView:
             [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s),
             selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
             user_obj=s.user_obj, user_bg=s.user_bg, user_dice=None if score is None else score.dice, placing=placing,
+            **layer,
             title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}",
         )
 
@@ -180,6 +193,14 @@ class HeatmapView:
             self._select_near(points.ys[0], points.xs[0])
         else:
             self._place(points.ys[0], points.xs[0])
+
+    def _on_advised(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
+        if not points.point_inds:
+            return
+        if self.state.click_mode != "select":
+            self._place(points.ys[0], points.xs[0])
+        elif self._on_advice is not None:
+            self._on_advice(int(trace.customdata[points.point_inds[0]]))
 
     def _place(self, row: float, col: float) -> None:
         where = (int(round(row)), int(round(col)))

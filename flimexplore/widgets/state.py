@@ -81,6 +81,14 @@ class ExplorerState(HasTraits):
         Scores of your marker pair and its rank among the sampled markers.
     seeds_path : str
         File used by Save / Load markers (LIDS ``-seeds.txt`` format).
+    show_advice : bool
+        Show the advice layer on the heatmap (advice map, ``advice_top`` best positions ringed).
+    advice : Advice or None
+        Advice for the shown object marker (:func:`flimexplore.analysis.advice.advise`; image-only).
+    descriptor : str
+        Descriptor the analysis panel plots against validation Dice.
+    descriptors : dict of str to ndarray or None
+        Every descriptor of each finished model, aligned with :meth:`rows`.
     object_label : str
         Mask values that are object for folder datasets, e.g. ``"0,128"``
         (``--object-label``); empty: the default reading of masks.
@@ -122,6 +130,11 @@ class ExplorerState(HasTraits):
     user_bg = AnyTrait(None, allow_none=True)
     user_score = AnyTrait(None, allow_none=True)
     seeds_path = Unicode("")
+    show_advice = Bool(False)
+    advice = AnyTrait(None, allow_none=True)
+    advice_top = Int(5)
+    descriptor = Unicode("nearest_mean_dice")
+    descriptors = AnyTrait(None, allow_none=True)
     object_label = Unicode("")
     user_markers = AnyTrait(None, allow_none=True)
 
