@@ -86,7 +86,8 @@ def test_run_fills_heatmap_and_distribution(fresh):
     assert (obj.y[0], obj.x[0]) == tuple(res.markers[0].obj)
     assert len(trace(fresh.distribution.figure, "markers").x) == 8
     assert fresh.controls.progress.value == fresh.controls.progress.max == 8
-    assert fresh.heatmap.split.options == (("1", 0), ("2", 1))
+    assert fresh.heatmap.split.options == (("1 of 2", 0), ("2 of 2", 1))
+    assert fresh.controls.progress_label.value == "<small>8 / 8 models</small>"
 
 
 def test_click_marker_selects_model_everywhere(fresh):
@@ -173,7 +174,8 @@ def test_marker_on_wrong_class_is_a_readable_message(fresh):
     fresh.state.click_mode = "background"
     click(fresh.heatmap.figure, "image", row=obj[0], col=obj[1])
     assert "lies on the object" in fresh.state.error
-    assert "lies on the object" in fresh.controls.message.value
+    assert "lies on the object" in fresh.heatmap.message.value  # next to the control that caused it
+    assert fresh.controls.message.value == ""
     assert fresh.state.user_score is None
 
 
@@ -322,4 +324,4 @@ def test_stored_widget_state_follows_updates(fresh):
                 assert list(np.ravel(stored.get("x", []))) == list(np.ravel(live.x))
             else:
                 assert stored.get("source") == getattr(live, "source", None)
-    assert fresh.heatmap.figure._widget_data[4]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]
+    assert fresh.heatmap.figure._widget_data[5]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]
