@@ -36,6 +36,7 @@ def add_study_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=d.seed, help="seed of split, markers, models (default: %(default)s)")
     s.add_argument("--dense", action="store_true", help="evaluate every background position on a grid")
     s.add_argument("--dense-spacing", type=int, default=None, help="grid spacing of --dense (default: the radius)")
+    add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
@@ -43,13 +44,52 @@ def add_study_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+# flag name -> (type, help); the default of every one is the paper's (StudyConfig), or --arch's value
+_FLIM_FLAGS = {
+    "kernel_size": (int, "odd kernel side"),
+    "kernels_per_marker": (int, "k-means kernels per marker"),
+    "channels": (int, "output channels per layer (more kernels are reduced by --consensus)"),
+    "pool": (str, "pooling: avg or max"),
+    "pool_size": (int, "odd pooling window side"),
+    "pool_stride": (int, "pooling stride"),
+    "layers": (int, "FLIM layers, 1-3, all learned from the same markers"),
+    "decision_layer": (int, "layer the decision layer reads"),
+    "consensus": (str, "kmeans (cosine prototypes) or pca, when kernels > channels"),
+    "stdev_factor": (float, "added to the marker-based std"),
+    "clustering": (str, "farthest (one deterministic run) or kmeans++ (seeded restarts)"),
+    "restarts": (int, "k-means++ runs per marker, the lowest inertia kept"),
+    "min_cluster_fraction": (float, "drop clusters under this fraction of a marker's patches (libift: 0.05)"),
+    "cluster_seed": (int, "seed of k-means++"),
+}
+
+
+def add_flim_arguments(s: argparse.ArgumentParser) -> None:
+    """The FLIM encoder settings (:class:`~flimexplore.engine.settings.FlimSettings`) and ``--arch``."""
+    g = s.add_argument_group("FLIM encoder (defaults: the paper's single layer)")
+    d = StudyConfig()
+    g.add_argument("--arch", default=None, metavar="FILE", help="read the FLIM settings from a LIDS arch.json; "
+                   "flags given as well override it")
+    for name, (kind, text) in _FLIM_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"{text} (default: {_shown(getattr(d, name))})")
+
+
+def _shown(default: object) -> object:
+    return "the last layer" if default is None else default
+
+
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once)."""
-    return StudyConfig(
+    config = StudyConfig(
         dataset=args.dataset, n_images=args.n_images, image=args.image, splits=args.splits,
         n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing,
-    ).validate()
+    )
+    if getattr(args, "arch", None):
+        from flimexplore.engine.arch import read_arch
+
+        config = config.with_flim(read_arch(args.arch))
+    given = {name: getattr(args, name) for name in _FLIM_FLAGS if getattr(args, name, None) is not None}
+    return config.replace(**given).validate()
 
 
 def drain(gen: Generator[Any, None, Any], out: str | None, quiet: bool) -> tuple[Any, int, int]:

@@ -25,7 +25,8 @@ from flimexplore.engine.decision import (
     train_decision,
     upsample,
 )
-from flimexplore.engine.flim import N_KERNELS, FlimBank, encode, learn_banks
+from flimexplore.engine.flim import FlimBank, encode, learn_banks
+from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import DeviceError
 from flimexplore.markers import marker_pixels
 
@@ -171,6 +172,7 @@ def train_models(
     seeds: Sequence[int],
     epochs: int = 20,
     lr: float = 0.1,
+    settings: FlimSettings | None = None,
 ) -> TrainedModels:
     """Learn FLIM blocks and train decision layers for ``B`` marker pairs.
 
@@ -181,27 +183,43 @@ def train_models(
     seeds : sequence of int
         Seed of each model's decision-layer initialisation.
     epochs, lr : int, float
+    settings : FlimSettings, optional
+        FLIM encoder settings (default: the paper's single layer).
 
     Returns
     -------
     TrainedModels
     """
     image, mask = marked.images[0], marked.masks[0]
-    bank = learn_banks(image, obj_pixels, bg_pixels)
-    pooled = encode(image[None], bank)[0]  # (B, 16, h, w)
+    bank = learn_banks(image, obj_pixels, bg_pixels, settings)
+    pooled = encode(image[None], bank)[0]  # (B, K, h, w)
     params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
     return TrainedModels(bank, params, bn, losses)
 
 
-def _model_group(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
-    """Models scored together: one image's pooled features and gap maps of the group fit the budget."""
-    per_model = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * (N_KERNELS + n_heads)
-    return max(1, min(n_models, int(memory_mb * 2**20 // per_model)))
+def _feature_floats(bank: FlimBank, shape: tuple[int, int]) -> tuple[int, int]:
+    """Floats per model and image: (decision-layer features per channel, largest layer intermediate)."""
+    s = bank.settings
+    if s.is_paper_block:
+        return ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2), 0
+    h, w = shape
+    for _ in range(s.read_layer):
+        h, w = -(-h // s.pool_stride), -(-w // s.pool_stride)
+    # the grouped convolution of layer 1 holds its input and output at full size
+    return h * w, shape[0] * shape[1] * (bank.mean.shape[1] + bank.kernels.shape[1])
 
 
-def _image_chunk(n_models: int, shape: tuple[int, int]) -> int:
-    """Images encoded together: their pooled features stay about cache-sized."""
-    per_image = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * N_KERNELS * n_models
+def _model_group(bank: FlimBank, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
+    """Models scored together: one image's features and gap maps of the group fit the budget."""
+    pixels, extra = _feature_floats(bank, shape)
+    per_model = pixels * 4 * (bank.n_channels + n_heads) + 4 * extra
+    return max(1, min(len(bank), int(memory_mb * 2**20 // per_model)))
+
+
+def _image_chunk(bank: FlimBank, shape: tuple[int, int]) -> int:
+    """Images encoded together: their features stay about cache-sized."""
+    pixels, extra = _feature_floats(bank, shape)
+    per_image = (pixels * bank.n_channels + extra) * 4 * len(bank)
     return max(1, CHUNK_BYTES // per_image)
 
 
@@ -223,7 +241,7 @@ def score_models(
     Parameters
     ----------
     bank : FlimBank of ``B`` models
-    a : Tensor of shape (B, E, 16)
+    a : Tensor of shape (B, E, K)
     c : Tensor of shape (B, E)
         Folded decision heads (:func:`flimexplore.engine.decision.head_gap`), one
         per epoch or a single one.
@@ -241,11 +259,11 @@ def score_models(
     out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
     for g in groups:
         shape = tuple(g.masks.shape[1:])
-        step = _model_group(b, e, shape, memory_mb)
+        step = _model_group(bank, e, shape, memory_mb)
         for lo in range(0, b, step):
             models = slice(lo, lo + step)
             sub = bank.select(models)
-            chunk = _image_chunk(len(sub), shape)
+            chunk = _image_chunk(sub, shape)
             for first in range(0, len(g.index), chunk):
                 images = slice(first, first + chunk)
                 feats = encode(g.images[images], sub)
@@ -272,6 +290,6 @@ def predict_gap(
         Positive where a model predicts object.
     """
     a, c = head_gap(DecisionParams(*(t[:, None] for t in params.astuple())), bn)
-    feats = encode(image[None], bank)[0]  # (B, 16, h, w)
+    feats = encode(image[None], bank)[0]  # (B, K, h, w)
     gap = torch.einsum("bc,bchw->bhw", a[:, 0], feats) + c[:, 0, None, None]
     return upsample(gap[:, None], tuple(image.shape[1:]))[:, 0]

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
+from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import ConfigError
 
 __all__ = ["StudyConfig"]
@@ -57,6 +59,11 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+    kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, decision_layer, \
+consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_seed
+        The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
+        defaults: the paper's single 3x3 layer with 8 kernels per marker, 16
+        channels, 3x3 average pooling with stride 2).  :meth:`flim` returns them.
 
     Notes
     -----
@@ -77,6 +84,20 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+    kernel_size: int = 3
+    kernels_per_marker: int = 8
+    channels: int = 16
+    pool: str = "avg"
+    pool_size: int = 3
+    pool_stride: int = 2
+    layers: int = 1
+    decision_layer: int | None = None
+    consensus: str = "kmeans"
+    stdev_factor: float = 0.01
+    clustering: str = "farthest"
+    restarts: int = 1
+    min_cluster_fraction: float = 0.0
+    cluster_seed: int = 42
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):
@@ -89,6 +110,17 @@ class StudyConfig:
             object.__setattr__(self, "lr", float(self.lr))
         if isinstance(self.dense, np.bool_):
             object.__setattr__(self, "dense", bool(self.dense))
+        flim = self.flim()  # FlimSettings normalises its own types
+        for name in FLIM_FIELDS:
+            object.__setattr__(self, name, getattr(flim, name))
+
+    def flim(self) -> FlimSettings:
+        """The FLIM encoder settings of the study."""
+        return FlimSettings(**{name: getattr(self, name) for name in FLIM_FIELDS})
+
+    def with_flim(self, settings: FlimSettings) -> StudyConfig:
+        """A copy with the FLIM encoder settings replaced."""
+        return replace(self, **settings.to_dict())
 
     def validate(self) -> StudyConfig:
         """Check the type and range of every setting.
@@ -125,6 +157,8 @@ class StudyConfig:
             problems.append(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
         if not isinstance(self.dense, bool):
             problems.append(f"dense (--dense) must be True or False, got {self.dense!r}")
+        for name, what in self.flim().problems().items():
+            problems.append(f"{name} ({_flag(name)}) {what}")
         if problems:
             raise ConfigError("invalid study settings: " + "; ".join(problems))
         return self

@@ -316,10 +316,12 @@ def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any,
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
         raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
     diffs = {}
+    defaults = StudyConfig().to_dict()  # a folder written before a setting existed used its default
     for part in ("config", "identity"):
         for k, v in record[part].items():
-            if old[part].get(k) != v:
-                diffs[k] = (old[part].get(k), v)
+            was = old[part].get(k, defaults.get(k) if part == "config" else None)
+            if was != v:
+                diffs[k] = (was, v)
     return diffs
 
 
