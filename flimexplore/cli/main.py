@@ -23,7 +23,7 @@ from flimexplore.errors import FlimExploreError
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study")
+COMMANDS = ("datasets", "study", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
