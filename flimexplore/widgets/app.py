@@ -65,7 +65,8 @@ class Explorer:
     projections : bool
         Compute the two t-SNE projections of the selected model.
     feature_images, superpixels : int
-        Validation images and superpixels per image of the feature projection.
+        Validation images and superpixels per image of the feature projection (superpixels None:
+        the dataset's documented count).
 
     Attributes
     ----------
@@ -96,11 +97,12 @@ class Explorer:
         model_chunk: int = MODEL_CHUNK,
         projections: bool = True,
         feature_images: int = 3,
-        superpixels: int = 40,
+        superpixels: int | None = None,
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.projections = projections
-        self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels))
+        # superpixels None: the dataset's documented count (fish 10, eggs 25, fundus 30, others 20)
+        self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels) if superpixels else None)
         self._device = str(resolve_device(device))
         self._datasets: dict[tuple[str, int | None], Dataset] = {}
         self._stop = threading.Event()
