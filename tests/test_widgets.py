@@ -193,6 +193,29 @@ def test_seeds_round_trip_through_the_explorer(fresh, tmp_path):
     assert (s.user_obj, s.user_bg) == (obj, bg) and s.user_score is not None and s.error == ""
 
 
+def test_scribbles_from_a_seeds_file_are_scored_whole(fresh, tmp_path):
+    from flimexplore.data import write_seeds
+    from flimexplore.study.run import model_seed
+    from flimexplore.widgets.inspect import USER_BG_INDEX
+
+    s = fresh.state
+    ctx = s.result.context
+    r0, c0 = (int(v) for v in s.result.markers[0].obj)
+    obj = np.array([(r0, c) for c in range(c0 - 3, c0 + 4) if ctx.mask[r0, c]])
+    bgs = np.argwhere(~ctx.mask)
+    bg = np.concatenate([bgs[100:130], bgs[-60:-40]])  # two strokes
+    rows = np.concatenate([np.column_stack([obj, np.ones(len(obj), int)]), np.column_stack([bg, np.zeros(len(bg), int)])])
+    write_seeds(tmp_path / "scribble-seeds.txt", rows, ctx.mask.shape)
+    fresh.load_seeds(tmp_path / "scribble-seeds.txt")
+    assert s.error == "" and s.user_markers is not None and len(s.user_markers) == len(rows)
+    seed = model_seed(s.result.config.seed, s.result.config.image, s.split, USER_BG_INDEX + 1)
+    want = ctx.evaluate_markers([obj], [bg], [seed]).val["dice"][0]
+    assert s.user_score.dice == pytest.approx(want) and "scored whole" in s.status
+    fresh.clear_markers()
+    assert s.user_markers is None
+    assert ExplorerState(object_label="128, 0").config().object_label == (0, 128)
+
+
 def test_load_missing_seeds_file_is_a_readable_message(fresh, tmp_path):
     fresh.heatmap.path.value = str(tmp_path / "nope-seeds.txt")
     button = [b for b in fresh.heatmap.widget.children[-1].children if getattr(b, "description", "") == "Load"][0]

@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     from flimexplore.study.run import run_study
 
-    gen = run_study(config, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb)
+    gen = run_study(config, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb,
+                    precision=args.precision)
     result, _, _ = drain(gen, args.out, args.quiet)
     if result is None:
         return 130

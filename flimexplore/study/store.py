@@ -33,10 +33,10 @@ from numpy.typing import NDArray
 from flimexplore.errors import OutputError, ResumeError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
+__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results", "typed_row"]
 
 TMP_SUFFIX = ".tmp"
-_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "probe")
+_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_user.png", "probe")
 LOCK_NAME = ".lock"
 
 COLUMNS = (
@@ -108,16 +108,16 @@ def _format(value: Any) -> str:
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a ``results.csv`` written by a study into a list of typed rows."""
-    rows = []
     with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            rows.append(
-                {
-                    k: (int(v) if k in _INT_COLUMNS else v if k == "image_stem" else float(v))
-                    for k, v in raw.items()
-                }
-            )
-    return rows
+        return [typed_row(raw) for raw in csv.DictReader(fh)]
+
+
+def typed_row(raw: dict[str, str]) -> dict[str, Any]:
+    """One row of results text with its values typed (ints, the stem as text, floats); other text columns stay text."""
+    return {
+        k: (int(v) if k in _INT_COLUMNS else float(v) if k in COLUMNS and k != "image_stem" else v)
+        for k, v in raw.items()
+    }
 
 
 class ResultStore:
@@ -213,8 +213,16 @@ class ResultStore:
                 f.unlink()
 
     def close(self) -> None:
-        """Release the folder's lock (also released when the process ends, even by ``kill -9``)."""
+        """Release the folder's lock and remove its ``.lock`` file.
+
+        The lock is also released when the process ends, even by ``kill -9``
+        (then an empty ``.lock`` file stays; the next run takes it over).
+        """
         if self._lock is not None:
+            try:
+                (self.out / LOCK_NAME).unlink(missing_ok=True)  # while still holding the lock, see _lock
+            except OSError:
+                pass  # a read-only folder: the file stays, harmlessly
             self._lock.close()
             self._lock = None
 
@@ -316,12 +324,13 @@ def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any,
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
         raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
     diffs = {}
-    defaults = StudyConfig().to_dict()  # a folder written before a setting existed used its default
+    defaults = StudyConfig().to_dict()
     for part in ("config", "identity"):
         for k, v in record[part].items():
-            was = old[part].get(k, defaults.get(k) if part == "config" else None)
-            if was != v:
-                diffs[k] = (was, v)
+            if k not in old[part] and part == "config" and k in defaults and v == defaults[k]:
+                continue  # a setting added later, at its default: the folder's study had it too
+            if old[part].get(k) != v:
+                diffs[k] = (old[part].get(k), v)
     return diffs
 
 
@@ -342,18 +351,30 @@ def _remove_temporaries(folder: Path) -> None:
 
 
 def _lock(folder: Path) -> Any:
-    """Hold an exclusive lock on the folder; raise OutputError if another study holds it."""
-    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while the study runs
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, atomic writes still protect every file
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        raise OutputError(
-            f"another running study is writing into {folder}; wait for it to finish, stop it, "
-            "or use another --out folder"
-        ) from err
-    return handle
+    """Hold an exclusive lock on the folder; raise OutputError if another study holds it.
+
+    The holder deletes ``.lock`` before it releases it (:meth:`ResultStore.close`),
+    so a lock taken on a file that was deleted meanwhile is worthless: then the
+    file is opened again.
+    """
+    for _ in range(5):
+        handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while the study runs
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, atomic writes still protect every file
+            return handle
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            handle.close()
+            raise OutputError(
+                f"another running study is writing into {folder}; wait for it to finish, stop it, "
+                "or use another --out folder"
+            ) from err
+        try:
+            if os.stat(folder / LOCK_NAME).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # the previous holder removed the file between our open and flock
+    raise OutputError(f"cannot lock {folder}: another study keeps starting and finishing there; try again")

@@ -21,6 +21,7 @@ import ipywidgets as w
 import numpy as np
 
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
+from flimexplore.data.seeds import check_seeds_shape
 from flimexplore.engine.batched import resolve_device
 from flimexplore.errors import DatasetError, MarkerError
 from flimexplore.study.context import StudyContext
@@ -29,7 +30,13 @@ from flimexplore.widgets._live import refresh_state
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
 from flimexplore.widgets.heatmap import HeatmapView
-from flimexplore.widgets.inspect import model_detail, pair_from_markers, pair_markers, score_pair
+from flimexplore.widgets.inspect import (
+    model_detail,
+    pair_from_markers,
+    pair_markers,
+    score_markers,
+    score_pair,
+)
 from flimexplore.widgets.state import ExplorerState, guarded
 
 __all__ = ["Explorer", "explore"]
@@ -125,7 +132,7 @@ class Explorer:
             w.HBox([self.controls.widget, self.heatmap.widget, self.distribution.widget]), self.detail.widget,
         ]).add_class("fx-explorer")
         s.observe(self._guard(lambda c: self._load_preview(c["name"] == "dataset", c["name"] == "dataset")),
-                  names=["dataset", "n_images", "image", "seed"])
+                  names=["dataset", "n_images", "image", "seed", "object_label"])
         s.observe(self._guard(self._on_result), names=["result"])
         s.observe(self._guard(self._on_selected), names=["selected", "val_image"])
         s.observe(self._guard(self._on_split), names=["split"])
@@ -154,17 +161,17 @@ class Explorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     # -- data ---------------------------------------------------------------------------------
-    def _dataset(self, name: str, n_images: int | None) -> Dataset:
-        key = (name, n_images)
+    def _dataset(self, name: str, n_images: int | None, object_label: tuple[int, ...] | None = None) -> Dataset:
+        key = (name, n_images, object_label)
         if key not in self._datasets:
-            self._datasets[key] = load_dataset(name, n_images=n_images)
+            self._datasets[key] = load_dataset(name, n_images=n_images, object_label=object_label)
         return self._datasets[key]
 
     def _load_preview(self, suggest_n_bg: bool, suggest_radius: bool) -> None:
         """Load the marked image of the current settings; optionally take the dataset's n_bg and radius."""
         s = self.state
         cfg = s.config()
-        ds = self._dataset(cfg.dataset, cfg.n_images)
+        ds = self._dataset(cfg.dataset, cfg.n_images, cfg.object_label)
         marked = split_dataset(len(ds), seed=cfg.seed).marked
         if not 0 <= cfg.image < len(marked):
             raise DatasetError(f"marked image {cfg.image + 1} does not exist; the split has {len(marked)}")
@@ -207,7 +214,7 @@ class Explorer:
     def _work(self, cfg: Any) -> None:
         s = self.state
         try:
-            ctx = StudyContext(cfg, self._device, dataset=self._dataset(cfg.dataset, cfg.n_images))
+            ctx = StudyContext(cfg, self._device, dataset=self._dataset(cfg.dataset, cfg.n_images, cfg.object_label))
             gen = run_study(ctx.config, context=ctx, model_chunk=self.model_chunk)
             started = False  # StopStudy can only be thrown into a generator that has started
             while True:
@@ -319,23 +326,42 @@ class Explorer:
         return target
 
     def load_seeds(self, path: str | Path | None = None) -> None:
-        """Load your markers from a LIDS ``-seeds.txt`` file (largest marker of each label) and score them."""
+        """Load your markers from a LIDS ``-seeds.txt`` file and score them.
+
+        One disk per label is shown and scored as a marker pair; other markers
+        (scribbles, several strokes) are scored whole, and shown by the centre
+        of the largest marker of each label.
+        """
         target = self._path(path)
-        markers, shape = read_seeds(target)
-        if shape != self._shape():
-            raise MarkerError(f"{target} is for a {shape[0]}x{shape[1]} image, the marked image is "
-                              f"{self._shape()[0]}x{self._shape()[1]}")
-        obj, bg = pair_from_markers(markers, self.state.radius, shape)
+        markers, shape = read_seeds(target, image_shape=self._shape())
+        s = self.state
+        if s.result is not None:
+            check_seeds_shape(target, markers, shape, s.result.context.mask)
+        obj, bg = pair_from_markers(markers, s.radius, shape)
+        whole = obj is not None and bg is not None and not _same_rows(markers, pair_markers(obj, bg, s.radius, shape))
         with self._silenced():
-            self.state.user_obj, self.state.user_bg = obj, bg
-        self.state.seeds_path = str(target)
-        self._score_user()
+            s.user_obj, s.user_bg = obj, bg
+            s.user_markers = markers if whole else None
+        s.seeds_path = str(target)
+        if not whole or s.result is None:
+            self._score_user()
+            return
+        s.status = "training your markers..."
+        s.user_score = score_markers(s.result, markers, s.split)
+        s.error = ""
+        s.status = (f"your markers ({len(markers)} px, scored whole): Dice {s.user_score.dice:.3f}, "
+                    f"rank {s.user_score.rank} of {s.user_score.n + 1}")
 
     def clear_markers(self) -> None:
         """Remove your markers and their score."""
         with self._silenced():
-            self.state.user_obj = self.state.user_bg = self.state.user_score = None
+            self.state.user_obj = self.state.user_bg = self.state.user_score = self.state.user_markers = None
         self.state.status = "your markers cleared"
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two seeds arrays hold the same rows, in any order."""
+    return a.shape == b.shape and np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0))
 
 
 def explore(dataset: str = "fish", *, run: bool = False, **kwargs: Any) -> Explorer:

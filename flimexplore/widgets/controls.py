@@ -65,6 +65,8 @@ class ControlsView:
         self.epochs = _int("epochs", 1, 1000, "decision-layer epochs")
         self.seed = w.IntText(description="seed", layout=_WIDE, style=_STYLE)
         self.dense = w.Checkbox(description="dense map (every grid position)", indent=False)
+        self.object_label = w.Text(description="object values", placeholder="e.g. 0,128 (default: non-zero)",
+                                   continuous_update=False, layout=_WIDE, style=_STYLE)
         self.device = w.HTML()
         self.run = w.Button(description="Run", button_style="primary", icon="play", layout=w.Layout(width="120px"))
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True,
@@ -74,7 +76,7 @@ class ControlsView:
         self.message = w.HTML(layout=_WIDE)
         self.log = log if log is not None else w.Output()
         self.log.layout = w.Layout(max_height="160px", overflow="auto", width="270px")
-        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense"):
+        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense", "object_label"):
             link((state, name), (getattr(self, name), "value"))
         dlink((state, "total"), (self.progress, "max"), lambda n: max(1, n))
         dlink((state, "done"), (self.progress, "value"))
@@ -89,7 +91,7 @@ class ControlsView:
         self.widget = w.VBox(
             [
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
-                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.device,
+                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.device,
                 w.HBox([self.run, self.stop]), self.progress, self.status, self.message, self.log,
             ],
             layout=w.Layout(width="290px", padding="4px"),

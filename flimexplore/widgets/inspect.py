@@ -20,7 +20,10 @@ from flimexplore.errors import MarkerError
 from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
 from flimexplore.study.run import StudyResult, model_seed
 
-__all__ = ["ModelDetail", "PairScore", "model_detail", "pair_from_markers", "pair_markers", "pick_models", "score_pair"]
+__all__ = [
+    "ModelDetail", "PairScore", "model_detail", "pair_from_markers", "pair_markers", "pick_models", "score_markers",
+    "score_pair",
+]
 
 USER_BG_INDEX = 1_000_000
 """``bg_index`` used to derive the seed of a user pair that matches no sampled marker."""
@@ -224,6 +227,44 @@ def score_pair(result: StudyResult, obj: ArrayLike, bg: ArrayLike, split: int = 
     return PairScore(
         obj=(int(o[0]), int(o[1])), bg=(int(b[0]), int(b[1])), split=int(split), val=val,
         test={k: float(v[0]) for k, v in scores.test.items()}, rank=rank, n=len(sampled), percentile=pct,
+    )
+
+
+def score_markers(result: StudyResult, markers: ArrayLike, split: int = 0) -> PairScore:
+    """Train and score the model of whole user markers (scribbles, several strokes per class).
+
+    Parameters
+    ----------
+    result : StudyResult
+    markers : array_like of shape (N, 3), int
+        Seeds rows ``(row, col, label)``; every pixel of a label is used.
+    split : int
+        Split it is compared with (for the seed).
+
+    Returns
+    -------
+    PairScore
+        ``obj`` and ``bg`` are the centres of the largest marker of each label, for display.
+
+    Raises
+    ------
+    MarkerError
+        If a label has no pixel or a pixel lies outside the marked image.
+    """
+    m = np.asarray(markers, dtype=np.int64).reshape(-1, 3)
+    obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
+    if not len(obj_px) or not len(bg_px):
+        raise MarkerError("the markers need object (label 1) and background (label 0) pixels to train a model")
+    cfg = result.config
+    seed = model_seed(cfg.seed, cfg.image, split, USER_BG_INDEX + 1)
+    scores = result.context.evaluate_markers([obj_px], [bg_px], [seed])
+    val = {k: float(v[0]) for k, v in scores.val.items()}
+    sampled = np.array([r["val_dice"] for r in result.rows if r["split"] >= 0])
+    obj, bg = pair_from_markers(m, cfg.radius, result.context.mask.shape)
+    return PairScore(
+        obj=obj, bg=bg, split=int(split), val=val, test={k: float(v[0]) for k, v in scores.test.items()},  # type: ignore[arg-type]
+        rank=1 + int((sampled > val["dice"]).sum()), n=len(sampled),
+        percentile=100.0 * float((sampled <= val["dice"]).mean()) if len(sampled) else 100.0,
     )
 
 

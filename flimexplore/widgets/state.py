@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Bytes, Enum, HasTraits, Instance, Int, Unicode
 
+from flimexplore.data.masks import normalise_object_label
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
@@ -64,6 +65,12 @@ class ExplorerState(HasTraits):
         Scores of your marker pair and its rank among the sampled markers.
     seeds_path : str
         File used by Save / Load markers (LIDS ``-seeds.txt`` format).
+    object_label : str
+        Mask values that are object for folder datasets, e.g. ``"0,128"``
+        (``--object-label``); empty: the default reading of masks.
+    user_markers : ndarray of shape (N, 3) or None
+        The whole markers of a loaded seeds file (rows ``(row, col, label)``)
+        when they are not one disk per class (scribbles, several strokes).
     """
 
     dataset = Unicode("fish")
@@ -95,13 +102,15 @@ class ExplorerState(HasTraits):
     user_bg = AnyTrait(None, allow_none=True)
     user_score = AnyTrait(None, allow_none=True)
     seeds_path = Unicode("")
+    object_label = Unicode("")
+    user_markers = AnyTrait(None, allow_none=True)
 
     def config(self) -> StudyConfig:
         """The study settings as a :class:`~flimexplore.study.config.StudyConfig`."""
         return StudyConfig(
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
-            dense_spacing=self.dense_spacing or None,
+            dense_spacing=self.dense_spacing or None, object_label=normalise_object_label(self.object_label.strip() or None),
         )
 
     def rows(self, split: int | None = None) -> list[dict[str, Any]]:
