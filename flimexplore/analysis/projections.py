@@ -4,10 +4,16 @@
   markers (perplexity 5).
 - :func:`feature_projection`: the model's FLIM features at the centre of
   every superpixel of the validation images (perplexity 15).  The paper used
-  DISF superpixels, which have no PyPI package; like the LIDS group's own
-  fallback we use scikit-image's SLIC (compactness 10), with the dataset's
-  suggested number of superpixels (10-30 per image).  A superpixel's centre
-  is its pixel nearest to its centroid, so it always lies inside it.
+  DISF superpixels, which have no PyPI package.  SLIC (the LIDS group's own
+  fallback) misses small counts badly (3-6 superpixels on fish when 10 are
+  asked for), so :func:`superpixels` uses the scikit-image operation closest
+  to DISF's image foresting: a *seeded compact watershed* of the colour
+  gradient, grown from exactly ``n`` seeds spread evenly over the image
+  (rows of equal spacing, seeds evenly spaced along each row).  Every seed
+  yields one connected superpixel, so the count is exactly the one
+  requested: the dataset's documented count (fish 10, eggs 25, fundus 30,
+  nuclei and folders 20) unless the caller passes another.  A superpixel's
+  centre is its pixel nearest to its centroid, so it always lies inside it.
 
 t-SNE is scikit-learn's, seeded; perplexity is clamped to what the number of
 points allows (below ``(n - 1) / 3``), and fewer than 4 points are placed by
@@ -25,12 +31,20 @@ from numpy.typing import NDArray
 from flimexplore.study.context import StudyContext, model_features, model_patches
 
 __all__ = [
-    "PATCH_PERPLEXITY", "FEATURE_PERPLEXITY", "feature_projection", "patch_projection", "superpixel_centres",
-    "superpixel_features", "tsne",
+    "PATCH_PERPLEXITY",
+    "FEATURE_PERPLEXITY",
+    "feature_projection",
+    "grid_seeds",
+    "patch_projection",
+    "superpixel_centres",
+    "superpixel_features",
+    "superpixels",
+    "tsne",
 ]
 
 PATCH_PERPLEXITY = 5.0
 FEATURE_PERPLEXITY = 15.0
+COMPACTNESS = 1e-3
 
 
 def tsne(points: NDArray[np.floating], perplexity: float, seed: int = 0) -> NDArray[np.float64]:
@@ -61,36 +75,85 @@ def tsne(points: NDArray[np.floating], perplexity: float, seed: int = 0) -> NDAr
     return TSNE(n_components=2, perplexity=p, random_state=seed, init="pca", learning_rate="auto").fit_transform(x)
 
 
+def grid_seeds(shape: tuple[int, int], n: int) -> NDArray[np.int64]:
+    """Exactly ``n`` seed pixels spread evenly over an image.
+
+    ``rows = round(sqrt(n H / W))`` rows of equal spacing; the ``n`` seeds
+    are shared out between the rows as evenly as possible and spaced evenly
+    along each row, every seed at the centre of its cell.
+
+    Returns
+    -------
+    seeds : ndarray of shape (n, 2), int64
+        ``(row, col)``; distinct when ``n <= H W``.
+    """
+    h, w = shape
+    n = max(1, min(int(n), h * w))
+    rows = int(min(max(1, round(np.sqrt(n * h / w))), n, h))
+    counts = [n // rows + (1 if r < n % rows else 0) for r in range(rows)]
+    if max(counts) > w:  # a very wide request on a narrow image: fill rows to the width
+        rows = -(-n // w)
+        counts = [min(w, n - r * w) for r in range(rows)]
+    out = []
+    for r, k in enumerate(counts):
+        y = int((r + 0.5) * h / rows)
+        out += [(y, int((i + 0.5) * w / k)) for i in range(k)]
+    return np.asarray(out, dtype=np.int64)
+
+
 @lru_cache(maxsize=512)
-def _slic_centres(image_bytes: bytes, shape: tuple[int, int, int], n_segments: int) -> NDArray[np.int64]:
-    from skimage.segmentation import slic
+def _watershed_labels(image_bytes: bytes, shape: tuple[int, int, int], n: int) -> NDArray[np.int32]:
+    from skimage.filters import sobel
+    from skimage.segmentation import watershed
 
     image = np.frombuffer(image_bytes, dtype=np.float32).reshape(shape)
-    labels = slic(image, n_segments=n_segments, compactness=10.0, start_label=1, channel_axis=-1)
-    centres = []
-    for lab in np.unique(labels):
-        rr, cc = np.nonzero(labels == lab)
-        k = np.argmin((rr - rr.mean()) ** 2 + (cc - cc.mean()) ** 2)
-        centres.append((rr[k], cc[k]))
-    return np.asarray(centres, dtype=np.int64)
+    gradient = sum(sobel(image[..., c]) for c in range(shape[2]))
+    markers = np.zeros(shape[:2], np.int32)
+    seeds = grid_seeds(shape[:2], n)
+    markers[seeds[:, 0], seeds[:, 1]] = np.arange(1, len(seeds) + 1)
+    return watershed(gradient, markers, compactness=COMPACTNESS).astype(np.int32)
 
 
-def superpixel_centres(image: NDArray[np.floating], n_superpixels: int) -> NDArray[np.int64]:
-    """Centre pixels of the SLIC superpixels of an image.
+def superpixels(image: NDArray[np.floating], n_superpixels: int) -> NDArray[np.int32]:
+    """Label image of ``n_superpixels`` superpixels (seeded compact watershed, labels 1..n).
 
     Parameters
     ----------
     image : ndarray of shape (H, W, 3), float in [0, 1]
     n_superpixels : int
-        Approximate number of superpixels.
 
     Returns
     -------
-    centres : ndarray of shape (K, 2), int64
-        ``(row, col)`` of the pixel of each superpixel nearest its centroid.
+    labels : ndarray of shape (H, W), int32
+        Exactly ``min(n_superpixels, H W)`` connected regions.
     """
     img = np.ascontiguousarray(image, dtype=np.float32)
-    return _slic_centres(img.tobytes(), img.shape, int(n_superpixels))
+    if img.ndim == 2:
+        img = img[..., None]
+    return _watershed_labels(img.tobytes(), img.shape, int(n_superpixels))
+
+
+def superpixel_centres(image: NDArray[np.floating], n_superpixels: int) -> NDArray[np.int64]:
+    """Centre pixels of the superpixels of an image (:func:`superpixels`).
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), float in [0, 1]
+    n_superpixels : int
+        Number of superpixels (exact).
+
+    Returns
+    -------
+    centres : ndarray of shape (n_superpixels, 2), int64
+        ``(row, col)`` of the pixel of each superpixel nearest its centroid.
+    """
+    labels = superpixels(image, n_superpixels)
+    centres = []
+    for lab in range(1, labels.max() + 1):
+        rr, cc = np.nonzero(labels == lab)
+        k = np.argmin((rr - rr.mean()) ** 2 + (cc - cc.mean()) ** 2)
+        centres.append((rr[k], cc[k]))
+    return np.asarray(centres, dtype=np.int64)
 
 
 def patch_projection(

@@ -64,6 +64,7 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
         help="the user's <stem>-seeds.txt for the marked image (or a folder holding it), scored as one extra "
         "model (default: the dataset folder's markers/ when it has one for the marked image)",
     )
+    add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
@@ -73,18 +74,58 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+# flag name -> (type, help); the default of every one is the paper's (StudyConfig), or --arch's value
+_FLIM_FLAGS = {
+    "kernel_size": (int, "odd kernel side"),
+    "kernels_per_marker": (int, "k-means kernels per marker"),
+    "channels": (int, "output channels per layer (more kernels are reduced by --consensus)"),
+    "pool": (str, "pooling: avg or max"),
+    "pool_size": (int, "odd pooling window side"),
+    "pool_stride": (int, "pooling stride"),
+    "layers": (int, "FLIM layers, 1-3, all learned from the same markers"),
+    "decision_layer": (int, "layer the decision layer reads"),
+    "consensus": (str, "kmeans (cosine prototypes) or pca, when kernels > channels"),
+    "stdev_factor": (float, "added to the marker-based std"),
+    "clustering": (str, "farthest (one deterministic run) or kmeans++ (seeded restarts)"),
+    "restarts": (int, "k-means++ runs per marker, the lowest inertia kept"),
+    "min_cluster_fraction": (float, "drop clusters under this fraction of a marker's patches (libift: 0.05)"),
+    "cluster_seed": (int, "seed of k-means++"),
+}
+
+
+def add_flim_arguments(s: argparse.ArgumentParser) -> None:
+    """The FLIM encoder settings (:class:`~flimexplore.engine.settings.FlimSettings`) and ``--arch``."""
+    g = s.add_argument_group("FLIM encoder (defaults: the paper's single layer)")
+    d = StudyConfig()
+    g.add_argument("--arch", default=None, metavar="FILE", help="read the FLIM settings from a LIDS arch.json; "
+                   "flags given as well override it")
+    for name, (kind, text) in _FLIM_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"{text} (default: {_shown(getattr(d, name))})")
+
+
+def _shown(default: object) -> object:
+    return "the last layer" if default is None else default
+
+
 def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> StudyConfig:
     """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once).
 
-    ``dataset`` overrides ``--dataset`` (``sweep`` takes several and checks each).
+    ``dataset`` overrides ``--dataset`` (``sweep`` takes several and checks each).  The FLIM settings
+    come from ``--arch`` when given, then from the FLIM flags given.
     """
     d = StudyConfig()
-    return StudyConfig(
+    config = StudyConfig(
         dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
         splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
         markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
-    ).validate()
+    )
+    if getattr(args, "arch", None):
+        from flimexplore.engine.arch import read_arch
+
+        config = config.with_flim(read_arch(args.arch))
+    given = {name: getattr(args, name) for name in _FLIM_FLAGS if getattr(args, name, None) is not None}
+    return config.replace(**given).validate()
 
 
 def _integers(flag: str, count: int | None) -> Any:

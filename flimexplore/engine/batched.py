@@ -25,7 +25,8 @@ from flimexplore.engine.decision import (
     train_decision,
     upsample,
 )
-from flimexplore.engine.flim import N_KERNELS, FlimBank, encode, learn_banks
+from flimexplore.engine.flim import FlimBank, FlimLayer, encode, learn_banks
+from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import DeviceError
 from flimexplore.markers import marker_pixels
 
@@ -206,7 +207,10 @@ class TrainedModels:
 
 
 def learn_banks_grouped(
-    image: torch.Tensor, obj_pixels: Sequence[NDArray[np.integer]], bg_pixels: Sequence[NDArray[np.integer]]
+    image: torch.Tensor,
+    obj_pixels: Sequence[NDArray[np.integer]],
+    bg_pixels: Sequence[NDArray[np.integer]],
+    settings: FlimSettings | None = None,
 ) -> FlimBank:
     """FLIM blocks of ``B`` models whose markers hold different numbers of pixels.
 
@@ -234,13 +238,18 @@ def learn_banks_grouped(
     for idx in groups.values():
         obj = torch.as_tensor(np.stack([np.asarray(obj_pixels[i], np.int64) for i in idx]), device=image.device)
         bg = torch.as_tensor(np.stack([np.asarray(bg_pixels[i], np.int64) for i in idx]), device=image.device)
-        parts.append(learn_banks(image, obj, bg))
+        parts.append(learn_banks(image, obj, bg, settings))
         order += idx
     if len(parts) == 1:
         return parts[0]
     back = torch.as_tensor(np.argsort(order, kind="stable"), device=image.device)
-    fields = zip(*((p.kernels, p.mean, p.std, p.kernel_labels) for p in parts), strict=True)
-    return FlimBank(*(torch.cat(list(f))[back] for f in fields))
+
+    def cat(layers: list[FlimLayer]) -> FlimLayer:
+        return FlimLayer(*(torch.cat(list(f))[back] for f in zip(*(x.astuple() for x in layers), strict=True)))
+
+    first = cat([p.layers[0] for p in parts])
+    deeper = tuple(cat([p.deeper[i] for p in parts]) for i in range(len(parts[0].deeper)))
+    return FlimBank(*first.astuple(), deeper=deeper, settings=parts[0].settings)
 
 
 def train_models(
@@ -250,6 +259,7 @@ def train_models(
     seeds: Sequence[int],
     epochs: int = 20,
     lr: float = 0.1,
+    settings: FlimSettings | None = None,
 ) -> TrainedModels:
     """Learn FLIM blocks and train decision layers for ``B`` marker pairs.
 
@@ -263,6 +273,8 @@ def train_models(
     seeds : sequence of int
         Seed of each model's decision-layer initialisation.
     epochs, lr : int, float
+    settings : FlimSettings, optional
+        FLIM encoder settings (default: the paper's single layer).
 
     Returns
     -------
@@ -270,26 +282,45 @@ def train_models(
     """
     image, mask = marked.images[0], marked.masks[0]
     if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
-        bank = learn_banks(image, obj_pixels, bg_pixels)
+        bank = learn_banks(image, obj_pixels, bg_pixels, settings)
     else:
-        bank = learn_banks_grouped(image, obj_pixels, bg_pixels)
-    pooled = encode(image[None], bank)[0]  # (B, 16, h, w)
+        bank = learn_banks_grouped(image, obj_pixels, bg_pixels, settings)
+    pooled = encode(image[None], bank)[0]  # (B, K, h, w)
     params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
     return TrainedModels(bank, params, bn, losses)
 
 
-def _model_group(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
-    """Models scored together: one image's pooled features and gap maps of the group fit the budget."""
-    per_model = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * (N_KERNELS + n_heads)
-    return max(1, min(n_models, int(memory_mb * 2**20 // per_model)))
+def _feature_floats(bank: FlimBank, shape: tuple[int, int]) -> tuple[int, int]:
+    """Floats per model and image: (decision-layer features per channel, largest layer intermediate)."""
+    s = bank.settings
+    if s.is_paper_block:
+        return ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2), 0
+    h, w = shape
+    for _ in range(s.read_layer):
+        h, w = -(-h // s.pool_stride), -(-w // s.pool_stride)
+    # the grouped convolution of layer 1 holds its input and output at full size
+    return h * w, shape[0] * shape[1] * (bank.mean.shape[1] + bank.kernels.shape[1])
 
 
-def _image_chunk(n_models: int, shape: tuple[int, int], device: torch.device | None = None) -> int:
-    """Images encoded together: on the CPU their pooled features stay about cache-sized; on a GPU
-    their full-resolution convolution output fits ``GPU_CHUNK_BYTES`` (one batched call per chunk)."""
-    if device is not None and device.type == "cuda":
-        return max(1, GPU_CHUNK_BYTES // (shape[0] * shape[1] * 4 * N_KERNELS * n_models))
-    per_image = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * N_KERNELS * n_models
+def _model_group(bank: FlimBank, n_heads: int, shape: tuple[int, int], memory_mb: float) -> int:
+    """Models scored together: one image's features and gap maps of the group fit the budget."""
+    pixels, extra = _feature_floats(bank, shape)
+    per_model = pixels * 4 * (bank.n_channels + n_heads) + 4 * extra
+    return max(1, min(len(bank), int(memory_mb * 2**20 // per_model)))
+
+
+def _image_chunk(
+    n_models: int, shape: tuple[int, int], device: torch.device | None = None, bank: FlimBank | None = None
+) -> int:
+    """Images encoded together: on the CPU their features stay about cache-sized; on a GPU the
+    paper block's full-resolution convolution output fits ``GPU_CHUNK_BYTES`` (one batched call per chunk).
+    ``bank`` (of ``n_models`` models) gives the FLIM settings; None is the paper's block."""
+    paper = bank is None or bank.settings.is_paper_block
+    channels = 16 if bank is None else bank.n_channels
+    if device is not None and device.type == "cuda" and paper:
+        return max(1, GPU_CHUNK_BYTES // (shape[0] * shape[1] * 4 * channels * n_models))
+    pixels, extra = (((shape[0] + 1) // 2) * ((shape[1] + 1) // 2), 0) if bank is None else _feature_floats(bank, shape)
+    per_image = (pixels * channels + extra) * 4 * n_models
     return max(1, CHUNK_BYTES // per_image)
 
 
@@ -312,7 +343,7 @@ def score_models(
     Parameters
     ----------
     bank : FlimBank of ``B`` models
-    a : Tensor of shape (B, E, 16)
+    a : Tensor of shape (B, E, K)
     c : Tensor of shape (B, E)
         Folded decision heads (:func:`flimexplore.engine.decision.head_gap`), one
         per epoch or a single one.
@@ -331,17 +362,17 @@ def score_models(
     n_total = sum(len(g.index) for g in groups)
     b, e = a.shape[:2]
     out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
-    passes = sum(len(g.index) * -(-b // _model_group(b, e, tuple(g.masks.shape[1:]), memory_mb)) for g in groups)
+    passes = sum(len(g.index) * -(-b // _model_group(bank, e, tuple(g.masks.shape[1:]), memory_mb)) for g in groups)
     done = 0
     if progress is not None:
         progress(0, passes)
     for g in groups:
         shape = tuple(g.masks.shape[1:])
-        step = _model_group(b, e, shape, memory_mb)
+        step = _model_group(bank, e, shape, memory_mb)
         for lo in range(0, b, step):
             models = slice(lo, lo + step)
             sub = bank.select(models)
-            chunk = _image_chunk(len(sub), shape, a.device)
+            chunk = _image_chunk(len(sub), shape, a.device, sub)
             for first in range(0, len(g.index), chunk):
                 images = slice(first, first + chunk)
                 feats = encode(g.images[images], sub)
@@ -371,6 +402,6 @@ def predict_gap(
         Positive where a model predicts object.
     """
     a, c = head_gap(DecisionParams(*(t[:, None] for t in params.astuple())), bn)
-    feats = encode(image[None], bank)[0]  # (B, 16, h, w)
+    feats = encode(image[None], bank)[0]  # (B, K, h, w)
     gap = torch.einsum("bc,bchw->bhw", a[:, 0], feats) + c[:, 0, None, None]
     return upsample(gap[:, None], tuple(image.shape[1:]))[:, 0]

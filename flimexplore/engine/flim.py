@@ -18,6 +18,15 @@ two disk markers of the marked image (one object, one background):
 5. *Encoding*: convolution (stride 1, zero padding), ReLU, 3x3 average
    pooling with stride 2 (padding 1, zero padding counted, as libift).
 
+The paper's block above is the default; :class:`~flimexplore.engine.settings.FlimSettings`
+changes kernel size, kernels per marker, channels (with libift's consensus
+step), pooling, clustering and the number of layers.  Layers 2 and 3 are
+learned from the same markers the libift way: the marked image goes through
+the previous layers with their pooling stride forced to 1, so the marker
+pixels keep their coordinates, and that layer input gives the new layer's
+marker statistics and patches; inference then uses the real strides
+(``apply_intrinsic_atrous`` false, the common libift setting).
+
 Everything here works on a batch of ``B`` models at once; a single model is
 simply ``B = 1``.  Tensors are ``torch.float32``; images are ``(N, 3, H, W)``
 normalised-Lab tensors (:func:`flimexplore.engine.colour.lab_norm`).
@@ -25,19 +34,24 @@ normalised-Lab tensors (:func:`flimexplore.engine.colour.lab_norm`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from flimexplore.engine.clustering import consensus, drop_small_clusters, kmeans, kmeans_farthest, kmeans_pp
 from flimexplore.engine.precision import current_precision
+from flimexplore.engine.settings import FlimSettings
 
 __all__ = [
     "KERNEL_SIZE",
     "N_KERNELS",
     "STDEV_FACTOR",
     "FlimBank",
+    "FlimLayer",
+    "apply_layer",
     "encode",
+    "encode_layers",
     "encode_reference",
     "estimate_kernels",
     "kmeans",
@@ -50,22 +64,24 @@ __all__ = [
 KERNEL_SIZE = 3
 N_KERNELS = 16
 STDEV_FACTOR = 0.01
-KMEANS_ITERATIONS = 50
 TILE_BYTES = 2 * 2**20
 
 
+DEFAULT_SETTINGS = FlimSettings()
+
+
 @dataclass(frozen=True, eq=False)
-class FlimBank:
-    """Learned FLIM blocks of ``B`` models.
+class FlimLayer:
+    """One learned FLIM layer of ``B`` models.
 
     Attributes
     ----------
-    kernels : Tensor of shape (B, 16, C, 3, 3), float32
-        Unit-norm kernels, acting on the marker-normalised image.
+    kernels : Tensor of shape (B, K, C, k, k), float32
+        Unit-norm (or zero) kernels, acting on the marker-normalised input.
     mean, std : Tensor of shape (B, C), float32
-        Marker-based normalisation of each model (``std`` includes the 0.01).
-    kernel_labels : Tensor of shape (B, 16), int64
-        Marker each kernel came from: 1 object, 0 background.
+        Marker-based normalisation of the layer input (``std`` includes ``stdev_factor``).
+    kernel_labels : Tensor of shape (B, K), int64
+        Marker each kernel came from: 1 object, 0 background, -1 none (PCA consensus).
     """
 
     kernels: torch.Tensor
@@ -73,141 +89,164 @@ class FlimBank:
     std: torch.Tensor
     kernel_labels: torch.Tensor
 
+    def astuple(self) -> tuple[torch.Tensor, ...]:
+        return (self.kernels, self.mean, self.std, self.kernel_labels)
+
+
+@dataclass(frozen=True, eq=False)
+class FlimBank:
+    """Learned FLIM encoders of ``B`` models.
+
+    Attributes
+    ----------
+    kernels : Tensor of shape (B, K, C, k, k), float32
+        First-layer unit-norm kernels, acting on the marker-normalised image
+        (paper: ``(B, 16, 3, 3, 3)``).
+    mean, std : Tensor of shape (B, C), float32
+        Marker-based normalisation of each model (``std`` includes the 0.01).
+    kernel_labels : Tensor of shape (B, K), int64
+        Marker each kernel came from: 1 object, 0 background.
+    deeper : tuple of FlimLayer
+        Layers 2.. (empty for the paper's single layer).
+    settings : FlimSettings
+        Pooling, layers and the decision layer's input (the default is the paper's block).
+    """
+
+    kernels: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    kernel_labels: torch.Tensor
+    deeper: tuple[FlimLayer, ...] = ()
+    settings: FlimSettings = field(default=DEFAULT_SETTINGS)
+
     def __len__(self) -> int:
         return self.kernels.shape[0]
 
+    @property
+    def layers(self) -> tuple[FlimLayer, ...]:
+        """Every layer, the first one included."""
+        return (FlimLayer(self.kernels, self.mean, self.std, self.kernel_labels), *self.deeper)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the features the decision layer reads."""
+        return self.layers[self.settings.read_layer - 1].kernels.shape[1]
+
+    def _map(self, fn) -> FlimBank:  # noqa: ANN001
+        first = (fn(t) for t in (self.kernels, self.mean, self.std, self.kernel_labels))
+        deeper = tuple(FlimLayer(*(fn(t) for t in layer.astuple())) for layer in self.deeper)
+        return FlimBank(*first, deeper=deeper, settings=self.settings)
+
     def to(self, device: torch.device | str) -> FlimBank:
         """Return the same bank on another device."""
-        return FlimBank(*(t.to(device) for t in (self.kernels, self.mean, self.std, self.kernel_labels)))
+        return self._map(lambda t: t.to(device))
 
     def select(self, index: slice | torch.Tensor | list[int]) -> FlimBank:
         """Return the bank of a subset of models."""
-        return FlimBank(*(t[index] for t in (self.kernels, self.mean, self.std, self.kernel_labels)))
+        return self._map(lambda t: t[index])
 
 
 def _gather(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Values of ``image (C, H, W)`` at ``pixels (..., 2)`` -> ``(..., C)``."""
-    return image[:, pixels[..., 0], pixels[..., 1]].movedim(0, -1)
+    """Values at ``pixels (B, K, 2)`` -> ``(B, K, C)`` of ``image (C, H, W)`` or of per-model ``(B, C, H, W)``."""
+    if image.dim() == 3:
+        return image[:, pixels[..., 0], pixels[..., 1]].movedim(0, -1)
+    batch = torch.arange(image.shape[0], device=image.device)[:, None]
+    return image.movedim(1, -1)[batch, pixels[..., 0], pixels[..., 1]]
 
 
 def marker_statistics(
-    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor
+    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, stdev_factor: float = STDEV_FACTOR
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Marker-based normalisation statistics of each model.
 
     Parameters
     ----------
-    image : Tensor of shape (C, H, W)
-        The marked image.
+    image : Tensor of shape (C, H, W), or (B, C, H, W) with one input per model
+        The marked image (or a layer's input).
     obj_pixels : Tensor of shape (B, Ko, 2), int64
         ``(row, col)`` of each model's object-marker pixels.
     bg_pixels : Tensor of shape (B, Kb, 2), int64
         ``(row, col)`` of each model's background-marker pixels.
+    stdev_factor : float, optional
+        Added to the standard deviation (libift's ``stdev_factor``).
 
     Returns
     -------
     mean, std : Tensor of shape (B, C)
-        Mean and population standard deviation (plus 0.01) over all the
-        model's marked pixels.
+        Mean and population standard deviation (plus ``stdev_factor``) over
+        all the model's marked pixels.
     """
     values = torch.cat([_gather(image, obj_pixels), _gather(image, bg_pixels)], dim=1)
     mean = values.mean(dim=1)
-    std = values.var(dim=1, unbiased=False).sqrt() + STDEV_FACTOR
+    std = values.var(dim=1, unbiased=False).sqrt() + stdev_factor
     return mean, std
 
 
 def sample_patches(
-    image: torch.Tensor, pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    image: torch.Tensor,
+    pixels: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    kernel_size: int = KERNEL_SIZE,
 ) -> torch.Tensor:
-    """3x3 patches of the marker-normalised image around marked pixels.
+    """``k x k`` patches of the marker-normalised image around marked pixels.
 
     Parameters
     ----------
-    image : Tensor of shape (C, H, W)
+    image : Tensor of shape (C, H, W), or (B, C, H, W) with one input per model
         The marked image (not normalised).
     pixels : Tensor of shape (B, K, 2), int64
         Marked pixels of each model.
     mean, std : Tensor of shape (B, C)
         Each model's normalisation.
+    kernel_size : int, optional
+        Odd window side ``k`` (default 3).
 
     Returns
     -------
-    patches : Tensor of shape (B, K, C * 9)
-        Flattened in ``(C, 3, 3)`` order, the layout of a convolution weight;
+    patches : Tensor of shape (B, K, C * k * k)
+        Flattened in ``(C, k, k)`` order, the layout of a convolution weight;
         neighbours outside the image are 0 after normalisation.
     """
-    c, h, w = image.shape
-    half = KERNEL_SIZE // 2
+    c, h, w = image.shape[-3:]
+    half = kernel_size // 2
     padded = F.pad(image, (half, half, half, half))
     inside = F.pad(torch.ones(1, h, w, dtype=image.dtype, device=image.device), (half,) * 4)
     dr, dc = torch.meshgrid(
-        torch.arange(KERNEL_SIZE, device=image.device),
-        torch.arange(KERNEL_SIZE, device=image.device),
+        torch.arange(kernel_size, device=image.device),
+        torch.arange(kernel_size, device=image.device),
         indexing="ij",
     )
-    rows = pixels[..., 0, None, None] + dr  # (B, K, 3, 3)
+    rows = pixels[..., 0, None, None] + dr  # (B, K, k, k)
     cols = pixels[..., 1, None, None] + dc
-    raw = padded[:, rows, cols].movedim(0, 2)  # (B, K, C, 3, 3)
+    if image.dim() == 3:
+        raw = padded[:, rows, cols].movedim(0, 2)  # (B, K, C, k, k)
+    else:
+        batch = torch.arange(image.shape[0], device=image.device)[:, None, None, None]
+        raw = padded.movedim(1, -1)[batch, rows, cols].movedim(-1, 2)
     valid = inside[:, rows, cols].movedim(0, 2)
     norm = (raw - mean[:, None, :, None, None]) / std[:, None, :, None, None]
-    return (norm * valid).reshape(*pixels.shape[:2], c * KERNEL_SIZE**2)
+    return (norm * valid).reshape(*pixels.shape[:2], c * kernel_size**2)
 
 
-def kmeans(points: torch.Tensor, k: int, n_iter: int = KMEANS_ITERATIONS) -> torch.Tensor:
-    """Batched Lloyd k-means with deterministic farthest-point initialisation.
-
-    Parameters
-    ----------
-    points : Tensor of shape (B, N, D)
-        ``B`` independent point sets.
-    k : int
-        Number of clusters.  When ``N < k`` the points are repeated.
-    n_iter : int, optional
-        Maximum Lloyd iterations (stops earlier once no assignment changes).
-
-    Returns
-    -------
-    centroids : Tensor of shape (B, k, D)
-        Centroids; a cluster that empties keeps its previous centroid.
-
-    Notes
-    -----
-    Distances are computed element-wise (no matrix-product shortcut), so the
-    result of one set does not depend on the other sets of the batch.
-    """
-    b, n, d = points.shape
-    if n < k:
-        points = points[:, torch.arange(k, device=points.device) % n]
-        n = k
-    batch = torch.arange(b, device=points.device)
-
-    def sqdist(c: torch.Tensor) -> torch.Tensor:
-        return ((points[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1)  # (B, N, kc)
-
-    first = sqdist(points.mean(dim=1, keepdim=True))[..., 0].argmin(dim=1)
-    chosen = [points[batch, first]]
-    nearest = sqdist(chosen[0][:, None])[..., 0]
-    for _ in range(1, k):
-        nxt = points[batch, nearest.argmax(dim=1)]
-        chosen.append(nxt)
-        nearest = torch.minimum(nearest, sqdist(nxt[:, None])[..., 0])
-    centroids = torch.stack(chosen, dim=1)
-
-    assign = sqdist(centroids).argmin(dim=2)
-    for _ in range(n_iter):
-        onehot = F.one_hot(assign, k).to(points.dtype)  # (B, N, k)
-        counts = onehot.sum(dim=1)  # (B, k)
-        sums = torch.einsum("bnk,bnd->bkd", onehot, points)
-        centroids = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], centroids)
-        new = sqdist(centroids).argmin(dim=2)
-        if torch.equal(new, assign):
-            break
-        assign = new
+def _cluster(patches: torch.Tensor, k: int, settings: FlimSettings | None) -> torch.Tensor:
+    """``k`` kernels of one marker per model, by the settings' clustering."""
+    if settings is None:
+        return kmeans(patches, k)
+    if settings.clustering == "kmeans++":
+        centroids, members = kmeans_pp(patches, k, settings.restarts, settings.cluster_seed)
+    else:
+        centroids, members = kmeans_farthest(patches, k)
+    if settings.min_cluster_fraction > 0:
+        centroids = drop_small_clusters(centroids, members, patches.shape[1], settings.min_cluster_fraction)
     return centroids
 
 
 def estimate_kernels(
-    obj_patches: torch.Tensor, bg_patches: torch.Tensor, n_kernels: int = N_KERNELS
+    obj_patches: torch.Tensor,
+    bg_patches: torch.Tensor,
+    n_kernels: int = N_KERNELS,
+    settings: FlimSettings | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster each marker's patches into kernels and scale them to unit norm.
 
@@ -216,25 +255,56 @@ def estimate_kernels(
     obj_patches : Tensor of shape (B, Ko, D)
     bg_patches : Tensor of shape (B, Kb, D)
     n_kernels : int, optional
-        Total kernels per model, split evenly between the two markers.
+        Total kernels per model, split evenly between the two markers (used
+        when ``settings`` is None: the paper's block).
+    settings : FlimSettings, optional
+        ``kernels_per_marker`` clusters per marker by the chosen clustering,
+        small clusters dropped (zero kernels), then the consensus step down to
+        ``channels`` when there are more kernels.
 
     Returns
     -------
-    kernels : Tensor of shape (B, n_kernels, D)
-        Object-marker kernels first.
-    labels : Tensor of shape (B, n_kernels), int64
-        1 for object-marker kernels, 0 for background-marker kernels.
+    kernels : Tensor of shape (B, K, D)
+        Object-marker kernels first (``K = n_kernels``, or
+        ``settings.n_kernels``).
+    labels : Tensor of shape (B, K), int64
+        1 for object-marker kernels, 0 for background-marker kernels (-1
+        for PCA consensus components).
     """
-    per_marker = n_kernels // 2
-    kernels = torch.cat([kmeans(obj_patches, per_marker), kmeans(bg_patches, n_kernels - per_marker)], 1)
+    if settings is None:
+        per_obj, per_bg = n_kernels // 2, n_kernels - n_kernels // 2
+    else:
+        per_obj = per_bg = settings.kernels_per_marker
+    kernels = torch.cat([_cluster(obj_patches, per_obj, settings), _cluster(bg_patches, per_bg, settings)], 1)
     kernels = kernels / kernels.norm(dim=2, keepdim=True).clamp(min=1e-6)
     labels = torch.zeros(kernels.shape[:2], dtype=torch.int64, device=kernels.device)
-    labels[:, :per_marker] = 1
+    labels[:, :per_obj] = 1
+    if settings is not None and kernels.shape[1] > settings.channels:
+        kernels, labels = consensus(kernels, labels, settings.channels, settings.consensus)
     return kernels, labels
 
 
-def learn_banks(image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor) -> FlimBank:
-    """Learn the FLIM blocks of ``B`` (object, background) marker pairs.
+def _learn_layer(
+    layer_input: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings
+) -> FlimLayer:
+    """One FLIM layer of ``B`` models from its input (``(C, H, W)`` shared or ``(B, C, H, W)``)."""
+    mean, std = marker_statistics(layer_input, obj_pixels, bg_pixels, settings.stdev_factor)
+    k = settings.kernel_size
+    obj = sample_patches(layer_input, obj_pixels, mean, std, k)
+    bg = sample_patches(layer_input, bg_pixels, mean, std, k)
+    kernels, labels = estimate_kernels(obj, bg, settings=settings)
+    b, c = mean.shape
+    return FlimLayer(kernels.reshape(b, -1, c, k, k), mean, std, labels)
+
+
+def _one(layer: FlimLayer, i: int) -> FlimLayer:
+    return FlimLayer(*(t[i : i + 1] for t in layer.astuple()))
+
+
+def learn_banks(
+    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings | None = None
+) -> FlimBank:
+    """Learn the FLIM encoders of ``B`` (object, background) marker pairs.
 
     Parameters
     ----------
@@ -243,22 +313,69 @@ def learn_banks(image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.
     obj_pixels : Tensor of shape (B, Ko, 2), int64
     bg_pixels : Tensor of shape (B, Kb, 2), int64
         Pixels of each model's object and background markers.
+    settings : FlimSettings, optional
+        The default is the paper's single layer.
 
     Returns
     -------
     FlimBank
+        Layer ``l + 1`` is learned on the output of layers ``1..l`` run with
+        pooling stride 1, at the same marker pixels (libift's convention).
     """
-    mean, std = marker_statistics(image, obj_pixels, bg_pixels)
-    obj = sample_patches(image, obj_pixels, mean, std)
-    bg = sample_patches(image, bg_pixels, mean, std)
-    kernels, labels = estimate_kernels(obj, bg)
-    b, c = mean.shape
-    return FlimBank(kernels.reshape(b, N_KERNELS, c, KERNEL_SIZE, KERNEL_SIZE), mean, std, labels)
+    settings = settings or DEFAULT_SETTINGS
+    layers = [_learn_layer(image, obj_pixels, bg_pixels, settings)]
+    x: torch.Tensor = image[None]  # (1, C, H, W): shared input
+    for _ in range(1, settings.layers):
+        # model by model, so that a model's next layer never depends on the batch (grouped
+        # convolutions of different widths round differently)
+        prev = layers[-1]
+        x = torch.cat([
+            apply_layer(x[:, i : i + 1] if x.dim() == 5 else x, _one(prev, i), settings, stride=1)
+            for i in range(len(obj_pixels))
+        ], dim=1)  # (1, B, K, H, W)
+        layers.append(_learn_layer(x[0], obj_pixels, bg_pixels, settings))
+    first = layers[0]
+    return FlimBank(*first.astuple(), deeper=tuple(layers[1:]), settings=settings)
 
 
-def pool(features: torch.Tensor) -> torch.Tensor:
-    """ReLU then 3x3 average pooling with stride 2 (zero padding counted)."""
-    return F.avg_pool2d(F.relu(features), 3, stride=2, padding=1, count_include_pad=True)
+def pool(features: torch.Tensor, settings: FlimSettings | None = None, stride: int | None = None) -> torch.Tensor:
+    """ReLU then pooling (default: 3x3 average with stride 2, zero padding counted).
+
+    Average pooling counts the zero padding (libift divides by the full
+    window), max pooling ignores what lies outside the image; both pad by
+    ``size // 2`` so the output has ``ceil(H / stride)`` rows.
+    """
+    s = settings or DEFAULT_SETTINGS
+    step = s.pool_stride if stride is None else stride
+    x = F.relu(features)
+    if s.pool == "max":
+        return F.max_pool2d(x, s.pool_size, stride=step, padding=s.pool_size // 2)
+    return F.avg_pool2d(x, s.pool_size, stride=step, padding=s.pool_size // 2, count_include_pad=True)
+
+
+def apply_layer(x: torch.Tensor, layer: FlimLayer, settings: FlimSettings, stride: int | None = None) -> torch.Tensor:
+    """One FLIM layer of ``B`` models: normalise, convolve (zero padding), ReLU, pool.
+
+    Parameters
+    ----------
+    x : Tensor of shape (N, C, H, W) shared by the models, or (N, B, C, H, W)
+    layer : FlimLayer of ``B`` models
+    settings : FlimSettings
+    stride : int, optional
+        Pooling stride (default ``settings.pool_stride``; 1 while learning deeper layers).
+
+    Returns
+    -------
+    features : Tensor of shape (N, B, K, ceil(H / stride), ceil(W / stride))
+    """
+    b, kk, c, k, _ = layer.kernels.shape
+    if x.dim() == 4:
+        x = x[:, None].expand(x.shape[0], b, *x.shape[1:])
+    n, _, _, h, w = x.shape
+    norm = (x - layer.mean[None, :, :, None, None]) / layer.std[None, :, :, None, None]
+    y = F.conv2d(norm.reshape(n, b * c, h, w), layer.kernels.reshape(b * kk, c, k, k), padding=k // 2, groups=b)
+    out = pool(y, settings, stride)
+    return out.reshape(n, b, kk, *out.shape[-2:])
 
 
 def _folded(bank: FlimBank) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,10 +391,11 @@ def _folded(bank: FlimBank) -> tuple[torch.Tensor, torch.Tensor]:
         ``K m / s`` summed over channels, per kernel tap.
     """
     b, c = bank.mean.shape
+    n_k = bank.kernels.shape[1]
     scaled = bank.kernels / bank.std[:, None, :, None, None]  # (B, 16, C, 3, 3)
     shift = (scaled * bank.mean[:, None, :, None, None]).sum(2)  # (B, 16, 3, 3)
-    weight = scaled.permute(3, 4, 2, 0, 1).reshape(KERNEL_SIZE**2 * c, b * N_KERNELS).contiguous()
-    return weight, shift.permute(2, 3, 0, 1).reshape(KERNEL_SIZE**2, b * N_KERNELS)
+    weight = scaled.permute(3, 4, 2, 0, 1).reshape(KERNEL_SIZE**2 * c, b * n_k).contiguous()
+    return weight, shift.permute(2, 3, 0, 1).reshape(KERNEL_SIZE**2, b * n_k)
 
 
 def _border_terms(
@@ -337,21 +455,26 @@ def encode(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
 
     Returns
     -------
-    features : Tensor of shape (N, B, 16, ceil(H/2), ceil(W/2))
-        After ReLU and pooling.  Stored channels-last: ``features.permute(0,
-        3, 4, 1, 2)`` is contiguous, with all models' channels of one pixel
-        side by side.
+    features : Tensor of shape (N, B, K, h, w)
+        After ReLU and pooling; for the paper's block ``K = 16`` and ``(h,
+        w) = (ceil(H/2), ceil(W/2))``; for other settings the output of the
+        decision layer's FLIM layer (:func:`encode_layers`).  The paper's
+        block is stored channels-last: ``features.permute(0, 3, 4, 1, 2)`` is
+        contiguous, with all models' channels of one pixel side by side.
 
     Notes
     -----
     On CUDA the images of the call are convolved together instead
     (:func:`_encode_cuda`); the band tiling above is the CPU strategy.
     """
+    if not bank.settings.is_paper_block:
+        return encode_layers(images, bank)
     if images.device.type == "cuda":
         return _encode_cuda(images, bank)
     n, c, h, w = images.shape
     b = len(bank)
-    n_out = b * N_KERNELS
+    n_k = bank.kernels.shape[1]
+    n_out = b * n_k
     hp, wp = (h + 1) // 2, (w + 1) // 2
     weight, shift = _folded(bank)
     bias = -shift.sum(0)
@@ -387,7 +510,31 @@ def encode(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
             tile = band[None, :length].permute(0, 3, 1, 2)
             pooled = F.avg_pool2d(tile, 3, stride=2, padding=(0, 1), count_include_pad=True)
             out[i, lo:hi] = pooled[0].permute(1, 2, 0)
-    return out.reshape(n, hp, wp, b, N_KERNELS).permute(0, 3, 4, 1, 2)
+    return out.reshape(n, hp, wp, b, n_k).permute(0, 3, 4, 1, 2)
+
+
+def encode_layers(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
+    """Features of many images under many FLIM encoders, layer by layer (any settings).
+
+    Each layer is one grouped convolution of all models (:func:`apply_layer`);
+    :func:`encode` uses it for every setting but the paper's block, which it
+    computes faster with the normalisation folded into the kernels.
+
+    Parameters
+    ----------
+    images : Tensor of shape (N, C, H, W)
+    bank : FlimBank of ``B`` models
+
+    Returns
+    -------
+    features : Tensor of shape (N, B, K, h, w)
+        The decision layer's input (``bank.settings.read_layer``), ``h =
+        ceil(H / stride)`` applied once per layer.
+    """
+    x = images
+    for layer in bank.layers[: bank.settings.read_layer]:
+        x = apply_layer(x, layer, bank.settings)
+    return x
 
 
 def _encode_cuda(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
@@ -407,9 +554,10 @@ def _encode_cuda(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
     """
     n, c, h, w = images.shape
     b = len(bank)
+    n_k = bank.kernels.shape[1]
     scaled = bank.kernels / bank.std[:, None, :, None, None]  # (B, 16, C, 3, 3)
-    weight = scaled.reshape(b * N_KERNELS, c, KERNEL_SIZE, KERNEL_SIZE)
-    shift = (scaled * bank.mean[:, None, :, None, None]).sum(2)[:, :, None].reshape(b * N_KERNELS, 1, KERNEL_SIZE, KERNEL_SIZE)
+    weight = scaled.reshape(b * n_k, c, KERNEL_SIZE, KERNEL_SIZE)
+    shift = (scaled * bank.mean[:, None, :, None, None]).sum(2)[:, :, None].reshape(b * n_k, 1, KERNEL_SIZE, KERNEL_SIZE)
     ones = torch.ones(1, 1, h, w, dtype=images.dtype, device=images.device)
     correction = F.conv2d(ones, shift, padding=1)  # (1, B * 16, H, W)
     if current_precision() == "bf16":
@@ -418,7 +566,7 @@ def _encode_cuda(images: torch.Tensor, bank: FlimBank) -> torch.Tensor:
         conv = F.conv2d(images, weight, padding=1)
     pooled = pool(conv.sub_(correction))  # (N, B * 16, hp, wp)
     hp, wp = pooled.shape[-2:]
-    return pooled.permute(0, 2, 3, 1).contiguous().reshape(n, hp, wp, b, N_KERNELS).permute(0, 3, 4, 1, 2)
+    return pooled.permute(0, 2, 3, 1).contiguous().reshape(n, hp, wp, b, n_k).permute(0, 3, 4, 1, 2)
 
 
 def encode_reference(

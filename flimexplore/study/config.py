@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
+from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import ConfigError
 
 __all__ = ["VARY", "StudyConfig"]
@@ -84,6 +86,11 @@ class StudyConfig:
     size : int or None
         Side of a synthetic preset's images (32 to 512, paper-sized: 400);
         None draws the default 128x128 images.  Only for the presets.
+    kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, decision_layer, \
+consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_seed
+        The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
+        defaults: the paper's single 3x3 layer with 8 kernels per marker, 16
+        channels, 3x3 average pooling with stride 2).  :meth:`flim` returns them.
 
     Notes
     -----
@@ -109,6 +116,20 @@ class StudyConfig:
     markers_per_model: tuple[int, int] = (1, 1)
     markers: str | None = None
     size: int | None = None
+    kernel_size: int = 3
+    kernels_per_marker: int = 8
+    channels: int = 16
+    pool: str = "avg"
+    pool_size: int = 3
+    pool_stride: int = 2
+    layers: int = 1
+    decision_layer: int | None = None
+    consensus: str = "kmeans"
+    stdev_factor: float = 0.01
+    clustering: str = "farthest"
+    restarts: int = 1
+    min_cluster_fraction: float = 0.0
+    cluster_seed: int = 42
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):
@@ -128,6 +149,17 @@ class StudyConfig:
             object.__setattr__(self, "lr", float(self.lr))
         if isinstance(self.dense, np.bool_):
             object.__setattr__(self, "dense", bool(self.dense))
+        flim = self.flim()  # FlimSettings normalises its own types
+        for name in FLIM_FIELDS:
+            object.__setattr__(self, name, getattr(flim, name))
+
+    def flim(self) -> FlimSettings:
+        """The FLIM encoder settings of the study."""
+        return FlimSettings(**{name: getattr(self, name) for name in FLIM_FIELDS})
+
+    def with_flim(self, settings: FlimSettings) -> StudyConfig:
+        """A copy with the FLIM encoder settings replaced."""
+        return replace(self, **settings.to_dict())
 
     def validate(self) -> StudyConfig:
         """Check the type and range of every setting.
@@ -180,6 +212,8 @@ class StudyConfig:
             problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with vary (--vary) object, got {per!r}")
         if self.markers is not None and (not isinstance(self.markers, str) or not self.markers.strip()):
             problems.append(f"markers (--markers) must be None or a seeds file or folder path, got {self.markers!r}")
+        for name, what in self.flim().problems().items():
+            problems.append(f"{name} ({_flag(name)}) {what}")
         if problems:
             raise ConfigError("invalid study settings: " + "; ".join(problems))
         return self

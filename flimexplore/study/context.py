@@ -35,9 +35,10 @@ from flimexplore.engine.batched import (
     train_models,
 )
 from flimexplore.engine.decision import BatchNormStats, DecisionParams, head_gap
-from flimexplore.engine.flim import FlimBank
+from flimexplore.engine.flim import FlimBank, FlimLayer
 from flimexplore.engine.reference import run_reference
 from flimexplore.engine.scores import METRICS, metrics_from_counts
+from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import DatasetError, MarkerError
 from flimexplore.markers import marker_pixels
 from flimexplore.study.config import StudyConfig
@@ -52,6 +53,9 @@ ARRAY_KEYS = (
     "kernels", "norm_mean", "norm_std", "kernel_labels", "gamma", "beta", "weight", "bias",
     "bn_mean", "bn_var", "bn_running_var", "val_dice_curve",
 )
+# Layers 2 and 3 of a multi-layer encoder add these keys with the layer number appended
+# ("kernels2", "norm_mean2", ...); pooling and the decision layer's input come from the study's config.
+LAYER_KEYS = ("kernels", "norm_mean", "norm_std", "kernel_labels")
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,7 +293,8 @@ class StudyContext:
         progress: Callable[[int, int], None] | None = None,
     ) -> PairScores:
         """Train the models of the given marker pixels and score them on validation and test images."""
-        trained = train_models(self.marked, obj_pixels, bg_pixels, seeds, epochs=self.config.epochs, lr=self.config.lr)
+        trained = train_models(self.marked, obj_pixels, bg_pixels, seeds, epochs=self.config.epochs, lr=self.config.lr,
+                               settings=self.config.flim())
         a, c = head_gap(trained.params, trained.bn)
         n_val, n_test = len(self.split.val), len(self.split.test)
         val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb, _images(progress, 0, n_val, n_val + n_test)).numpy()
@@ -313,6 +318,8 @@ class StudyContext:
             "bn_mean": t(trained.bn.mean), "bn_var": t(trained.bn.var),
             "bn_running_var": t(trained.bn.running_var), "val_dice_curve": curve,
         }
+        for number, layer in enumerate(trained.bank.deeper, start=2):
+            arrays |= {f"{key}{number}": t(v) for key, v in zip(LAYER_KEYS, layer.astuple(), strict=True)}
         return PairScores(best + 1, val, test, arrays)
 
     def evaluate_reference(self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int]) -> PairScores:
@@ -323,7 +330,7 @@ class StudyContext:
         test = ([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test])
         results = [
             run_reference(self.image, self.mask, o, g, self.config.radius, int(s), val, test,
-                          epochs=self.config.epochs, lr=self.config.lr)
+                          epochs=self.config.epochs, lr=self.config.lr, settings=self.config.flim())
             for o, g, s in zip(np.asarray(obj), np.asarray(bg), seeds, strict=True)
         ]
         best = np.array([r.best_epoch for r in results])
@@ -349,7 +356,7 @@ class StudyContext:
         -------
         mask : ndarray of shape (H, W), bool
         """
-        bank, params, bn = _unpack([arrays], self.device)
+        bank, params, bn = _unpack([arrays], self.device, self.config.flim())
         group = prepare_images([image], [np.zeros(image.shape[:2], bool)], self.device)[0]
         return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
 
@@ -491,12 +498,16 @@ def _merge(parts: Sequence[PairScores], groups: Sequence[NDArray[np.intp]]) -> P
     )
 
 
-def _unpack(models: Sequence[dict[str, NDArray]], device: torch.device) -> tuple[FlimBank, DecisionParams, BatchNormStats]:
+def _unpack(
+    models: Sequence[dict[str, NDArray]], device: torch.device, settings: FlimSettings | None = None
+) -> tuple[FlimBank, DecisionParams, BatchNormStats]:
     """Stack stored per-model arrays back into engine tensors."""
     def s(key: str) -> torch.Tensor:
         return torch.as_tensor(np.stack([m[key] for m in models]), device=device)
 
-    bank = FlimBank(s("kernels"), s("norm_mean"), s("norm_std"), s("kernel_labels"))
+    settings = settings or FlimSettings()
+    deeper = tuple(FlimLayer(*(s(f"{k}{n}") for k in LAYER_KEYS)) for n in range(2, settings.layers + 1))
+    bank = FlimBank(s("kernels"), s("norm_mean"), s("norm_std"), s("kernel_labels"), deeper=deeper, settings=settings)
     params = DecisionParams(s("gamma"), s("beta"), s("weight"), s("bias"))
     return bank, params, BatchNormStats(s("bn_mean"), s("bn_var"), s("bn_running_var"))
 
@@ -516,23 +527,25 @@ def model_features(
 
     Returns
     -------
-    features : ndarray of shape (N, 16, H, W), float32
+    features : ndarray of shape (N, K, H, W), float32
+        ``K`` channels of the layer the decision layer reads (paper: 16).
     """
     from flimexplore.engine.decision import upsample
     from flimexplore.engine.flim import encode
 
-    bank, _, _ = _unpack([arrays], ctx.device)
+    bank, _, _ = _unpack([arrays], ctx.device, ctx.config.flim())
     group = prepare_images(list(images), [np.zeros(im.shape[:2], bool) for im in images], ctx.device)[0]
     feats = encode(group.images, bank)[:, 0]
     return upsample(feats, tuple(group.images.shape[-2:])).cpu().numpy()
 
 
 def model_patches(ctx: StudyContext, arrays: dict[str, NDArray], obj: NDArray, bg: NDArray) -> tuple[NDArray, NDArray]:
-    """The normalised 3x3 patches one model learned its kernels from.
+    """The normalised patches one model learned its first-layer kernels from.
 
     Returns
     -------
-    patches : ndarray of shape (Ko + Kb, 27), float32
+    patches : ndarray of shape (Ko + Kb, 3 k^2), float32
+        ``k x k`` windows (paper: 3x3, so 27 values).
     labels : ndarray of shape (Ko + Kb,), int64
         1 under the object marker, 0 under the background marker.
     """
@@ -541,7 +554,8 @@ def model_patches(ctx: StudyContext, arrays: dict[str, NDArray], obj: NDArray, b
     r, shape = ctx.config.radius, ctx.mask.shape
     mean = torch.as_tensor(arrays["norm_mean"][None], device=ctx.device)
     std = torch.as_tensor(arrays["norm_std"][None], device=ctx.device)
-    po = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(obj)[None], r, shape, ctx.device), mean, std)[0]
-    pb = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(bg)[None], r, shape, ctx.device), mean, std)[0]
+    k = ctx.config.kernel_size
+    po = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(obj)[None], r, shape, ctx.device), mean, std, k)[0]
+    pb = sample_patches(ctx.marked.images[0], model_pixels(np.asarray(bg)[None], r, shape, ctx.device), mean, std, k)[0]
     labels = np.r_[np.ones(len(po), np.int64), np.zeros(len(pb), np.int64)]
     return torch.cat([po, pb]).cpu().numpy(), labels

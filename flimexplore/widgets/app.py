@@ -166,7 +166,8 @@ class Explorer:
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.projections = projections
-        self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels))
+        # superpixels None: the dataset's documented count (fish 10, eggs 25, fundus 30, others 20)
+        self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels) if superpixels else None)
         self._device = str(resolve_device(device))
         self._datasets: dict[tuple[str, int | None], Dataset] = {}
         self._stop = threading.Event()
