@@ -47,7 +47,7 @@ __all__ = ["MIN_RHO", "Advice", "AdviceSettings", "advise", "default_weights", "
 MIN_RHO = 0.1
 """Descriptors whose mean Spearman rho with Dice is smaller in magnitude get weight 0."""
 
-PROBE = 64
+PROBE = 192
 """Candidates re-ranked by the probe by default."""
 
 
