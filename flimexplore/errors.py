@@ -14,6 +14,8 @@ __all__ = [
     "DatasetError",
     "DeviceError",
     "FlimExploreError",
+    "FlimExploreWarning",
+    "MaskWarning",
     "MarkerError",
     "OutputError",
     "ResumeError",
@@ -46,3 +48,16 @@ class ResumeError(FlimExploreError):
 
 class OutputError(FlimExploreError):
     """The output folder cannot be created, read, locked or written."""
+
+
+class FlimExploreWarning(UserWarning):
+    """Base class of warnings about input that is usable but probably not what was meant.
+
+    The command line prints each one as one line on stderr
+    (``flimexplore: warning: ...``); in the test suite they are errors
+    unless a test expects them.
+    """
+
+
+class MaskWarning(FlimExploreWarning):
+    """Masks were read with a guess: lossy values thresholded, label values or a large object."""

@@ -24,11 +24,17 @@ from flimexplore.errors import MarkerError
 
 __all__ = [
     "MARGIN_FACTOR",
+    "MarkerGroups",
+    "MarkerPixels",
     "MarkerSet",
+    "ObjectMarkerSet",
     "admissible_centres",
     "disk_offsets",
     "marker_pixels",
+    "marker_union",
+    "sample_marker_groups",
     "sample_markers",
+    "sample_object_markers",
     "validate_markers",
 ]
 
@@ -46,6 +52,80 @@ class MarkerSet:
         ``(row, col)`` of the object-marker centre.
     bg : ndarray of shape (n_bg, 2), int64
         ``(row, col)`` of each background-marker centre.
+    radius : int
+        Disk radius ``r`` in pixels.
+    """
+
+    obj: NDArray[np.int64]
+    bg: NDArray[np.int64]
+    radius: int
+
+    def __len__(self) -> int:
+        return len(self.bg)
+
+    def pairs(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The (object, background) centre of each of its ``n_bg`` marker pairs, as two (n_bg, 2) arrays."""
+        return np.repeat(np.asarray(self.obj)[None], len(self.bg), axis=0), np.asarray(self.bg)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectMarkerSet:
+    """One background marker and the object markers varied against it (``study --vary object``).
+
+    Attributes
+    ----------
+    background : ndarray of shape (2,), int64
+        ``(row, col)`` of the fixed background-marker centre.
+    objects : ndarray of shape (n_obj, 2), int64
+        ``(row, col)`` of each object-marker centre.
+    radius : int
+        Disk radius ``r`` in pixels.
+    """
+
+    background: NDArray[np.int64]
+    objects: NDArray[np.int64]
+    radius: int
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def pairs(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The (object, background) centre of each of its ``n_obj`` marker pairs, as two (n_obj, 2) arrays."""
+        return np.asarray(self.objects), np.repeat(np.asarray(self.background)[None], len(self.objects), axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class MarkerPixels:
+    """One model's markers of any shape (scribbles): its object and background pixels.
+
+    Attributes
+    ----------
+    obj : ndarray of shape (K, 2), int64
+        ``(row, col)`` of the object-marker pixels.
+    bg : ndarray of shape (L, 2), int64
+        ``(row, col)`` of the background-marker pixels.
+    """
+
+    obj: NDArray[np.int64]
+    bg: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True, eq=False)
+class MarkerGroups:
+    """Markers of models that each learn from several disks: K object and M background disks.
+
+    All models of one split share the K object disks; model ``k`` has its
+    own M background disks ``bg[k]``.
+
+    Attributes
+    ----------
+    obj : ndarray of shape (K, 2), int64
+        ``(row, col)`` of the object-disk centres.
+    bg : ndarray of shape (n_models, M, 2), int64
+        ``(row, col)`` of each model's background-disk centres.
     radius : int
         Disk radius ``r`` in pixels.
     """
@@ -105,6 +185,31 @@ def marker_pixels(
     px = disk_offsets(radius) + np.asarray(centre, dtype=np.int64)
     inside = (px[:, 0] >= 0) & (px[:, 0] < shape[0]) & (px[:, 1] >= 0) & (px[:, 1] < shape[1])
     return px[inside]
+
+
+def marker_union(centres: NDArray[np.integer], radius: int, shape: tuple[int, int]) -> NDArray[np.int64]:
+    """Pixels covered by any of several disks, each once, in raster order.
+
+    Parameters
+    ----------
+    centres : array_like of shape (K, 2), int
+        ``(row, col)`` of each disk's centre.
+    radius : int
+    shape : tuple of int
+        ``(H, W)`` of the image; pixels outside it are dropped.
+
+    Returns
+    -------
+    pixels : ndarray of shape (P, 2), int64
+        For one disk, the same pixels in the same order as :func:`marker_pixels`.
+
+    Examples
+    --------
+    >>> len(marker_union([[5, 5], [5, 7]], 1, (10, 10)))  # two 5-pixel disks sharing one pixel
+    9
+    """
+    disks = [marker_pixels(c, radius, shape) for c in np.asarray(centres, dtype=np.int64).reshape(-1, 2)]
+    return np.unique(np.concatenate(disks), axis=0)
 
 
 def _border_ok(shape: tuple[int, int], radius: int) -> NDArray[np.bool_]:
@@ -234,6 +339,162 @@ def sample_markers(
     return MarkerSet(
         obj=np.asarray(obj, dtype=np.int64),
         bg=np.asarray(bg, dtype=np.int64).reshape(-1, 2),
+        radius=int(radius),
+    )
+
+
+def sample_marker_groups(
+    mask: NDArray[np.bool_],
+    n_models: int,
+    per_model: tuple[int, int],
+    radius: int,
+    seed: int | np.random.Generator | None = 0,
+) -> MarkerGroups:
+    """Sample K object disks and ``n_models`` groups of M background disks, by the paper's rules.
+
+    Every centre is drawn as in :func:`sample_markers` (uniformly among the
+    admissible pixels of its class, ``1.5 r`` from the border and from every
+    centre drawn before): first the K object centres, then the background
+    centres model after model.  With ``per_model = (1, 1)`` the centres equal
+    those of :func:`sample_markers` with the same seed.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), bool
+        Ground truth of the marked image.
+    n_models : int
+        Number of models (groups of background disks), ``>= 1``.
+    per_model : tuple of int
+        ``(K, M)``: object and background disks per model, each ``>= 1``.
+    radius : int
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    MarkerGroups
+
+    Raises
+    ------
+    MarkerError
+        If the radius does not fit, or fewer than K object or ``n_models * M``
+        background disks fit; the message says how many fit.
+
+    Examples
+    --------
+    >>> mask = np.zeros((64, 64), bool); mask[16:48, 16:48] = True
+    >>> g = sample_marker_groups(mask, 4, (2, 3), radius=2, seed=0)
+    >>> g.obj.shape, g.bg.shape, bool(mask[g.obj[:, 0], g.obj[:, 1]].all())
+    ((2, 2), (4, 3, 2), True)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    k, m = (int(v) for v in per_model)
+    if k < 1 or m < 1 or int(n_models) < 1:
+        raise MarkerError(f"markers per model and models must be >= 1, got {per_model!r} and {n_models!r}")
+    _check_radius(mask.shape, radius)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    border = _border_ok(mask.shape, radius)
+    pool = border & mask
+    obj: list[tuple[int, int]] = []
+    while len(obj) < k:
+        c = _draw(pool, rng)
+        if c is None:
+            raise MarkerError(
+                f"{k} object markers of radius {radius} do not fit: only {len(obj)} fit {MARGIN_FACTOR}*r apart and "
+                f"from the border; ask for fewer object markers per model or use a smaller radius"
+            )
+        obj.append(c)
+        _exclude(pool, c, radius)
+    pool = border & ~mask
+    for c in obj:
+        _exclude(pool, c, radius)
+    bg: list[tuple[int, int]] = []
+    while len(bg) < n_models * m:
+        c = _draw(pool, rng)
+        if c is None:
+            raise MarkerError(
+                f"{n_models} models x {m} background markers of radius {radius} do not fit: only {len(bg)} fit "
+                f"{MARGIN_FACTOR}*r apart and from the border; ask for at most {len(bg) // m} background markers "
+                "(--n-bg) or fewer per model, or use a smaller radius"
+            )
+        bg.append(c)
+        _exclude(pool, c, radius)
+    return MarkerGroups(
+        obj=np.asarray(obj, dtype=np.int64).reshape(k, 2),
+        bg=np.asarray(bg, dtype=np.int64).reshape(int(n_models), m, 2),
+        radius=int(radius),
+    )
+
+
+def sample_object_markers(
+    mask: NDArray[np.bool_],
+    n_obj: int,
+    radius: int,
+    seed: int | np.random.Generator | None = 0,
+) -> ObjectMarkerSet:
+    """Sample one background marker and ``n_obj`` object markers (the paper's rules, classes swapped).
+
+    The background centre is drawn first among admissible background pixels,
+    then each object centre among admissible object pixels, every centre
+    keeping ``1.5 r`` from the border and from every centre chosen before.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), bool
+        Ground truth of the marked image; ``True`` is object.
+    n_obj : int
+        Number of object markers, ``>= 1``.
+    radius : int
+        Marker radius ``r``.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    ObjectMarkerSet
+
+    Raises
+    ------
+    MarkerError
+        If the radius does not fit, no background pixel is admissible, or
+        fewer than ``n_obj`` object markers fit; the message says how many fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((64, 64), bool); mask[20:40, 20:40] = True
+    >>> ms = sample_object_markers(mask, n_obj=4, radius=2, seed=1)
+    >>> bool(mask[tuple(ms.background)]), len(ms), bool(mask[ms.objects[:, 0], ms.objects[:, 1]].all())
+    (False, 4, True)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
+    if int(n_obj) != n_obj or n_obj < 1:
+        raise MarkerError(f"the number of object markers must be >= 1, got {n_obj!r}")
+    _check_radius(mask.shape, radius)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    border = _border_ok(mask.shape, radius)
+    bg = _draw(border & ~mask, rng)
+    if bg is None:
+        raise MarkerError(
+            f"no background pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from the border; "
+            "use a smaller radius"
+        )
+    pool = border & mask
+    _exclude(pool, bg, radius)
+    obj: list[tuple[int, int]] = []
+    while len(obj) < n_obj:
+        c = _draw(pool, rng)
+        if c is None:
+            raise MarkerError(
+                f"{n_obj} object markers of radius {radius} do not fit in the object: only {len(obj)} fit "
+                f"{MARGIN_FACTOR}*r apart and from the border with this seed; ask for at most {len(obj)} "
+                "(--n-bg) or use a smaller radius"
+            )
+        obj.append(c)
+        _exclude(pool, c, radius)
+    return ObjectMarkerSet(
+        background=np.asarray(bg, dtype=np.int64),
+        objects=np.asarray(obj, dtype=np.int64).reshape(-1, 2),
         radius=int(radius),
     )
 

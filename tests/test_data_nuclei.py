@@ -1,21 +1,32 @@
-"""Tests of the DSB2018 nuclei tiles read from the stardist wheel."""
+"""Tests of the DSB2018 nuclei tiles shipped inside the package."""
 
+import hashlib
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from flimexplore.data import list_datasets, load_dataset, load_nuclei, nuclei
 from flimexplore.errors import DatasetError
 
-needs_files = pytest.mark.skipif(
-    nuclei.nuclei_files() is None,
-    reason=f"stardist's data files are not installed; run: {nuclei.INSTALL_NUCLEI}",
-)
+# SHA-256 of (image bytes, mask bytes) of the 16 tiles, recorded from the TIFF files of the
+# stardist 0.9.2 wheel before the tiles were shipped: loading from the PNG files must not change them.
+TILES_SHA256 = "67a76c3de87df1fa1d3c0c96d1414163e730f36dc7f330fb96f32af648211d97"
 
 
-@needs_files
+def test_tiles_are_byte_identical_to_the_wheel_s():
+    ds = load_nuclei()
+    h = hashlib.sha256()
+    for image, mask in zip(ds.images, ds.masks, strict=True):
+        h.update(image.tobytes())
+        h.update(mask.tobytes())
+    assert h.hexdigest() == TILES_SHA256
+    assert float(np.mean(ds.images)) == pytest.approx(0.12013009935617447, abs=1e-9)
+    assert sum(int(m.sum()) for m in ds.masks) == 52226
+
+
 def test_sixteen_tiles_with_both_classes():
     ds = load_nuclei()
     assert len(ds) == 16 and ds.name == "nuclei"
@@ -29,7 +40,6 @@ def test_sixteen_tiles_with_both_classes():
         assert 0.05 < mask.mean() < 0.5
 
 
-@needs_files
 def test_robust_normalisation():
     grey = np.concatenate([img[..., 0].ravel() for img in load_nuclei().images])
     assert grey.min() == 0.0 and grey.max() == 1.0
@@ -37,29 +47,35 @@ def test_robust_normalisation():
     assert 0.0005 < np.mean(grey == 1.0) < 0.01  # about 0.2 % above the 99.8th
 
 
-@needs_files
-def test_tiles_match_the_label_image():
-    import tifffile
-
-    labels = tifffile.imread(nuclei.nuclei_files()[1])
+def test_tiles_match_the_label_files():
+    labels = iio.imread(nuclei.tile_folder() / "nuclei_r1_c1_labels.png")
     ds = load_dataset("nuclei", n_images=6)
     assert len(ds) == 6
-    np.testing.assert_array_equal(ds.masks[5], labels[128:256, 128:256] > 0)
+    np.testing.assert_array_equal(ds.masks[5], labels > 0)
+    assert labels.max() > 10  # instance labels, one per nucleus
 
 
-@needs_files
-def test_finding_files_does_not_import_stardist():
+def test_licence_and_origin_ship_next_to_the_tiles():
+    folder = nuclei.tile_folder()
+    assert "BSD 3-Clause" in (folder / "LICENSE").read_text() and "stardist 0.9.2" in (folder / "LICENSE").read_text()
+    assert "export_nuclei_tiles.py" in (folder / "README.md").read_text()
+
+
+def test_always_available_without_stardist():
     code = "import sys; from flimexplore.data import nuclei; nuclei.load_nuclei(); print('stardist' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_missing_stardist_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(nuclei, "nuclei_files", lambda: None)
-    with pytest.raises(DatasetError, match=r"pip install --no-deps stardist==0\.9\.2"):
-        load_nuclei()
     info = {i.name: i for i in list_datasets()}["nuclei"]
-    assert not info.available and info.how_to_install == "pip install --no-deps stardist==0.9.2"
+    assert info.available and info.how_to_install == "" and info.n_images == 16
+
+
+def test_damaged_installation_says_reinstall(tmp_path):
+    nuclei._tiles.cache_clear()
+    try:
+        with pytest.raises(DatasetError, match=r"nuclei_r0_c0\.png.*reinstall flimexplore"):
+            nuclei._tiles(tmp_path)
+    finally:
+        nuclei._tiles.cache_clear()
 
 
 def test_bad_n_images():

@@ -106,8 +106,6 @@ def test_subset_out_of_range():
         ({"images": [IMAGE[..., 0]] * 3}, r"\(H, W, 3\)"),
         ({"masks": [MASK[:8]] * 3}, "bool array of shape"),
         ({"masks": [MASK.astype(np.uint8)] * 3}, "bool array"),
-        ({"masks": [np.zeros((16, 16), bool)] * 3}, "no object"),
-        ({"masks": [np.ones((16, 16), bool)] * 3}, "no background"),
         ({"images": [np.full((16, 16, 3), np.nan, np.float32)] * 3}, "NaN"),
         ({"images": [np.full((16, 16, 3), 2.0, np.float32)] * 3}, r"outside \[0, 1\]"),
         ({"stems": ["a", "a", "b"]}, "repeats stems"),
@@ -135,3 +133,8 @@ def test_dataset_rejects_broken_invariants(kw, match):
 def test_dataset_rejects_bad_markers(markers, match):
     with pytest.raises(MarkerError, match=match):
         make(1, markers=markers)
+
+
+def test_dataset_accepts_masks_without_object_or_background():
+    ds = make(3, masks=[np.zeros((16, 16), bool), np.ones((16, 16), bool), MASK])
+    assert not ds.masks[0].any() and ds.masks[1].all() and ds.masks[2].sum() == MASK.sum()

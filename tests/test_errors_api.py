@@ -5,6 +5,7 @@ import dataclasses
 import errno
 import os
 import shutil
+from contextlib import nullcontext
 
 import imageio.v3 as iio
 import numpy as np
@@ -20,6 +21,7 @@ from flimexplore.errors import (
     DeviceError,
     FlimExploreError,
     MarkerError,
+    MaskWarning,
     OutputError,
     ResumeError,
 )
@@ -83,9 +85,10 @@ def test_missing_and_empty_dataset_paths(tmp_path):
     ("damage", "match"),
     [
         ("shape", r"masks/im03\.png has shape \(32, 20\) but its image im03\.png has shape \(32, 32\)"),
-        ("no_object", r"im03\.png: mask has no object pixels"),
-        ("no_background", r"im03\.png: mask has no background pixels"),
-        ("corrupt", r"cannot read image file .*im03\.png"),
+        ("no_object", r"marked image 'im02' \(--image 0\) of dataset 'd' has no object pixels; the marked image must "
+         r"hold both .*: --image 1 \('im01'\), --image 2 \('im05'\)$"),
+        ("no_background", r"marked image 'im02' \(--image 0\) of dataset 'd' has no background pixels"),
+        ("corrupt", r"im03\.png is not a readable PNG image"),
         ("unmatched", r"images in .* have no mask .*\['im03'\].*masks in .* have no image .*\['zz03'\]"),
         ("nan", r"im03\.tif: image holds NaN or infinite values"),
         ("inf", r"im03\.tif: image holds NaN or infinite values"),
@@ -96,10 +99,10 @@ def test_bad_folder_datasets_are_named(tmp_path, damage, match):
     image, mask = root / "images" / "im03.png", root / "masks" / "im03.png"
     if damage == "shape":
         iio.imwrite(mask, square_mask(32)[:, :20])
-    elif damage == "no_object":
-        iio.imwrite(mask, np.zeros((32, 32), np.uint8))
+    elif damage == "no_object":  # im02 is the marked image of seed 1
+        iio.imwrite(root / "masks" / "im02.png", np.zeros((32, 32), np.uint8))
     elif damage == "no_background":
-        iio.imwrite(mask, np.full((32, 32), 7, np.uint8))
+        iio.imwrite(root / "masks" / "im02.png", np.full((32, 32), 7, np.uint8))
     elif damage == "corrupt":
         image.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     elif damage == "unmatched":
@@ -109,22 +112,21 @@ def test_bad_folder_datasets_are_named(tmp_path, damage, match):
         pixels = np.random.default_rng(1).random((32, 32, 3)).astype(np.float32)
         pixels[5, 5, 1] = np.nan if damage == "nan" else np.inf
         tifffile.imwrite(root / "images" / "im03.tif", pixels, photometric="rgb")
-    with pytest.raises(DatasetError, match=match):
+    warns = pytest.warns(MaskWarning, match=r"im02\.png \(100 %\)") if damage == "no_background" else nullcontext()
+    with pytest.raises(DatasetError, match=match), warns:
         StudyContext(TINY.replace(dataset=str(root), n_bg=2, radius=2), device="cpu")
 
 
-def test_non_binary_mask_is_binarised_and_said(tmp_path):
+def test_label_like_mask_is_read_non_zero_and_warned(tmp_path):
     root = write_folder(tmp_path / "d")
     grey = square_mask(32, 3) // 255 * 128
     grey[10:14] *= 2  # three values: 0, 128, 256 -> 0
     grey[20, 10] = 40
     iio.imwrite(root / "masks" / "im03.png", grey.astype(np.uint8))
-    ds = load_dataset(root)
-    assert "binarised, non-zero = object (im03.png)" in ds.description
+    with pytest.warns(MaskWarning, match=r"like a label image, and was read as 'non-zero = object': im03\.png"):
+        ds = load_dataset(root)
+    assert "like a label image" in ds.description
     assert ds.masks[3].sum() == (grey > 0).sum()
-    cfg = TINY.replace(dataset=str(root), n_bg=2, radius=2)
-    first = next(run_study(cfg, device="cpu"))
-    assert "note: 1 masks with more than 2 values were binarised, non-zero = object" in first.message
 
 
 def test_seeds_file_malformed_or_outside_the_image(tmp_path):
@@ -181,7 +183,7 @@ def test_marked_image_out_of_range(image):
         ({"n_bg": 0}, r"n_bg \(--n-bg\) must be None or an integer >= 1, got 0"),
         ({"epochs": 0}, r"epochs \(--epochs\) must be an integer >= 1, got 0"),
         ({"epochs": -3}, r"epochs .* got -3"),
-        ({"splits": 0}, r"splits \(--splits\) must be an integer >= 1, got 0"),
+        ({"splits": 0}, r"splits \(--object-markers\) must be an integer >= 1, got 0"),
         ({"image": -1}, r"image \(--image\) must be an integer >= 0, got -1"),
         ({"n_images": 0}, r"n_images \(--n-images\) must be None or an integer >= 1"),
         ({"lr": 0.0}, r"lr \(--lr\) must be a finite number > 0, got 0.0"),

@@ -40,8 +40,8 @@ def one_error_line(err: str, match: str) -> None:
 
 def damaged_folder(tmp_path, damage):
     root = write_folder(tmp_path / "d")
-    if damage == "bad_mask":
-        iio.imwrite(root / "masks" / "im02.png", np.zeros((32, 32), np.uint8))
+    if damage == "bad_mask":  # im05 is the marked image of seed 0 (im02 is a test image, and may lack an object)
+        iio.imwrite(root / "masks" / "im05.png", np.zeros((32, 32), np.uint8))
     elif damage == "shape":
         iio.imwrite(root / "masks" / "im02.png", np.full((30, 32), 255, np.uint8))
     elif damage == "corrupt":
@@ -65,9 +65,11 @@ def damaged_folder(tmp_path, damage):
 @pytest.mark.parametrize(
     ("damage", "match"),
     [
-        ("bad_mask", "im02.png: mask has no object pixels"),
+        ("bad_mask", "marked image 'im05' (--image 0) of dataset 'd' has no object pixels; the marked image must hold "
+         "both object and background (validation and test images need not); marked images of this split that hold "
+         "both: --image 1 ('im04'), --image 2 ('im00')"),
         ("shape", "has shape (30, 32) but its image im02.png has shape (32, 32)"),
-        ("corrupt", "cannot read image file"),
+        ("corrupt", "is not a readable PNG image"),
         ("unmatched", "1 images in"),
         ("nan", "im02.tif: image holds NaN or infinite values"),
         ("seeds_outside", "im02-seeds.txt line 2: '5 33 -1 0': (x 5, y 33) is outside the 32x32 image"),
@@ -97,7 +99,8 @@ def test_bad_folder_dataset(tmp_path, capsys, damage, match):
         (["--n-bg", "900"], "900 background markers of radius 3 do not fit: only"),
         (["--epochs", "0"], "epochs (--epochs) must be an integer >= 1, got 0"),
         (["--epochs", "-2"], "epochs (--epochs) must be an integer >= 1, got -2"),
-        (["--splits", "0"], "splits (--splits) must be an integer >= 1, got 0"),
+        (["--splits", "0"], "splits (--object-markers) must be an integer >= 1, got 0"),
+        (["--object-markers", "0"], "splits (--object-markers) must be an integer >= 1, got 0"),
         (["--n-images", "3"], "the dataset has 3 images but the split needs at least 5"),
         (["--lr", "nan"], "lr (--lr) must be a finite number > 0, got nan"),
         (["--seed", "-1"], "seed (--seed) must be an integer >= 0, got -1"),
@@ -221,7 +224,7 @@ def test_python_m_flimexplore_in_subprocesses(tmp_path):
         p.stdout.close()
         p.stderr.close()
     expected = {
-        "bad_mask": "mask has no object pixels",
+        "bad_mask": "marked image 'im05' (--image 0) of dataset 'd' has no object pixels",
         "radius": "radius (--radius) must be None or an integer >= 1, got 0",
         "usage": "argument --epochs: invalid int value: 'many'",
         "cuda": "CUDA is not available on this machine",
@@ -233,7 +236,7 @@ def test_python_m_flimexplore_in_subprocesses(tmp_path):
             one_error_line(err, match)
     code, err = done["debug"]
     assert code == 1 and "Traceback (most recent call last)" in err
-    assert f"{DatasetError.__module__}.DatasetError" in err and "mask has no object pixels" in err
+    assert f"{DatasetError.__module__}.DatasetError" in err and "'im05' (--image 0) of dataset 'd' has no object pixels" in err
 
 
 def test_a_binarised_mask_is_reported(tmp_path, capsys):
@@ -243,7 +246,6 @@ def test_a_binarised_mask_is_reported(tmp_path, capsys):
     iio.imwrite(root / "masks" / "im03.png", grey)
     args = ["study", "--dataset", str(root), "--splits", "1", "--n-bg", "2", "--radius", "2", "--epochs", "2"]
     assert main([*args, "--out", str(tmp_path / "o")]) == 0
-    assert (
-        "note: 1 masks with more than 2 values were binarised, non-zero = object (im03.png)"
-        in capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    line = "flimexplore: warning: 1 mask holds 3 to 8 distinct values, like a label image, and was read as"
+    assert err.startswith(line) and "im03.png (values 0/127/200). Pass --object-label V[,V...]" in err.splitlines()[0]

@@ -22,34 +22,85 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"flimexplore: error: {message} (see {self.prog} --help)\n")
 
 
-def add_study_arguments(s: argparse.ArgumentParser) -> None:
-    """The study settings (:class:`StudyConfig`) and run options, as flags."""
+def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The study settings (:class:`StudyConfig`) and run options, as flags.
+
+    With ``sweep=True`` the flags that choose one study (``--dataset``,
+    ``--image``) are left out: ``flimexplore sweep`` defines its own.
+    """
     d = StudyConfig()
-    s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
+    if not sweep:
+        s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
-    s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
-    s.add_argument("--splits", type=int, default=d.splits, help="object markers (default: %(default)s)")
-    s.add_argument("--n-bg", type=int, default=None, help="background markers per split (default: the dataset's)")
+    s.add_argument("--size", type=int, default=None, help="side of a synthetic preset's images, 32-512 (default: 128)")
+    if not sweep:
+        s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
+    s.add_argument(
+        "--object-markers", "--splits", dest="splits", type=int, default=d.splits, metavar="N",
+        help="object markers, each with its own background markers (default: %(default)s; --splits is an alias)",
+    )
+    s.add_argument("--n-bg", type=int, default=None, help="background markers per object marker (default: the dataset's)")
     s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
     s.add_argument("--epochs", type=int, default=d.epochs, help="decision-layer epochs (default: %(default)s)")
     s.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
     s.add_argument("--seed", type=int, default=d.seed, help="seed of split, markers, models (default: %(default)s)")
     s.add_argument("--dense", action="store_true", help="evaluate every background position on a grid")
     s.add_argument("--dense-spacing", type=int, default=None, help="grid spacing of --dense (default: the radius)")
+    s.add_argument(
+        "--vary", choices=("background", "object"), default=d.vary,
+        help="which marker varies within a split; with 'object', --n-bg counts object markers (default: %(default)s)",
+    )
+    s.add_argument(
+        "--object-label", type=_integers("--object-label", 1), default=None, metavar="V[,V...]",
+        help="mask values that are object, e.g. 0,128 for the optic disc of REFUGE masks "
+        "(default: non-zero for binary masks, half the value range for lossy ones)",
+    )
+    s.add_argument(
+        "--markers-per-model", type=_integers("--markers-per-model", 2), default=d.markers_per_model, metavar="K,M",
+        help="object and background disks of every sampled model (default: 1,1, the paper's)",
+    )
+    s.add_argument(
+        "--markers", default=None, metavar="DIR|FILE",
+        help="the user's <stem>-seeds.txt for the marked image (or a folder holding it), scored as one extra "
+        "model (default: the dataset folder's markers/ when it has one for the marked image)",
+    )
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
     s.add_argument("--memory-mb", type=float, default=512, help="working-memory bound (default: %(default)s)")
+    s.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="arithmetic on CUDA; the CPU runs fp32 only (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once)."""
+def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> StudyConfig:
+    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once).
+
+    ``dataset`` overrides ``--dataset`` (``sweep`` takes several and checks each).
+    """
+    d = StudyConfig()
     return StudyConfig(
-        dataset=args.dataset, n_images=args.n_images, image=args.image, splits=args.splits,
-        n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
-        dense=args.dense, dense_spacing=args.dense_spacing,
+        dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
+        splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
+        dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
+        markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
     ).validate()
+
+
+def _integers(flag: str, count: int | None) -> Any:
+    """An argparse type: comma-separated integers (exactly `count` of them when count > 1)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.replace(" ", "").split(","))
+        except ValueError:
+            values = ()
+        if not values or (count and count > 1 and len(values) != count):
+            what = f"{count} comma-separated integers" if count and count > 1 else "comma-separated integers"
+            raise argparse.ArgumentTypeError(f"{flag} takes {what}, got {text!r}")
+        return values
+
+    return parse
 
 
 def drain(gen: Generator[Any, None, Any], out: str | None, quiet: bool) -> tuple[Any, int, int]:

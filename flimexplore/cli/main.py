@@ -16,19 +16,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
+from flimexplore import __version__
 from flimexplore.cli._common import CliParser
-from flimexplore.errors import FlimExploreError
+from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study", "advise")
+COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = CliParser(prog="flimexplore", description="Where should markers go when training FLIM networks?")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("--version", action="version", version=f"flimexplore {__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks (give it before the subcommand)")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"flimexplore.cli.{name}").register(sub)
@@ -39,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return importlib.import_module(f"flimexplore.cli.{args.command}").run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FlimExploreWarning)
+            warnings.showwarning = _show_warning
+            return importlib.import_module(f"flimexplore.cli.{args.command}").run(args)
     except FlimExploreError as err:
         if args.debug:
             raise
@@ -50,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("flimexplore: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Print flimexplore's warnings as one line on stderr; others as Python does."""
+    if issubclass(category, FlimExploreWarning):
+        print(f"flimexplore: warning: {_one_line(str(message))}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _one_line(message: str) -> str:

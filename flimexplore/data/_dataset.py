@@ -2,8 +2,10 @@
 
 Every loader in :mod:`flimexplore.data` ends by building a :class:`Dataset`,
 whose constructor checks the invariants the rest of flimexplore relies on
-(float32 RGB images in [0, 1], boolean masks holding both classes, unique
-stems, markers inside their image).  The helpers here turn raw arrays read
+(float32 RGB images in [0, 1], boolean masks of the image's shape, unique
+stems, markers inside their image).  A mask may hold no object (a tile
+without object is common in validation and test data); only the marked image
+of a study must hold both classes, which the study checks.  The helpers here turn raw arrays read
 from disk into that form and raise :class:`~flimexplore.errors.DatasetError`
 with a message that names the offending image.
 """
@@ -32,7 +34,7 @@ class Dataset:
     images : tuple of ndarray of shape (H, W, 3), dtype float32
         RGB images with finite values in [0, 1]; sizes may differ between images.
     masks : tuple of ndarray of shape (H, W), dtype bool
-        Ground truth, True = object; each holds both object and background.
+        Ground truth, True = object; a mask may be all background (or all object).
     stems : tuple of str
         One unique name per image (file stem, or ``"fish_000"`` style).
     description : str
@@ -264,7 +266,3 @@ def _check_pair(image: np.ndarray, mask: np.ndarray, stem: str) -> None:
         raise DatasetError(f"image {stem!r} holds NaN or infinite values")
     if image.min() < 0.0 or image.max() > 1.0:
         raise DatasetError(f"image {stem!r} has values outside [0, 1]")
-    if not mask.any():
-        raise DatasetError(f"mask {stem!r} has no object pixels")
-    if mask.all():
-        raise DatasetError(f"mask {stem!r} has no background pixels")

@@ -7,13 +7,19 @@ Two layouts are accepted, with images and masks matched by file stem::
     DIR/markers/<stem>-seeds.txt                    (optional, either layout)
 
 Files ending in .png, .jpg, .jpeg, .tif or .tiff (any case) are read; other
-files are ignored.  A mask pixel that is non-zero in any channel is object.
+files are ignored.  Masks are read by :func:`flimexplore.data.masks.read_mask`:
+non-zero = object for binary masks, the ``object_label`` values when given,
+half the value range for lossy (JPEG) masks, with a
+:class:`~flimexplore.errors.MaskWarning` whenever a guess was made.  Images
+larger than :data:`MAX_PIXELS` are refused before they are decoded.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -22,25 +28,34 @@ import tifffile
 from numpy.typing import NDArray
 
 from flimexplore.data._dataset import Dataset
-from flimexplore.data.seeds import read_seeds
+from flimexplore.data.masks import MaskReading, normalise_object_label, read_mask, warn_about_masks
+from flimexplore.data.seeds import check_seeds_shape, read_seeds
 from flimexplore.errors import DatasetError, MarkerError
 
-__all__ = ["IMAGE_SUFFIXES", "MIN_SIDE", "as_rgb_float", "load_folder"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MIN_SIDE", "as_rgb_float", "image_size", "load_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 LAYOUTS = (("images", "masks"), ("orig", "label"))
 SEEDS_SUFFIX = "-seeds.txt"
 MIN_SIDE = 16
+MAX_PIXELS = 100_000_000
+"""Largest image read, in pixels (100 megapixels: 1.2 GB as float32 RGB); larger ones are refused unread."""
 
 
-def load_folder(path: str | os.PathLike[str], n_images: int | None = None) -> Dataset:
+def load_folder(
+    path: str | os.PathLike[str], n_images: int | None = None, object_label: tuple[int, ...] | None = None
+) -> Dataset:
     """Load a folder dataset in the images/masks or the LIDS orig/label layout.
 
     Images are scaled to [0, 1] (uint8 / 255, uint16 / 65535, other dtypes
     min-max scaled when they leave [0, 1]); grey is replicated to RGB and alpha
-    dropped.  Masks are binarised, non-zero = object; when a mask holds more
-    than two values the description says so.  Suggested settings: radius 3
-    (5 when the median image side is 256 px or more), n_bg 30, n_superpixels 20.
+    dropped.  Masks: the `object_label` values are object; by default
+    non-zero = object for masks of up to 8 values and half the value range
+    for masks of more (lossy copies).  A :class:`~flimexplore.errors.MaskWarning`
+    names the files whenever that was a guess (lossy or label-like masks, an
+    object larger than half the image); the description repeats it.  A mask
+    may hold no object.  Suggested settings: radius 3 (5 when the median image
+    side is 256 px or more), n_bg 30, n_superpixels 20.
 
     Parameters
     ----------
@@ -48,6 +63,9 @@ def load_folder(path: str | os.PathLike[str], n_images: int | None = None) -> Da
         The dataset folder (see the module docstring for the layouts).
     n_images : int or None, optional
         Load at most this many images, the first by sorted stem; None loads all.
+    object_label : tuple of int, int, str or None, optional
+        Mask values that are object (e.g. ``(0, 128)``, or ``"0,128"``, for
+        the optic disc of REFUGE masks); None: see above.
 
     Returns
     -------
@@ -60,11 +78,17 @@ def load_folder(path: str | os.PathLike[str], n_images: int | None = None) -> Da
     DatasetError
         If the folder is missing or has neither layout, holds no images, stems
         do not match (up to 5 are named each way), a file cannot be read, shapes
-        differ, a mask lacks object or background, a value is NaN or inf, or an
-        image is smaller than 16x16 px.
+        differ, a value is NaN or inf, an image is smaller than 16x16 px or
+        larger than :data:`MAX_PIXELS`, or `object_label` is malformed.
     MarkerError
         If a seeds file is malformed, names no image, is for another image
-        shape or places a marker outside its image.
+        shape, places a marker outside its image, or has x and y swapped.
+
+    Warns
+    -----
+    MaskWarning
+        When masks were thresholded, look like label images, or have an
+        object covering more than half of the image (see above).
     """
     root = Path(path)
     if not root.exists():
@@ -73,19 +97,19 @@ def load_folder(path: str | os.PathLike[str], n_images: int | None = None) -> Da
         raise DatasetError(f"{root} is a file; a dataset is a folder holding images/ and masks/ (or orig/ and label/)")
     if n_images is not None and n_images < 1:
         raise DatasetError(f"n_images must be at least 1, got {n_images}")
+    object_label = normalise_object_label(object_label)
     image_dir, mask_dir = _layout(root)
     images, masks = _listing(image_dir), _listing(mask_dir)
     _match(images, masks, image_dir, mask_dir)
     stems = sorted(images)[:n_images]
-    pairs = [_read_pair(images[s], masks[s]) for s in stems]
-    multi = [masks[s].name for s, (_, _, many) in zip(stems, pairs, strict=True) if many]
+    pairs = [_read_pair(images[s], masks[s], object_label) for s in stems]
     description = f"folder dataset '{root.name}': {len(stems)} images ({image_dir.name}/ + {mask_dir.name}/)"
-    if multi:
-        description += (
-            f"; {len(multi)} masks with more than 2 values were binarised, non-zero = object ({', '.join(multi[:3])})"
-        )
+    if object_label is not None:
+        description += f"; object = mask values {', '.join(map(str, object_label))}"
+    notes = warn_about_masks([masks[s].name for s in stems], [p[2] for p in pairs], object_label)
+    description += "".join(f"; warning: {n}" for n in notes)
     side = float(np.median([min(p[1].shape) for p in pairs]))
-    shapes = {s: p[1].shape for s, p in zip(stems, pairs, strict=True)}
+    by_stem = {s: p[1] for s, p in zip(stems, pairs, strict=True)}
     return Dataset(
         name=root.name or str(root),
         images=tuple(p[0] for p in pairs),
@@ -96,7 +120,7 @@ def load_folder(path: str | os.PathLike[str], n_images: int | None = None) -> Da
         radius=3 if side < 256 else 5,
         n_bg=30,
         n_superpixels=20,
-        markers=_markers(root / "markers", set(images), shapes),
+        markers=_markers(root / "markers", set(images), by_stem),
     )
 
 
@@ -186,19 +210,96 @@ def _match(images: dict[str, Path], masks: dict[str, Path], image_dir: Path, mas
         raise DatasetError("; ".join(problems) + " (images and masks are matched by file stem)")
 
 
+def image_size(data: bytes, suffix: str) -> tuple[int, int] | None:
+    r"""Width and height of an encoded image from its header, without decoding it.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes.
+    suffix : str
+        Its suffix (``.png``, ``.jpg``, ``.tif``, ...), lower case.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(width, height)``, or None when the header cannot be parsed (the
+        decoder then says what is wrong).
+
+    Examples
+    --------
+    >>> import struct, zlib
+    >>> ihdr = struct.pack(">IIBBBBB", 15000, 12000, 8, 0, 0, 0, 0)
+    >>> png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+    >>> image_size(png, ".png")
+    (15000, 12000)
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if suffix in (".tif", ".tiff"):
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                shape = tif.pages[0].shape
+        except Exception:  # noqa: BLE001 - tifffile raises many kinds of error on bad files
+            return None
+        return (int(shape[1]), int(shape[0])) if len(shape) >= 2 else None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first start-of-frame segment of a JPEG."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # segments without a length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
 def _read(path: Path) -> np.ndarray:
-    """Read an image file as an array, or raise DatasetError naming the file."""
+    """Read an image file as an array, or raise DatasetError naming the file (size checked before decoding)."""
     try:
         data = path.read_bytes()  # decoders then never hold the file open, even on failure
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return np.asarray(tifffile.imread(io.BytesIO(data)))
-        return np.asarray(iio.imread(data, plugin="pillow", extension=path.suffix.lower()))
+    except OSError as err:
+        raise DatasetError(f"cannot read image file {path}: {err.strerror or err}") from err
+    suffix = path.suffix.lower()
+    size = image_size(data, suffix)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        w, h = size
+        raise DatasetError(
+            f"image file {path} is {w}x{h} px ({w * h / 1e6:.0f} megapixels), more than the limit of "
+            f"{MAX_PIXELS // 10**6} megapixels; downscale it or cut it into tiles"
+        )
+    try:
+        with warnings.catch_warnings():  # pillow warns of "decompression bombs" below our limit
+            warnings.simplefilter("ignore")
+            if suffix in (".tif", ".tiff"):
+                return np.asarray(tifffile.imread(io.BytesIO(data)))
+            return np.asarray(iio.imread(data, plugin="pillow", extension=suffix))
+    except MemoryError as err:
+        raise DatasetError(f"cannot read image file {path}: not enough memory to decode it") from err
     except Exception as err:  # imageio and tifffile raise many kinds of error on bad files
-        raise DatasetError(f"cannot read image file {path}: {err}") from err
+        what = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(suffix, "")
+        raise DatasetError(
+            f"{path} is not a readable {what + ' ' if what else ''}image ({len(data)} bytes; damaged, truncated, "
+            "or another format inside); replace the file or remove it and its partner image or mask"
+        ) from err
 
 
-def _read_pair(image_path: Path, mask_path: Path) -> tuple[NDArray[np.float32], NDArray[np.bool_], bool]:
-    """Read one image and its mask; return the RGB float image, the bool mask and whether it was multi-valued."""
+def _read_pair(
+    image_path: Path, mask_path: Path, object_label: tuple[int, ...] | None
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], MaskReading]:
+    """Read one image and its mask; return the RGB float image, the bool mask and how the mask was read."""
     image = as_rgb_float(_read(image_path), where=str(image_path))
     raw = _read(mask_path)
     if raw.ndim == 3 and raw.shape[2] in (2, 4):  # drop alpha
@@ -211,16 +312,14 @@ def _read_pair(image_path: Path, mask_path: Path) -> tuple[NDArray[np.float32], 
         )
     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
         raise DatasetError(f"{mask_path}: mask holds NaN or infinite values")
-    mask = raw != 0 if raw.ndim == 2 else (raw != 0).any(axis=2)
-    if not mask.any():
-        raise DatasetError(f"{mask_path}: mask has no object pixels (all zero)")
-    if mask.all():
-        raise DatasetError(f"{mask_path}: mask has no background pixels (no zero)")
-    return image, mask, np.unique(raw).size > 2
+    if raw.dtype.kind not in "biuf":
+        raise DatasetError(f"{mask_path}: mask of dtype {raw.dtype} is not a numeric image")
+    reading = read_mask(raw, object_label, str(mask_path))
+    return image, reading.mask, reading
 
 
-def _markers(folder: Path, all_stems: set[str], shapes: dict[str, tuple[int, int]]) -> dict[str, NDArray[np.int64]]:
-    """Read ``<stem>-seeds.txt`` files of `folder` for the loaded stems, checking image shapes."""
+def _markers(folder: Path, all_stems: set[str], masks: dict[str, NDArray[np.bool_]]) -> dict[str, NDArray[np.int64]]:
+    """Read ``<stem>-seeds.txt`` files of `folder` for the loaded stems, checking image shapes and x/y order."""
     if not folder.is_dir():
         return {}
     out = {}
@@ -228,11 +327,9 @@ def _markers(folder: Path, all_stems: set[str], shapes: dict[str, tuple[int, int
         stem = p.name[: -len(SEEDS_SUFFIX)]
         if stem not in all_stems:
             raise MarkerError(f"seeds file {p} names no image: there is no image with stem {stem!r}")
-        if stem not in shapes:  # an image left out by n_images
+        if stem not in masks:  # an image left out by n_images
             continue
-        markers, shape = read_seeds(p)
-        if shape != shapes[stem]:
-            (h, w), (ih, iw) = shape, shapes[stem]
-            raise MarkerError(f"seeds file {p} is for a {h}x{w} image but image {stem!r} is {ih}x{iw}")
+        markers, shape = read_seeds(p, image_shape=masks[stem].shape)
+        check_seeds_shape(p, markers, shape, masks[stem])
         out[stem] = markers
     return out

@@ -60,7 +60,7 @@ def list_datasets() -> list[DatasetInfo]:
     -------
     list of DatasetInfo
         ``fish``, ``eggs``, ``fundus`` (synthetic, always available) and
-        ``nuclei`` (available when stardist's data files are installed).
+        ``nuclei`` (real, shipped inside the package).
 
     Examples
     --------
@@ -71,21 +71,17 @@ def list_datasets() -> list[DatasetInfo]:
         DatasetInfo(name, description, synthetic.ORIGIN, _N_SYNTHETIC, True, "")
         for name, (_, description) in _SYNTHETIC.items()
     ]
-    available = nuclei.nuclei_files() is not None
-    infos.append(
-        DatasetInfo(
-            "nuclei",
-            nuclei.DESCRIPTION,
-            nuclei.ORIGIN,
-            _N_NUCLEI,
-            available,
-            "" if available else nuclei.INSTALL_NUCLEI,
-        )
-    )
+    infos.append(DatasetInfo("nuclei", nuclei.DESCRIPTION, nuclei.ORIGIN, _N_NUCLEI, True, ""))
     return infos
 
 
-def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_images: int | None = None) -> Dataset:
+def load_dataset(
+    name_or_path: str | os.PathLike[str] = DEFAULT_DATASET,
+    *,
+    n_images: int | None = None,
+    object_label: tuple[int, ...] | None = None,
+    size: int | None = None,
+) -> Dataset:
     """Load a named dataset or a dataset folder.
 
     Parameters
@@ -99,6 +95,13 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
         At most this many images, the first ones.  Synthetic presets then
         draw only those; None gives 60 synthetic images, 16 nuclei tiles or
         the whole folder.
+    object_label : tuple of int or None, optional
+        Mask values that are object, for folder datasets (see
+        :func:`~flimexplore.data.load_folder`); the named datasets have
+        boolean masks and take None only.
+    size : int or None, optional
+        Side of the synthetic presets' square images (32 to 512; None: 128,
+        the default images).  Only for the synthetic presets.
 
     Returns
     -------
@@ -109,7 +112,9 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
     ------
     DatasetError
         If `n_images` < 1, the name is unknown and no such folder exists (the
-        message lists the names), or the dataset cannot be loaded.
+        message lists the names), `object_label` is given for a named dataset,
+        `size` is given for a dataset that is not a synthetic preset or is out
+        of range, or the dataset cannot be loaded.
     MarkerError
         If a folder's seeds files are malformed.
 
@@ -122,11 +127,21 @@ def load_dataset(name_or_path: str | os.PathLike[str] = DEFAULT_DATASET, *, n_im
     if n_images is not None and (isinstance(n_images, bool) or int(n_images) != n_images or n_images < 1):
         raise DatasetError(f"n_images must be a positive integer or None, got {n_images!r}")
     key = name_or_path.lower() if isinstance(name_or_path, str) else None
+    if object_label is not None and (key in _SYNTHETIC or key == "nuclei"):
+        raise DatasetError(
+            f"object_label (--object-label) applies to mask files of folder datasets; {key!r} has boolean masks"
+        )
     if key in _SYNTHETIC:
-        return _SYNTHETIC[key][0](n_images=_N_SYNTHETIC if n_images is None else int(n_images))
+        n = _N_SYNTHETIC if n_images is None else int(n_images)
+        return _SYNTHETIC[key][0](n_images=n) if size is None else _SYNTHETIC[key][0](n_images=n, size=size)
+    if size is not None:
+        raise DatasetError(
+            f"size (--size) only applies to the synthetic presets ({', '.join(_SYNTHETIC)}); "
+            f"{str(name_or_path)!r} is loaded at its own size, so leave size unset"
+        )
     if key == "nuclei":
         return nuclei.load_nuclei(n_images)
     if not os.path.exists(name_or_path):
         names = ", ".join(info.name for info in list_datasets())
         raise DatasetError(f"no dataset named {str(name_or_path)!r} and no folder at that path; known names: {names}")
-    return load_folder(name_or_path, n_images)
+    return load_folder(name_or_path, n_images, object_label)

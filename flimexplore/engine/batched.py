@@ -9,7 +9,7 @@ maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +31,9 @@ from flimexplore.markers import marker_pixels
 
 __all__ = [
     "ImageGroup",
+    "LazyImages",
     "TrainedModels",
+    "learn_banks_grouped",
     "model_pixels",
     "prepare_images",
     "predict_gap",
@@ -42,6 +44,7 @@ __all__ = [
 
 DEFAULT_MEMORY_MB = 512
 CHUNK_BYTES = 8 * 2**20
+GPU_CHUNK_BYTES = 2**30
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -67,20 +70,52 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
+class LazyImages:
+    """Normalised Lab images of one shape, converted from RGB when a slice is asked for.
+
+    Stands in for the (N, 3, H, W) tensor of an :class:`ImageGroup` when
+    holding every image's Lab copy would cost too much memory (hundreds of
+    400x400 validation images): ``images[a:b]`` converts just those images,
+    so the working memory is one chunk's, whatever N is.  Slices equal the
+    corresponding slices of the eager tensor bit for bit.
+
+    Parameters
+    ----------
+    rgb : sequence of ndarray of shape (H, W, 3), float in [0, 1]
+        Kept by reference, not copied.
+    device : torch.device or str
+    """
+
+    def __init__(self, rgb: Sequence[NDArray[np.floating]], device: torch.device | str) -> None:
+        self._rgb = list(rgb)
+        h, w = self._rgb[0].shape[:2]
+        self.shape = torch.Size((len(self._rgb), 3, h, w))
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self._rgb)
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        if not isinstance(index, slice):
+            raise TypeError("LazyImages supports slices only, e.g. images[i : i + 1]")
+        lab = np.stack([lab_norm(self._rgb[i]) for i in range(len(self))[index]]).transpose(0, 3, 1, 2)
+        return torch.from_numpy(lab).to(self.device)
+
+
 @dataclass(frozen=True, eq=False)
 class ImageGroup:
     """Images of one shape, ready for the engine.
 
     Attributes
     ----------
-    images : Tensor of shape (N, 3, H, W), float32
-        Normalised Lab.
+    images : Tensor of shape (N, 3, H, W), float32, or LazyImages
+        Normalised Lab (converted slice by slice when lazy).
     masks : Tensor of shape (N, H, W), bool
     index : tuple of int
         Position of each image in the caller's list.
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | LazyImages
     masks: torch.Tensor
     index: tuple[int, ...]
 
@@ -89,6 +124,7 @@ def prepare_images(
     images: Sequence[NDArray[np.floating]],
     masks: Sequence[NDArray[np.bool_]],
     device: torch.device | str = "cpu",
+    lazy: bool = False,
 ) -> list[ImageGroup]:
     """Convert RGB images to normalised Lab tensors, grouped by shape.
 
@@ -97,6 +133,10 @@ def prepare_images(
     images : sequence of ndarray of shape (H, W, 3), float in [0, 1]
     masks : sequence of ndarray of shape (H, W), bool
     device : torch.device or str
+    lazy : bool, optional
+        Convert when a slice is used (:class:`LazyImages`) instead of now:
+        bounded memory for large image sets, at the cost of converting again
+        on every pass.
 
     Returns
     -------
@@ -108,11 +148,12 @@ def prepare_images(
         by_shape.setdefault(tuple(img.shape[:2]), []).append(i)
     groups = []
     for idx in by_shape.values():
+        m = torch.from_numpy(np.stack([np.asarray(masks[i], bool) for i in idx])).to(device)
+        if lazy:
+            groups.append(ImageGroup(LazyImages([images[i] for i in idx], device), m, tuple(idx)))
+            continue
         lab = np.stack([lab_norm(images[i]) for i in idx]).transpose(0, 3, 1, 2)
-        m = np.stack([np.asarray(masks[i], bool) for i in idx])
-        groups.append(
-            ImageGroup(torch.from_numpy(lab).to(device), torch.from_numpy(m).to(device), tuple(idx))
-        )
+        groups.append(ImageGroup(torch.from_numpy(lab).to(device), m, tuple(idx)))
     return groups
 
 
@@ -164,10 +205,48 @@ class TrainedModels:
         return len(self.bank)
 
 
+def learn_banks_grouped(
+    image: torch.Tensor, obj_pixels: Sequence[NDArray[np.integer]], bg_pixels: Sequence[NDArray[np.integer]]
+) -> FlimBank:
+    """FLIM blocks of ``B`` models whose markers hold different numbers of pixels.
+
+    Models with equally many object and background pixels are learned
+    together (one call of :func:`~flimexplore.engine.flim.learn_banks` per
+    group); a model's block does not depend on the other models of its
+    batch, so the result equals learning each model alone.
+
+    Parameters
+    ----------
+    image : Tensor of shape (C, H, W)
+        The marked image in normalised Lab.
+    obj_pixels, bg_pixels : sequence of ndarray of shape (K_i, 2) and (L_i, 2), int
+        ``(row, col)`` of each model's object and background pixels.
+
+    Returns
+    -------
+    FlimBank
+        Of ``B`` models, in input order.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (o, b) in enumerate(zip(obj_pixels, bg_pixels, strict=True)):
+        groups.setdefault((len(o), len(b)), []).append(i)
+    parts, order = [], []
+    for idx in groups.values():
+        obj = torch.as_tensor(np.stack([np.asarray(obj_pixels[i], np.int64) for i in idx]), device=image.device)
+        bg = torch.as_tensor(np.stack([np.asarray(bg_pixels[i], np.int64) for i in idx]), device=image.device)
+        parts.append(learn_banks(image, obj, bg))
+        order += idx
+    if len(parts) == 1:
+        return parts[0]
+    back = torch.as_tensor(np.argsort(order, kind="stable"), device=image.device)
+    fields = zip(*((p.kernels, p.mean, p.std, p.kernel_labels) for p in parts), strict=True)
+    return FlimBank(*(torch.cat(list(f))[back] for f in fields))
+
+
 def train_models(
     marked: ImageGroup,
-    obj_pixels: torch.Tensor,
-    bg_pixels: torch.Tensor,
+    obj_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
+    bg_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
     seeds: Sequence[int],
     epochs: int = 20,
     lr: float = 0.1,
@@ -177,7 +256,10 @@ def train_models(
     Parameters
     ----------
     marked : ImageGroup holding the one marked image
-    obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64
+    obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64, or sequences of ndarray of shape (K_i, 2)
+        Each model's marked pixels; models of different pixel counts (scribbles,
+        several disks, disks clipped by the border) are given as sequences
+        (see :func:`learn_banks_grouped`).
     seeds : sequence of int
         Seed of each model's decision-layer initialisation.
     epochs, lr : int, float
@@ -187,7 +269,10 @@ def train_models(
     TrainedModels
     """
     image, mask = marked.images[0], marked.masks[0]
-    bank = learn_banks(image, obj_pixels, bg_pixels)
+    if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
+        bank = learn_banks(image, obj_pixels, bg_pixels)
+    else:
+        bank = learn_banks_grouped(image, obj_pixels, bg_pixels)
     pooled = encode(image[None], bank)[0]  # (B, 16, h, w)
     params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
     return TrainedModels(bank, params, bn, losses)
@@ -199,8 +284,11 @@ def _model_group(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb:
     return max(1, min(n_models, int(memory_mb * 2**20 // per_model)))
 
 
-def _image_chunk(n_models: int, shape: tuple[int, int]) -> int:
-    """Images encoded together: their pooled features stay about cache-sized."""
+def _image_chunk(n_models: int, shape: tuple[int, int], device: torch.device | None = None) -> int:
+    """Images encoded together: on the CPU their pooled features stay about cache-sized; on a GPU
+    their full-resolution convolution output fits ``GPU_CHUNK_BYTES`` (one batched call per chunk)."""
+    if device is not None and device.type == "cuda":
+        return max(1, GPU_CHUNK_BYTES // (shape[0] * shape[1] * 4 * N_KERNELS * n_models))
     per_image = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * N_KERNELS * n_models
     return max(1, CHUNK_BYTES // per_image)
 
@@ -211,6 +299,7 @@ def score_models(
     c: torch.Tensor,
     groups: Sequence[ImageGroup],
     memory_mb: float = DEFAULT_MEMORY_MB,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Confusion counts of every model and head on a set of images.
 
@@ -230,6 +319,9 @@ def score_models(
     groups : sequence of ImageGroup
     memory_mb : float, optional
         Rough bound of the working memory.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each step, in image passes
+        (one image scored by one group of models); ``total`` is fixed.
 
     Returns
     -------
@@ -239,18 +331,25 @@ def score_models(
     n_total = sum(len(g.index) for g in groups)
     b, e = a.shape[:2]
     out = torch.zeros(b, e, n_total, 4, dtype=torch.int64, device=a.device)
+    passes = sum(len(g.index) * -(-b // _model_group(b, e, tuple(g.masks.shape[1:]), memory_mb)) for g in groups)
+    done = 0
+    if progress is not None:
+        progress(0, passes)
     for g in groups:
         shape = tuple(g.masks.shape[1:])
         step = _model_group(b, e, shape, memory_mb)
         for lo in range(0, b, step):
             models = slice(lo, lo + step)
             sub = bank.select(models)
-            chunk = _image_chunk(len(sub), shape)
+            chunk = _image_chunk(len(sub), shape, a.device)
             for first in range(0, len(g.index), chunk):
                 images = slice(first, first + chunk)
                 feats = encode(g.images[images], sub)
                 counts = count_outcomes(feats, a[models], c[models], g.masks[images])
                 out[models, :, list(g.index[images])] = counts
+                if progress is not None:
+                    done += len(g.index[images])
+                    progress(done, passes)
     return out.cpu()
 
 

@@ -7,13 +7,16 @@ import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from flimexplore.errors import ConfigError
 
-__all__ = ["StudyConfig"]
+__all__ = ["VARY", "StudyConfig"]
+
+VARY = ("background", "object")
+"""Which marker a study varies: the background marker (the paper's study) or the object marker."""
 
 # name -> (smallest allowed value, whether None is allowed)
 _INTEGERS = {
@@ -25,6 +28,7 @@ _INTEGERS = {
     "epochs": (1, False),
     "seed": (0, False),
     "dense_spacing": (1, True),
+    "size": (32, True),
 }
 
 
@@ -41,9 +45,12 @@ class StudyConfig:
     image : int
         Which of the split's marked images to study (0-based, paper: 3 per dataset).
     splits : int
-        Number of object markers, each with its own background markers (paper: 5).
+        Number of object markers, each with its own background markers (paper: 5;
+        ``--object-markers`` on the command line).  The field keeps its historical
+        name; user-facing text says "object markers".  One object marker with its
+        background markers is a "split" in ``results.csv`` and file names.
     n_bg : int or None
-        Background markers per split; None takes the dataset's suggestion.
+        Background markers per object marker; None takes the dataset's suggestion.
     radius : int or None
         Marker radius in pixels; None takes the dataset's suggestion.
     epochs : int
@@ -57,6 +64,26 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+    vary : {"background", "object"}
+        Which marker varies within a split.  ``"background"`` (the paper):
+        each split fixes one object marker and varies ``n_bg`` background
+        markers.  ``"object"``: each split fixes one background marker and
+        varies ``n_bg`` object markers (or, with ``dense``, every object
+        position on the grid); ``n_bg`` then counts object markers.
+    object_label : tuple of int or None
+        Mask values that are object, for folder datasets (``(0, 128)``: the
+        optic disc of REFUGE masks); None: non-zero for binary masks (see
+        :func:`flimexplore.data.load_folder`).
+    markers_per_model : tuple of int
+        ``(K, M)``: every sampled model learns from K object and M background
+        disks, drawn with the paper's rules (``(1, 1)``, the paper's study).
+    markers : str or None
+        The user's markers of the marked image, scored as one extra model: a
+        ``<stem>-seeds.txt`` file or a folder holding one; None takes the
+        dataset folder's ``markers/`` (if it has one for the marked image).
+    size : int or None
+        Side of a synthetic preset's images (32 to 512, paper-sized: 400);
+        None draws the default 128x128 images.  Only for the presets.
 
     Notes
     -----
@@ -77,10 +104,22 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+    vary: Literal["background", "object"] = "background"
+    object_label: tuple[int, ...] | None = None
+    markers_per_model: tuple[int, int] = (1, 1)
+    markers: str | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):
             object.__setattr__(self, "dataset", os.fspath(self.dataset))
+        if isinstance(self.markers, os.PathLike):
+            object.__setattr__(self, "markers", os.fspath(self.markers))
+        for name in ("object_label", "markers_per_model"):
+            value = getattr(self, name)
+            if isinstance(value, list | tuple | np.ndarray):
+                items = [int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v for v in value]
+                object.__setattr__(self, name, tuple(items))
         for name in _INTEGERS:
             value = getattr(self, name)
             if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -125,13 +164,29 @@ class StudyConfig:
             problems.append(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
         if not isinstance(self.dense, bool):
             problems.append(f"dense (--dense) must be True or False, got {self.dense!r}")
+        if self.vary not in VARY:
+            problems.append(f"vary (--vary) must be 'background' or 'object', got {self.vary!r}")
+        label = self.object_label
+        if label is not None and (
+            not isinstance(label, tuple) or not label or not all(_whole(v, 0) for v in label)
+        ):
+            problems.append(f"object_label (--object-label) must be None or integers >= 0 like (0, 128), got {label!r}")
+        per = self.markers_per_model
+        if not isinstance(per, tuple) or len(per) != 2 or not all(_whole(v, 1) for v in per):
+            problems.append(f"markers_per_model (--markers-per-model) must be two integers >= 1 (K, M), got {per!r}")
+        elif self.dense and per != (1, 1):
+            problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with dense (--dense), got {per!r}")
+        elif self.vary == "object" and per != (1, 1):
+            problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with vary (--vary) object, got {per!r}")
+        if self.markers is not None and (not isinstance(self.markers, str) or not self.markers.strip()):
+            problems.append(f"markers (--markers) must be None or a seeds file or folder path, got {self.markers!r}")
         if problems:
             raise ConfigError("invalid study settings: " + "; ".join(problems))
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain dictionary."""
-        return asdict(self)
+        """The settings as a plain dictionary (tuples as lists, as JSON gives them back)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def to_json(self) -> str:
         """The settings as a JSON document."""
@@ -161,5 +216,9 @@ class StudyConfig:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
+def _whole(value: Any, lowest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lowest
+
+
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return "--object-markers" if name == "splits" else "--" + name.replace("_", "-")

@@ -2,7 +2,8 @@
 
 :class:`StudyContext` loads the dataset, applies the paper's split, picks
 the marked image, converts the validation and test images to tensors on
-the compute device, and evaluates batches of marker pairs with the
+the compute device (large sets on the CPU: chunk by chunk as they are
+scored, so memory does not grow with them), and evaluates batches of marker pairs with the
 batched engine (or the reference path).  The study runner and the
 interactive explorer both go through it, so a marker the user drags in the
 explorer is scored exactly like a sampled one.
@@ -11,15 +12,18 @@ explorer is scored exactly like a sampled one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from flimexplore.data import Dataset, Split, load_dataset, split_dataset
+from flimexplore.data.folder import SEEDS_SUFFIX
+from flimexplore.data.seeds import check_seeds_shape, read_seeds
 from flimexplore.engine.batched import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
@@ -39,6 +43,10 @@ from flimexplore.markers import marker_pixels
 from flimexplore.study.config import StudyConfig
 
 __all__ = ["PairScores", "StudyContext"]
+
+# Validation and test images larger than this (RGB bytes) are converted to Lab chunk by chunk on the
+# CPU instead of once up front: 313 + 316 images of 400x400 would otherwise hold 1.2 GB of tensors.
+EAGER_BYTES = 256 * 2**20
 
 ARRAY_KEYS = (
     "kernels", "norm_mean", "norm_std", "kernel_labels", "gamma", "beta", "weight", "bias",
@@ -93,7 +101,11 @@ class StudyContext:
     def __init__(self, config: StudyConfig, device: str = "auto", dataset: Dataset | None = None) -> None:
         config.validate()
         self.device = resolve_device(device)
-        self.dataset = dataset if dataset is not None else load_dataset(config.dataset, n_images=config.n_images)
+        self.dataset = (
+            dataset
+            if dataset is not None
+            else load_dataset(config.dataset, n_images=config.n_images, object_label=config.object_label, size=config.size)
+        )
         _check_values(self.dataset)
         self.split: Split = split_dataset(len(self.dataset), seed=config.seed)
         if not 0 <= config.image < len(self.split.marked):
@@ -101,6 +113,7 @@ class StudyContext:
                 f"marked image {config.image} does not exist: the split has "
                 f"{len(self.split.marked)} marked images (0..{len(self.split.marked) - 1})"
             )
+        _check_marked(self.dataset, self.split, config.image, config.seed)
         self.config = config.replace(
             n_bg=config.n_bg if config.n_bg is not None else self.dataset.n_bg,
             radius=config.radius if config.radius is not None else self.dataset.radius,
@@ -110,8 +123,19 @@ class StudyContext:
         self.mask = self.dataset.masks[self.marked_index]
         ds = self.dataset
         self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
-        self.val_groups = prepare_images([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device)
-        self.test_groups = prepare_images([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device)
+        held = sum(ds.images[i].nbytes for i in (*self.split.val, *self.split.test))
+        lazy = self.device.type == "cpu" and held > EAGER_BYTES  # on CUDA the tensors live in GPU memory
+        self.val_groups = prepare_images(
+            [ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device, lazy
+        )
+        self.test_groups = prepare_images(
+            [ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device, lazy
+        )
+        self.user_markers, self.user_markers_source = load_user_markers(self.config.markers, self.dataset, self.marked_index)
+
+    def without_object(self, part: str) -> int:
+        """Number of images of ``"val"`` or ``"test"`` whose mask holds no object pixel."""
+        return sum(not self.dataset.masks[i].any() for i in getattr(self.split, part))
 
     @property
     def stem(self) -> str:
@@ -125,13 +149,16 @@ class StudyContext:
         every image and mask, so that a folder whose files were changed
         between two runs is not resumed with results of the old files.
         """
-        return {
+        out: dict[str, object] = {
             "marked_stem": self.stem,
             "n_images": len(self.dataset),
             "dataset_name": self.dataset.name,
             "shape": list(self.image.shape[:2]),
             "data_sha256": self.fingerprint,
         }
+        if self.user_markers is not None:  # only then, so that folders of studies without them still resume
+            out["user_markers_sha256"] = hashlib.sha256(self.user_markers.tobytes()).hexdigest()[:16]
+        return out
 
     @cached_property
     def fingerprint(self) -> str:
@@ -150,6 +177,7 @@ class StudyContext:
         bg: NDArray[np.integer],
         seeds: Sequence[int],
         memory_mb: float = DEFAULT_MEMORY_MB,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PairScores:
         """Train and score ``B`` marker pairs with the batched engine.
 
@@ -160,6 +188,9 @@ class StudyContext:
         seeds : sequence of int
             Decision-layer seed of each model.
         memory_mb : float, optional
+        progress : callable, optional
+            Called as ``progress(n, N)`` while the trained models are scored:
+            ``n`` of the ``N`` validation and test images are done.
 
         Returns
         -------
@@ -176,27 +207,100 @@ class StudyContext:
             raise MarkerError(f"{len(obj)} marker pairs but {len(seeds)} seeds")
         centres = np.concatenate([obj, bg])
         clipped = (centres < r).any() or (centres[:, 0] >= shape[0] - r).any() or (centres[:, 1] >= shape[1] - r).any()
-        if clipped:  # user markers near the border: the engine needs disks of one size per batch
-            sizes = [(len(marker_pixels(o, r, shape)), len(marker_pixels(b, r, shape))) for o, b in zip(obj, bg, strict=True)]
-            if len(set(sizes)) > 1:
-                groups = [np.array([i for i, k in enumerate(sizes) if k == key]) for key in sorted(set(sizes))]
-                parts = [self.evaluate(obj[g], bg[g], [seeds[i] for i in g], memory_mb) for g in groups]
-                return _merge(parts, groups)
-        trained = train_models(
-            self.marked,
-            model_pixels(obj, r, shape, self.device),
-            model_pixels(bg, r, shape, self.device),
-            seeds,
-            epochs=self.config.epochs,
-            lr=self.config.lr,
+        if clipped:  # user markers near the border: disks of different sizes
+            return self._score(
+                [marker_pixels(o, r, shape) for o in obj], [marker_pixels(b, r, shape) for b in bg], seeds, memory_mb,
+                progress,
+            )
+        return self._score(
+            model_pixels(obj, r, shape, self.device), model_pixels(bg, r, shape, self.device), seeds, memory_mb, progress
         )
+
+    def evaluate_markers(
+        self,
+        obj_pixels: Sequence[NDArray[np.integer]],
+        bg_pixels: Sequence[NDArray[np.integer]],
+        seeds: Sequence[int],
+        memory_mb: float = DEFAULT_MEMORY_MB,
+    ) -> PairScores:
+        """Train and score ``B`` models whose markers are any sets of labelled pixels.
+
+        A model's object (background) marker is every pixel given for it: a
+        disk, a scribble, or several components.  Models whose object and
+        background pixel counts match learn their FLIM blocks together; the
+        decision layers and the scoring of all models run as one batch, so
+        the results equal :meth:`evaluate` for disks and do not depend on
+        how the models are batched.
+
+        Parameters
+        ----------
+        obj_pixels : sequence of ndarray of shape (K_i, 2), int
+            ``(row, col)`` of each model's object pixels (``K_i >= 1``).
+        bg_pixels : sequence of ndarray of shape (L_i, 2), int
+            ``(row, col)`` of each model's background pixels (``L_i >= 1``).
+        seeds : sequence of int
+            Decision-layer seed of each model.
+        memory_mb : float, optional
+
+        Returns
+        -------
+        PairScores
+            In input order.
+
+        Raises
+        ------
+        MarkerError
+            If the lists differ in length, a pixel array is not (K, 2)
+            integers, is empty, or has a pixel outside the marked image.
+        """
+        if not (len(obj_pixels) == len(bg_pixels) == len(seeds)):
+            raise MarkerError(
+                f"{len(obj_pixels)} object markers, {len(bg_pixels)} background markers and {len(seeds)} seeds; "
+                "give one of each per model"
+            )
+        if len(seeds) == 0:
+            raise MarkerError("no model to evaluate: the marker lists are empty")
+        h, w = self.mask.shape
+        checked: list[list[NDArray[np.int64]]] = [[], []]
+        for name, arrays, out in (("object", obj_pixels, checked[0]), ("background", bg_pixels, checked[1])):
+            for i, px in enumerate(arrays):
+                a = np.asarray(px)
+                if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0 or a.dtype.kind not in "iu":
+                    raise MarkerError(
+                        f"{name} pixels of model {i} must be a non-empty integer array of shape (K, 2), "
+                        f"got {a.dtype} {a.shape}"
+                    )
+                a = a.astype(np.int64)
+                outside = (a[:, 0] < 0) | (a[:, 0] >= h) | (a[:, 1] < 0) | (a[:, 1] >= w)
+                if outside.any():
+                    j = int(np.argmax(outside))
+                    raise MarkerError(
+                        f"{name} pixel ({a[j, 0]}, {a[j, 1]}) of model {i} is outside the {h}x{w} marked image"
+                    )
+                out.append(a)
+        return self._score(checked[0], checked[1], seeds, memory_mb)
+
+    def _score(
+        self,
+        obj_pixels: torch.Tensor | Sequence[NDArray[np.int64]],
+        bg_pixels: torch.Tensor | Sequence[NDArray[np.int64]],
+        seeds: Sequence[int],
+        memory_mb: float,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> PairScores:
+        """Train the models of the given marker pixels and score them on validation and test images."""
+        trained = train_models(self.marked, obj_pixels, bg_pixels, seeds, epochs=self.config.epochs, lr=self.config.lr)
         a, c = head_gap(trained.params, trained.bn)
-        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb).numpy()
+        n_val, n_test = len(self.split.val), len(self.split.test)
+        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb, _images(progress, 0, n_val, n_val + n_test)).numpy()
         curve = metrics_from_counts(val_counts)["dice"].mean(axis=2)  # (B, E)
         best = curve.argmax(axis=1)
         pick = torch.as_tensor(best, device=a.device)
         idx = torch.arange(len(best), device=a.device)
-        test_counts = score_models(trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb).numpy()
+        test_counts = score_models(
+            trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb,
+            _images(progress, n_val, n_test, n_val + n_test),
+        ).numpy()
         b = np.arange(len(best))
         val = {k: v.mean(axis=2)[b, best] for k, v in metrics_from_counts(val_counts).items()}
         test = {k: v.mean(axis=2)[:, 0] for k, v in metrics_from_counts(test_counts).items()}
@@ -250,15 +354,100 @@ class StudyContext:
         return (predict_gap(group.images[0], bank, params, bn)[0] > 0).cpu().numpy()
 
 
+def _images(progress: Callable[[int, int], None] | None, before: int, n: int, total: int) -> Callable[[int, int], None] | None:
+    """Turn score_models' image passes over `n` images into ``progress(images done, total images)``."""
+    if progress is None:
+        return None
+    return lambda done, passes: progress(before + (n * done) // max(passes, 1), total)
+
+
 def _check_values(dataset: Dataset) -> None:
     """Refuse NaN, inf or out-of-range pixels (arrays of a Dataset can be changed after it was built)."""
-    for stem, image, mask in zip(dataset.stems, dataset.images, dataset.masks, strict=True):
+    for stem, image in zip(dataset.stems, dataset.images, strict=True):
         if not np.isfinite(image).all():
             raise DatasetError(f"image {stem!r} of dataset {dataset.name!r} holds NaN or infinite values")
         if image.min() < 0.0 or image.max() > 1.0:
             raise DatasetError(f"image {stem!r} of dataset {dataset.name!r} has values outside [0, 1]")
-        if not mask.any() or mask.all():
-            raise DatasetError(f"mask {stem!r} of dataset {dataset.name!r} must hold both object and background")
+
+
+def _check_marked(dataset: Dataset, split: Split, image: int, seed: int) -> None:
+    """Refuse a marked image without object or background, naming the images that could be marked instead."""
+    mask = dataset.masks[split.marked[image]]
+    if mask.any() and not mask.all():
+        return
+    both = [k for k, i in enumerate(split.marked) if dataset.masks[i].any() and not dataset.masks[i].all()]
+    if both:
+        instead = "marked images of this split that hold both: " + ", ".join(
+            f"--image {k} ({dataset.stems[split.marked[k]]!r})" for k in both
+        )
+    else:
+        usable = {i for i, m in enumerate(dataset.masks) if m.any() and not m.all()}
+        other = next(
+            (s for s in range(seed + 1, seed + 200) if usable & set(split_dataset(len(dataset), seed=s).marked)), None
+        )
+        instead = f"none of this split's {len(split.marked)} marked images does" + (
+            f"; --seed {other} draws a split whose marked images include one that does" if other is not None else ""
+        )
+    lacks = "object" if not mask.any() else "background"
+    raise DatasetError(
+        f"marked image {dataset.stems[split.marked[image]]!r} (--image {image}) of dataset {dataset.name!r} has no "
+        f"{lacks} pixels; the marked image must hold both object and background (validation and test images "
+        f"need not); {instead}"
+    )
+
+
+def load_user_markers(
+    source: str | None, dataset: Dataset, index: int
+) -> tuple[NDArray[np.int64] | None, str | None]:
+    """The user's markers of one image: from a seeds file or folder, or from the dataset's ``markers/``.
+
+    Parameters
+    ----------
+    source : str or None
+        A ``<stem>-seeds.txt`` file, or a folder holding ``<stem>-seeds.txt``
+        for the image's stem; None takes ``dataset.markers`` of the stem.
+    dataset : Dataset
+    index : int
+        The image.
+
+    Returns
+    -------
+    markers : ndarray of shape (N, 3), int64, or None
+        Rows ``(row, col, label)``; None when there are none.
+    where : str or None
+        Where they came from, for messages.
+
+    Raises
+    ------
+    MarkerError
+        If the file or folder is missing, does not fit the image (size, x/y
+        swapped), or lacks object (label 1) or background (label 0) markers.
+    """
+    stem, mask = dataset.stems[index], dataset.masks[index]
+    if source is None:
+        if stem not in dataset.markers:
+            return None, None
+        markers, where = dataset.markers[stem], f"markers/{stem}{SEEDS_SUFFIX} of dataset {dataset.name!r}"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / f"{stem}{SEEDS_SUFFIX}"
+            if not path.is_file():
+                found = sorted(p.name for p in Path(source).glob(f"*{SEEDS_SUFFIX}"))[:5]
+                raise MarkerError(
+                    f"--markers {source}: no {path.name} for the marked image {stem!r} "
+                    f"(found: {', '.join(found) or 'no seeds files'}); give the file or choose the image with --image"
+                )
+        elif not path.is_file():
+            raise MarkerError(f"--markers {source}: no such seeds file or folder")
+        markers, shape = read_seeds(path, image_shape=mask.shape)
+        check_seeds_shape(path, markers, shape, mask)
+        where = str(path)
+    labels = set(markers[:, 2].tolist())
+    for label, name in ((1, "object (label 1)"), (0, "background (label 0)")):
+        if label not in labels:
+            raise MarkerError(f"the user markers {where} hold no {name} pixels; a model needs both")
+    return markers, where
 
 
 def _check_pairs(obj: NDArray, bg: NDArray, mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from flimexplore.colormap import heat_colors
 
-__all__ = ["HeatLayer", "paint_heatmap", "render_heatmap"]
+__all__ = ["HeatLayer", "paint_heatmap", "paint_pixels", "render_heatmap"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +83,34 @@ def paint_heatmap(
     return HeatLayer(value=value, weight=top / 2.0)
 
 
+def paint_pixels(
+    shape: tuple[int, int], pixels: NDArray[np.integer], score: float
+) -> HeatLayer:
+    """Paint one marker of any shape (a scribble, several strokes) with its score.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W)``.
+    pixels : ndarray of shape (K, 2), int
+        ``(row, col)`` of the marker's pixels.
+    score : float
+        The model's relevance (validation Dice).
+
+    Returns
+    -------
+    HeatLayer
+        The score at full opacity on the marker's pixels, NaN elsewhere.
+    """
+    value = np.full(shape, np.nan)
+    weight = np.zeros(shape)
+    px = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    if np.isfinite(score):
+        value[px[:, 0], px[:, 1]] = float(score)
+        weight[px[:, 0], px[:, 1]] = 1.0
+    return HeatLayer(value=value, weight=weight)
+
+
 def render_heatmap(
     image: NDArray[np.floating],
     layer: HeatLayer,
@@ -90,6 +118,8 @@ def render_heatmap(
     radius: float = 0.0,
     vmin: float | None = None,
     vmax: float | None = None,
+    obj_pixels: NDArray[np.integer] | None = None,
+    marker_colour: tuple[int, int, int] = (255, 0, 0),
 ) -> NDArray[np.uint8]:
     """Blend a heat layer over a greyed copy of the image.
 
@@ -97,11 +127,15 @@ def render_heatmap(
     ----------
     image : ndarray of shape (H, W, 3), float in [0, 1]
     layer : HeatLayer
-    obj_centre : ndarray of shape (2,), optional
-        Object marker, drawn as a solid red disk of ``radius``.
+    obj_centre : ndarray of shape (2,) or (K, 2), optional
+        The split's fixed marker(s) (object markers), drawn as solid disks of ``radius``.
     radius : float
     vmin, vmax : float, optional
         Colour range; defaults to the range of the layer's values.
+    obj_pixels : ndarray of shape (P, 2), int, optional
+        Object marker of any shape, drawn in solid red pixel by pixel.
+    marker_colour : tuple of int, optional
+        RGB of the ``obj_centre`` disks (red; a fixed background marker is drawn green).
 
     Returns
     -------
@@ -117,6 +151,10 @@ def render_heatmap(
     out = alpha * colour + (1.0 - alpha) * base
     if obj_centre is not None and radius > 0:
         rr, cc = np.mgrid[: out.shape[0], : out.shape[1]]
-        disk = (rr - obj_centre[0]) ** 2 + (cc - obj_centre[1]) ** 2 <= radius * radius
-        out[disk] = (255.0, 0.0, 0.0)
+        for centre in np.asarray(obj_centre).reshape(-1, 2):
+            disk = (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius * radius
+            out[disk] = tuple(float(v) for v in marker_colour)
+    if obj_pixels is not None:
+        px = np.asarray(obj_pixels, dtype=np.int64).reshape(-1, 2)
+        out[px[:, 0], px[:, 1]] = (255.0, 0.0, 0.0)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -12,10 +12,11 @@ with the same output folder: finished models are read back, not recomputed.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,45 +25,36 @@ import numpy as np
 from numpy.typing import NDArray
 
 from flimexplore.engine.batched import DEFAULT_MEMORY_MB
+from flimexplore.engine.precision import check_precision, precision_scope
 from flimexplore.engine.scores import METRICS
 from flimexplore.errors import ConfigError, MarkerError
-from flimexplore.markers import MARGIN_FACTOR, MarkerSet, admissible_centres, sample_markers
+from flimexplore.markers import (
+    MARGIN_FACTOR,
+    MarkerGroups,
+    MarkerPixels,
+    MarkerSet,
+    ObjectMarkerSet,
+    admissible_centres,
+    marker_union,
+    sample_marker_groups,
+    sample_markers,
+    sample_object_markers,
+)
 from flimexplore.study.config import StudyConfig
-from flimexplore.study.context import StudyContext
-from flimexplore.study.heatmap import HeatLayer, paint_heatmap, render_heatmap
+from flimexplore.study.context import PairScores, StudyContext, _merge
+from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
+from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
 from flimexplore.study.store import ResultStore
 
-__all__ = ["Progress", "StopStudy", "StudyResult", "dense_positions", "model_seed", "plan_markers", "run_study", "run_study_all"]
+__all__ = [
+    "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
+    "ModelEntry", "evaluate_models", "model_table", "plan_markers", "run_study", "run_study_all",
+]
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
-
-
-class StopStudy(Exception):
-    """Thrown into :func:`run_study` (``gen.throw(StopStudy())``) to stop it early.
-
-    The generator then returns the partial :class:`StudyResult` of the models
-    finished so far (``StopIteration.value``).
-    """
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress event of a running study.
-
-    Attributes
-    ----------
-    done : int
-        Models finished so far (including ones resumed from disk).
-    total : int
-        Models in the study.
-    message : str
-        What just happened, for a log line or a progress label.
-    """
-
-    done: int
-    total: int
-    message: str
+USER_SPLIT = -1
+"""``split`` and ``bg_index`` of the row of the user's own markers (results.csv)."""
 
 
 def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
@@ -70,12 +62,16 @@ def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
     return int(np.random.SeedSequence([seed, image, split, bg_index]).generate_state(1)[0])
 
 
-def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None) -> NDArray[np.int64]:
+def dense_positions(
+    mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None, *, on_object: bool = False
+) -> NDArray[np.int64]:
     """Every admissible background centre on a regular grid (dense marker maps).
 
     Centres keep the paper's margins: ``1.5 r`` from the image border and
-    from the object marker; they lie on the background and on a grid of the
-    given spacing (default ``r``), so neighbouring disks overlap.
+    from the fixed marker ``obj``; they lie on the background (on the object
+    with ``on_object``, for ``--vary object``, where ``obj`` is the fixed
+    background marker) and on a grid of the given spacing (default ``r``),
+    so neighbouring disks overlap.
 
     Returns
     -------
@@ -84,19 +80,36 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     step = int(radius if spacing is None else spacing)
     if step <= 0:
         raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
-    ok = admissible_centres(mask, radius) & ~mask
+    ok = admissible_centres(mask, radius) & (mask if on_object else ~mask)
     rr, cc = np.nonzero(ok)
     on_grid = (rr % step == 0) & (cc % step == 0)
     far = (rr - obj[0]) ** 2 + (cc - obj[1]) ** 2 >= (MARGIN_FACTOR * radius) ** 2
     keep = on_grid & far
     if not keep.any():
-        raise MarkerError(f"no background grid position fits with radius {radius} and spacing {step}")
+        where = "object" if on_object else "background"
+        raise MarkerError(f"no {where} grid position fits with radius {radius} and spacing {step}")
     return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
 
 
-def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
-    """Markers of every split: one object marker and its background markers each."""
+def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet]:
+    """Markers of every split: one object marker and its background markers each.
+
+    With ``markers_per_model = (K, M)`` other than ``(1, 1)`` each split is a
+    :class:`~flimexplore.markers.MarkerGroups`: K object disks shared by the
+    split's ``n_bg`` models, each with its own M background disks.  With
+    ``vary="object"`` each split is an :class:`~flimexplore.markers.ObjectMarkerSet`:
+    one background marker and ``n_bg`` object markers (every object grid
+    position with ``dense``).  Split ``s`` samples with the generator seeded
+    by ``(seed, image, s)``.
+    """
     cfg = ctx.config
+    if cfg.vary == "object":
+        return [_plan_objects(ctx, s) for s in range(cfg.splits)]
+    if tuple(cfg.markers_per_model) != (1, 1):
+        return [
+            sample_marker_groups(ctx.mask, cfg.n_bg, cfg.markers_per_model, cfg.radius, np.random.default_rng([cfg.seed, cfg.image, s]))
+            for s in range(cfg.splits)
+        ]
     sets = []
     for s in range(cfg.splits):
         rng = np.random.default_rng([cfg.seed, cfg.image, s])
@@ -107,6 +120,20 @@ def plan_markers(ctx: StudyContext) -> list[MarkerSet]:
     return sets
 
 
+def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list[list[int]]:
+    """Ids of the models still to compute, in the chunks a study trains together."""
+    chunks = [[m for m in range(lo, min(total, lo + step)) if m not in done] for lo in range(0, total, step)]
+    return [c for c in chunks if c]
+def _plan_objects(ctx: StudyContext, split: int) -> ObjectMarkerSet:
+    cfg = ctx.config
+    rng = np.random.default_rng([cfg.seed, cfg.image, split])
+    ms = sample_object_markers(ctx.mask, 1 if cfg.dense else cfg.n_bg, cfg.radius, rng)
+    if cfg.dense:
+        grid = dense_positions(ctx.mask, ms.background, cfg.radius, cfg.dense_spacing, on_object=True)
+        ms = ObjectMarkerSet(ms.background, grid, ms.radius)
+    return ms
+
+
 @dataclass
 class StudyResult:
     """Everything a finished (or stopped) study produced.
@@ -115,10 +142,15 @@ class StudyResult:
     ----------
     config : StudyConfig
         Resolved settings.
-    markers : list of MarkerSet
-        One per split.
+    markers : list of MarkerSet, of MarkerGroups or of ObjectMarkerSet
+        One per split (:class:`ObjectMarkerSet` when the study varies the
+        object marker; ``flimexplore score`` of a seeds file gives a
+        :class:`MarkerPixels`).
     rows : list of dict
-        One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`).
+        One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`);
+        the model of the user's own markers (if any) is last, with ``split``
+        and ``bg_index`` -1 and the marked pixels nearest each class's centre
+        as its object and background positions.
     arrays : dict of int to dict
         Parameters of each finished model, keyed by model id.
     device : str
@@ -128,7 +160,7 @@ class StudyResult:
     """
 
     config: StudyConfig
-    markers: list[MarkerSet]
+    markers: list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet] | list[MarkerPixels]
     rows: list[dict[str, Any]]
     arrays: dict[int, dict[str, NDArray]] = field(repr=False)
     device: str
@@ -137,27 +169,62 @@ class StudyResult:
     context: StudyContext = field(repr=False)
 
     def column(self, name: str, split: int | None = None) -> NDArray:
-        """One results column as an array (optionally of one split)."""
+        """One results column as an array (optionally of one split; -1 is the user's model)."""
         return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
 
     def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
-        """The paper's heatmap of one split's background markers."""
+        """The paper's heatmap of one split's varied markers (every disk of a model in its score).
+
+        The varied markers are the background markers, or the object markers
+        of a ``vary="object"`` study.  ``split = -1`` paints the background
+        pixels of the user's own markers.
+        """
+        shape = self.context.mask.shape
         rows = [r for r in self.rows if r["split"] == split]
+        if split == USER_SPLIT:
+            markers = self.context.user_markers
+            score = rows[0][metric] if rows else float("nan")
+            return paint_pixels(shape, markers[markers[:, 2] == 0, :2] if markers is not None else np.zeros((0, 2)), score)
+        ms = self.markers[split]
+        if isinstance(ms, MarkerPixels):
+            return paint_pixels(shape, ms.bg, rows[0][metric] if rows else float("nan"))
+        if isinstance(ms, ObjectMarkerSet):
+            centres = np.array([[r["obj_row"], r["obj_col"]] for r in rows]).reshape(-1, 2)
+            return paint_heatmap(shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
+        if isinstance(ms, MarkerGroups):
+            centres = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+            scores = np.repeat([r[metric] for r in rows], ms.bg.shape[1])
+            return paint_heatmap(shape, centres, scores, self.config.radius)
         centres = np.array([[r["bg_row"], r["bg_col"]] for r in rows]).reshape(-1, 2)
-        return paint_heatmap(self.context.mask.shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
+        return paint_heatmap(shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
 
     def summary(self) -> dict[str, Any]:
-        """Summary numbers (what ``summary.json`` holds)."""
-        val = self.column("val_dice")
+        """Summary numbers (what ``summary.json`` holds).
+
+        Minimum, maximum and mean are over the sampled models; the model of
+        the user's markers, if any, is reported apart as ``user_markers``.
+        """
+        val = np.array([r["val_dice"] for r in self.rows if r["split"] >= 0])
+        ctx = self.context
         out: dict[str, Any] = {
             "n_models": len(self.rows),
             "complete": self.complete,
             "device": self.device,
             "elapsed_s": round(self.elapsed_s, 3),
             "config": self.config.to_dict(),
+            "n_val_images_without_object": ctx.without_object("val"),
+            "n_test_images_without_object": ctx.without_object("test"),
         }
+        user = [r for r in self.rows if r["split"] == USER_SPLIT]
+        if user and ctx.user_markers is not None:
+            labels = ctx.user_markers[:, 2]
+            out["user_markers"] = {
+                "source": ctx.user_markers_source, "model": user[0]["model"],
+                "n_object_pixels": int((labels == 1).sum()), "n_background_pixels": int((labels == 0).sum()),
+                "val_dice": user[0]["val_dice"], "test_dice": user[0]["test_dice"],
+            }
         if len(val):
-            test = self.column("test_dice")
+            test = np.array([r["test_dice"] for r in self.rows if r["split"] >= 0])
             out |= {
                 "val_dice_min": float(val.min()), "val_dice_max": float(val.max()),
                 "val_dice_mean": float(val.mean()), "test_dice_min": float(test.min()),
@@ -172,10 +239,101 @@ class StudyResult:
         return out
 
 
-def _rows(ctx: StudyContext, ids: list[int], table: list[tuple[int, int, NDArray, NDArray, int]], scores: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True, eq=False)
+class ModelEntry:
+    """One model of a study: its place, its marker positions (first disk) and, for non-disk models, its pixels."""
+
+    split: int
+    k: int
+    obj: NDArray[np.int64]  # (2,) position written to results.csv
+    bg: NDArray[np.int64]
+    seed: int
+    pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
+
+
+def model_table(
+    ctx: StudyContext, markers: Sequence[MarkerSet | MarkerGroups | ObjectMarkerSet | MarkerPixels]
+) -> list[ModelEntry]:
+    """Every model of the study in model-id order: the sampled ones by split, then the user's markers."""
+    cfg, shape = ctx.config, ctx.mask.shape
+    table = []
+    for s, ms in enumerate(markers):
+        if isinstance(ms, MarkerGroups):
+            obj_px = marker_union(ms.obj, cfg.radius, shape)
+            for k, bg in enumerate(ms.bg):
+                px = (obj_px, marker_union(bg, cfg.radius, shape))
+                table.append(ModelEntry(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+        elif isinstance(ms, ObjectMarkerSet):
+            table += [ModelEntry(s, k, obj, ms.background, model_seed(cfg.seed, cfg.image, s, k)) for k, obj in enumerate(ms.objects)]
+        elif isinstance(ms, MarkerPixels):
+            px = (np.asarray(ms.obj, np.int64), np.asarray(ms.bg, np.int64))
+            table.append(ModelEntry(s, 0, _central(px[0]), _central(px[1]), model_seed(cfg.seed, cfg.image, s, 0), px))
+        else:
+            table += [ModelEntry(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
+    if ctx.user_markers is not None:
+        m = ctx.user_markers
+        obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
+        seed = model_seed(cfg.seed, cfg.image, 2**31 - 1, 0)  # apart from every split's seeds
+        table.append(ModelEntry(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
+    return table
+
+
+def _central(pixels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The pixel nearest the centroid of a set of pixels (where a marker of any shape is said to be)."""
+    d = ((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1)
+    return pixels[int(np.argmin(d))]
+
+
+def evaluate_models(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None = None, precision: str = "fp32",
+) -> PairScores:
+    """Scores of some models, in order: disk pairs by :meth:`StudyContext.evaluate` (or the reference path),
+    markers of any shape by :meth:`StudyContext.evaluate_markers`, in the given arithmetic ``precision``."""
+    with precision_scope(precision, ctx.device):
+        return _evaluate_in_scope(ctx, models, engine, memory_mb, progress)
+
+
+def _evaluate_in_scope(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None,
+) -> PairScores:
+    disks = [j for j, m in enumerate(models) if m.pixels is None]
+    shaped = [j for j, m in enumerate(models) if m.pixels is not None]
+    parts, groups = [], []
+    if disks:
+        obj = np.stack([models[j].obj for j in disks])
+        bg = np.stack([models[j].bg for j in disks])
+        seeds = [models[j].seed for j in disks]
+        if engine == "sequential":
+            parts.append(ctx.evaluate_reference(obj, bg, seeds))
+        else:
+            parts.append(ctx.evaluate(obj, bg, seeds, memory_mb, progress=progress))
+        groups.append(np.array(disks))
+    if shaped:
+        parts.append(
+            ctx.evaluate_markers(
+                [models[j].pixels[0] for j in shaped],  # type: ignore[index]
+                [models[j].pixels[1] for j in shaped],  # type: ignore[index]
+                [models[j].seed for j in shaped],
+                memory_mb,
+            )
+        )
+        groups.append(np.array(shaped))
+    if len(parts) == 1:
+        return parts[0]
+    if engine == "sequential":  # the reference path keeps no parameters: keep only what both have
+        keys = set(parts[0].arrays) & set(parts[1].arrays)
+        parts = [PairScores(p.best_epoch, p.val, p.test, {k: p.arrays[k] for k in keys}) for p in parts]
+    return _merge(parts, groups)
+
+
+def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
+    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
     rows = []
     for j, m in enumerate(ids):
-        split, k, obj, bg, seed = table[m]
+        t = table[m]
+        split, k, obj, bg, seed = t.split, t.k, t.obj, t.bg, t.seed
         row = {
             "model": m, "image": ctx.config.image, "image_stem": ctx.stem, "split": split,
             "bg_index": k, "obj_row": int(obj[0]), "obj_col": int(obj[1]), "bg_row": int(bg[0]),
@@ -201,6 +359,9 @@ def run_study(
     model_chunk: int = MODEL_CHUNK,
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
+    precision: str = "fp32",
+    markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels] | None = None,
+    heatmap_scale: Literal["fixed", "study"] = "fixed",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -219,6 +380,18 @@ def run_study(
         Rough bound of the engine's working memory.
     context : StudyContext, optional
         Reuse prepared data (the explorer does).
+    precision : {"fp32", "tf32", "bf16"}, optional
+        Arithmetic on CUDA (see :mod:`flimexplore.engine.precision`); the CPU
+        runs fp32 only.
+    markers : sequence of MarkerSet, ObjectMarkerSet or MarkerPixels, optional
+        Score these markers (one item per split) instead of sampling them
+        (``flimexplore score`` does); the results folder then also records
+        their fingerprint, so it never mixes models of other markers.
+    heatmap_scale : {"fixed", "study"}, optional
+        Colour range of the PNG heatmaps written to ``out``: validation Dice
+        0-1 (``fixed``, the default: figures of different studies compare) or
+        the study's own min-max (``study``: close values are told apart).
+        It changes only the PNG files, never the results.
 
     Yields
     ------
@@ -248,17 +421,21 @@ def run_study(
     """
     t0 = time.perf_counter()
     config.validate()
-    _check_run_options(engine, model_chunk, memory_mb)
+    _check_run_options(engine, model_chunk, memory_mb, heatmap_scale)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
-    markers = plan_markers(ctx)
-    table = [
-        (s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k))
-        for s, ms in enumerate(markers)
-        for k, bg in enumerate(ms.bg)
-    ]
+    if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
+        raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
+    check_precision(precision, ctx.device)
+    identity = ctx.identity()
+    if markers is None:
+        markers = plan_markers(ctx)
+    else:
+        markers = list(markers)
+        identity["markers_sha256"] = _fingerprint(markers)
+    table = model_table(ctx, markers)
     total = len(table)
-    store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
+    store = ResultStore(out, cfg, identity) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
@@ -268,20 +445,25 @@ def run_study(
             arrays = store.load_arrays()
             # a model counts as done only with both its row and its parameters
             rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
-        note = "".join(f"; note: {part}" for part in ctx.dataset.description.split("; ") if "binarised" in part)
-        yield Progress(len(rows), total, f"{total} models on {ctx.device} ({engine}); {len(rows)} already done{note}")
-        for lo in range(0, total, step):
-            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
-            if not ids:
-                continue
-            obj = np.stack([table[m][2] for m in ids])
-            bg = np.stack([table[m][3] for m in ids])
-            seeds = [table[m][4] for m in ids]
+        user = f" (the last scores the user's markers from {ctx.user_markers_source})" if ctx.user_markers is not None else ""
+        yield Progress(
+            len(rows), total,
+            f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
+            f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
+        )
+        clock = Clock(total - len(rows))
+        for ids in model_chunks(total, step, rows):
+            models = [table[m] for m in ids]
+            stop = False
+            clock.start_chunk(len(ids))
             if engine == "sequential":
-                scores = ctx.evaluate_reference(obj, bg, seeds)
+                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
             else:
-                scores = ctx.evaluate(obj, bg, seeds, memory_mb)
-            new = _rows(ctx, ids, table, scores)
+                scores, stop = yield from evaluate_reporting(
+                    functools.partial(_evaluate_batched, ctx, models, memory_mb, precision),
+                    clock, len(rows), total, ids,
+                )
+            new = model_rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
                 store.add(new, chunk_arrays)
@@ -289,7 +471,10 @@ def run_study(
                 rows[r["model"]] = r
                 arrays[r["model"]] = {k: v[j] for k, v in chunk_arrays.items()}
             best = max(r["val_dice"] for r in new)
-            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f})")
+            eta = clock.end_chunk()
+            if stop:
+                raise StopStudy
+            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){time_left(eta)}", eta)
         complete = True
     except StopStudy:
         pass
@@ -301,14 +486,32 @@ def run_study(
         if store is not None:
             try:
                 if complete:
-                    _finish(store, result)
+                    _finish(store, result, heatmap_scale)
             finally:
                 store.close()
     return result
 
 
-def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
+def _evaluate_batched(
+    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str, progress: Callable[[int, int], None]
+) -> PairScores:
+    return evaluate_models(ctx, models, "batched", memory_mb, progress=progress, precision=precision)
+
+
+def _marked_name(ctx: StudyContext) -> str:
+    """The marked image's file (relative to the dataset folder) or, for a preset, its name."""
+    root = Path(ctx.config.dataset)
+    if root.is_dir():
+        for sub in ("images", "orig"):
+            for f in sorted((root / sub).glob(f"{ctx.stem}.*")):
+                return f"{sub}/{f.name}"
+    return ctx.stem
+
+
+def _check_run_options(engine: str, model_chunk: int, memory_mb: float, heatmap_scale: str = "fixed") -> None:
     problems = []
+    if heatmap_scale not in ("fixed", "study"):
+        problems.append(f"heatmap_scale (--scale) must be 'fixed' or 'study', got {heatmap_scale!r}")
     if engine not in ("batched", "sequential"):
         problems.append(f"engine (--engine) must be 'batched' or 'sequential', got {engine!r}")
     if isinstance(model_chunk, bool) or not isinstance(model_chunk, numbers.Integral) or model_chunk < 1:
@@ -326,14 +529,83 @@ def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
     )
 
 
-def _finish(store: ResultStore, result: StudyResult) -> None:
-    vals = result.column("val_dice")
-    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+def _fingerprint(markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels]) -> str:
+    """First 16 hex digits of a SHA-256 over given markers, split by split."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for ms in markers:
+        parts = (ms.obj, ms.bg) if isinstance(ms, MarkerPixels) else ms.pairs()
+        for part in parts:
+            h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
+def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "study"] = "fixed") -> None:
+    """Write the heatmap figures (one per split, the overview, your own markers') and summary.json."""
+    from flimexplore.figures.heatmap_png import colour_range, heatmap_split_figure, overview_figure, png_bytes
+
+    vrange = colour_range(result.column("val_dice")[result.column("split") >= 0] if result.rows else [], scale)
+    name, dataset = _marked_name(result.context), result.context.dataset.name
+    image = result.context.image
+    panels, whats, fixed = [], [], "object"
     for s, ms in enumerate(result.markers):
-        layer = result.heatmap(s)
-        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
-        store.write_png(f"heatmap_split{s}.png", rgb)
+        rows = [r for r in result.rows if r["split"] == s]
+        dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
+        n_models = len(rows)
+        if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
+            fixed = "background"
+            glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
+            what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted white
+            glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
+            what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
+            rgb = _white_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
+        elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
+            glyph = np.asarray(ms.obj).reshape(-1, 2)
+            scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+            dice = np.repeat(dice, ms.bg.shape[1])
+            what = f"object markers {s} ({len(glyph)} disks)"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        else:
+            glyph, scored = np.asarray(ms.obj).reshape(1, 2), np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+            what = f"object marker {s} at (row {int(ms.obj[0])}, col {int(ms.obj[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        scored = scored.reshape(-1, 2)
+        panels.append((rgb, glyph, scored, dice))
+        whats.append(what.replace(" at (row ", " (").replace(", col ", ", "))
+        fig = heatmap_split_figure(
+            rgb, glyph, scored, dice, result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, split=s, what=what, fixed=fixed, n_models=n_models,
+        )
+        store.write_bytes(f"heatmap_split{s}.png", png_bytes(fig))
+    if panels:
+        fig = overview_figure(
+            *zip(*panels, strict=True), result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, whats=whats, fixed=fixed,
+        )
+        store.write_bytes("heatmap_overview.png", png_bytes(fig))
+    markers = result.context.user_markers
+    if markers is not None and len(result.column("val_dice", USER_SPLIT)):
+        rgb = _white_pixels(
+            render_heatmap(image, result.heatmap(USER_SPLIT), vmin=vrange[0], vmax=vrange[1]), markers[markers[:, 2] == 1, :2]
+        )
+        d = result.column("val_dice", USER_SPLIT).astype(np.float64)
+        fig = heatmap_split_figure(
+            rgb, np.zeros((0, 2)), np.zeros((0, 2)), d, result.config.radius, vrange=vrange, scale=scale,
+            dataset=dataset, image_name=name, what="your own markers (object pixels in white)",
+        )
+        store.write_bytes("heatmap_user.png", png_bytes(fig))
     store.write_json("summary.json", result.summary())
+
+
+def _white_pixels(rgb: NDArray[np.uint8], pixels: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Paint object-marker pixels white (a colour the Dice scale never uses)."""
+    px = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    out = rgb.copy()
+    out[px[:, 0], px[:, 1]] = 255
+    return out
 
 
 def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: Any) -> StudyResult:

@@ -6,7 +6,8 @@ Layout of an output folder::
     results.csv          one row per finished model, sorted by model id
     models/<a>-<b>.npz   parameters of models a..b (for figures and projections)
     summary.json         written when the study completes
-    heatmap_split<k>.png one heatmap per object marker
+    heatmap_split<k>.png one heatmap figure per object marker
+    heatmap_overview.png all object markers side by side
 
 Every file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a crash or ``kill -9`` leaves either the old or the new
@@ -33,10 +34,12 @@ from numpy.typing import NDArray
 from flimexplore.errors import OutputError, ResumeError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results"]
+__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results", "typed_row"]
 
 TMP_SUFFIX = ".tmp"
-_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "probe")
+_OUR_FILES = (
+    "config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
+)
 LOCK_NAME = ".lock"
 
 COLUMNS = (
@@ -108,16 +111,16 @@ def _format(value: Any) -> str:
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a ``results.csv`` written by a study into a list of typed rows."""
-    rows = []
     with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            rows.append(
-                {
-                    k: (int(v) if k in _INT_COLUMNS else v if k == "image_stem" else float(v))
-                    for k, v in raw.items()
-                }
-            )
-    return rows
+        return [typed_row(raw) for raw in csv.DictReader(fh)]
+
+
+def typed_row(raw: dict[str, str]) -> dict[str, Any]:
+    """One row of results text with its values typed (ints, the stem as text, floats); other text columns stay text."""
+    return {
+        k: (int(v) if k in _INT_COLUMNS else float(v) if k in COLUMNS and k != "image_stem" else v)
+        for k, v in raw.items()
+    }
 
 
 class ResultStore:
@@ -213,8 +216,16 @@ class ResultStore:
                 f.unlink()
 
     def close(self) -> None:
-        """Release the folder's lock (also released when the process ends, even by ``kill -9``)."""
+        """Release the folder's lock and remove its ``.lock`` file.
+
+        The lock is also released when the process ends, even by ``kill -9``
+        (then an empty ``.lock`` file stays; the next run takes it over).
+        """
         if self._lock is not None:
+            try:
+                (self.out / LOCK_NAME).unlink(missing_ok=True)  # while still holding the lock, see _lock
+            except OSError:
+                pass  # a read-only folder: the file stays, harmlessly
             self._lock.close()
             self._lock = None
 
@@ -279,6 +290,10 @@ class ResultStore:
         """Write a JSON file atomically into the folder."""
         self._write(self.out / name, json.dumps(data, indent=2, sort_keys=True).encode())
 
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write a file (e.g. an encoded PNG figure) atomically into the folder."""
+        self._write(self.out / name, data)
+
     def write_png(self, name: str, rgb: NDArray[np.uint8]) -> None:
         """Write an RGB image atomically into the folder."""
         import imageio.v3 as iio
@@ -316,8 +331,11 @@ def _differences(cfg_path: Path, record: dict[str, Any]) -> dict[str, tuple[Any,
     if not isinstance(old, dict) or not isinstance(old.get("config"), dict) or not isinstance(old.get("identity"), dict):
         raise OutputError(f"{cfg_path} was not written by flimexplore; use another --out folder")
     diffs = {}
+    defaults = StudyConfig().to_dict()
     for part in ("config", "identity"):
         for k, v in record[part].items():
+            if k not in old[part] and part == "config" and k in defaults and v == defaults[k]:
+                continue  # a setting added later, at its default: the folder's study had it too
             if old[part].get(k) != v:
                 diffs[k] = (old[part].get(k), v)
     return diffs
@@ -340,18 +358,30 @@ def _remove_temporaries(folder: Path) -> None:
 
 
 def _lock(folder: Path) -> Any:
-    """Hold an exclusive lock on the folder; raise OutputError if another study holds it."""
-    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while the study runs
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, atomic writes still protect every file
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        raise OutputError(
-            f"another running study is writing into {folder}; wait for it to finish, stop it, "
-            "or use another --out folder"
-        ) from err
-    return handle
+    """Hold an exclusive lock on the folder; raise OutputError if another study holds it.
+
+    The holder deletes ``.lock`` before it releases it (:meth:`ResultStore.close`),
+    so a lock taken on a file that was deleted meanwhile is worthless: then the
+    file is opened again.
+    """
+    for _ in range(5):
+        handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - kept open while the study runs
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, atomic writes still protect every file
+            return handle
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            handle.close()
+            raise OutputError(
+                f"another running study is writing into {folder}; wait for it to finish, stop it, "
+                "or use another --out folder"
+            ) from err
+        try:
+            if os.stat(folder / LOCK_NAME).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # the previous holder removed the file between our open and flock
+    raise OutputError(f"cannot lock {folder}: another study keeps starting and finishing there; try again")
