@@ -86,6 +86,7 @@ VARIANTS = {
     "same_dataset+probe": "same_dataset, then the best 64 re-ranked by their model's fit on the marked image",
     "same_dataset+mix": "same_dataset, then the best 64 re-ranked by the mean rank of that fit and the descriptor score",
     "other_datasets+probe": "other_datasets, then the best 64 re-ranked by their model's fit on the marked image",
+    "same_dataset+probe192": "same_dataset, then the best 192 re-ranked by their model's fit on the marked image",
 }
 
 
@@ -117,9 +118,11 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
         for variant in extra.get("variants", VARIANTS):
             weights = _weights(cases, ds, k, variant)
             for s, (_, random_dice, obj) in splits.items():
-                rerank = variant.split("+")[1] if "+" in variant else "probe"
+                tail = variant.split("+")[1] if "+" in variant else "probe"
+                rerank = tail.rstrip("0123456789")
+                n_probe = int(tail[len(rerank):] or extra.get("probe", PROBE))
                 adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing,
-                                            probe=extra.get("probe", PROBE) if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
+                                            probe=n_probe if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
                                             device=device), data=data, weights=weights)
                 assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
                 top = adv.top(5)
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dense-splits", type=int, default=5, help="dense splits per image (the rest are not run)")
     p.add_argument("--refresh", type=Path, default=None, metavar="JSON",
                    help="do not rank again: re-attach the dense studies now in --cache to the rows of JSON and re-summarise")
+    p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="advice variants to measure (default: all)")
     p.add_argument("--write-weights", action="store_true", help=f"fit the shipped weights on every random study into {WEIGHTS.name}")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets, images, splits, extra = ["fish"], 1, 1, {"n_images": 8, "epochs": 2, "dense_spacing": 20}
         bench, n_random = {"probe": 8, "variants": ["same_dataset", "same_dataset+probe"]}, 10
     else:
-        bench, n_random = {}, N_RANDOM
+        bench, n_random = ({"variants": args.variants} if args.variants else {}), N_RANDOM
         datasets, images, splits, extra = DATASETS, 3, 5, {}
     if args.refresh is not None:
         result = json.loads(args.refresh.read_text())
@@ -296,8 +300,32 @@ def _report(result: dict[str, Any], path: Path) -> int:
         ["variant", "dataset", "cases", "top1_pct_mean", "top5_pct_mean", "top1_gain_mean", "top5_gain_mean",
          "top1_beats_median_share", "dense_cases", "dense_best_mean", "top5_dice_mean_dense_cases", "advice_over_dense"],
     ))
+    print()
+    print(markdown(result))
     _common.write_json(path, result)
     return 0
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The RESULTS.md tables of one result."""
+    lines = ["| variant | dataset | cases | top-1 pct | top-5 pct | top-1 gain | top-5 gain | top-1 > median | "
+             "random median | top-5 Dice | dense best (cases) | advice / dense time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for var, per in result["per_dataset"].items():
+        for ds, v in per.items():
+            dense = f"{v['dense_best_mean']:.3f} vs top-5 {v['top5_dice_mean_dense_cases']:.3f} ({v['dense_cases']})" if v["dense_cases"] else "–"
+            ratio = f"1/{1 / v['advice_over_dense']:.0f}" if v["advice_over_dense"] else "–"
+            lines.append(f"| {var} | {ds} | {v['cases']} | {v['top1_pct_mean']:.1f} | **{v['top5_pct_mean']:.1f}** | "
+                         f"{v['top1_gain_mean']:+.3f} | {v['top5_gain_mean']:+.3f} | {100 * v['top1_beats_median_share']:.0f} % | "
+                         f"{v['random_median_mean']:.3f} | {v['top5_dice_mean']:.3f} | {dense} | {ratio} |")
+    if "rho" in result:
+        names = sorted({n for per in result["rho"].values() for n in per})
+        dss = list(result["rho"])
+        lines += ["", "| descriptor | " + " | ".join(dss) + " |", "|---|" + "---|" * len(dss)]
+        for n in names:
+            cells = [f"{result['rho'][d][n]['mean']:+.2f} ({100 * result['rho'][d][n]['share_positive']:.0f} %)" if n in result["rho"][d] else "–" for d in dss]
+            lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def write_weights(cache: Path, datasets: list[str], images: int, extra: dict[str, Any]) -> None:

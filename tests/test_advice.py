@@ -176,3 +176,22 @@ def test_probe_reranks_the_best_candidates_above_the_rest(eggs):
     assert np.isfinite(fit[:6]).all() and np.isnan(fit[6:]).all()  # the probed six rank first
     assert (np.diff(fit[:6]) <= 1e-6).all()  # ordered by their fit on the marked image
     assert adv.scores[5] >= 1.5 > 1.0 >= adv.scores[6]
+
+
+def test_advice_figure_rings_the_top_positions_and_marks_the_object():
+    from matplotlib.patches import Circle
+
+    from flimexplore.figures.advice_png import advice_figure
+
+    img = np.zeros((20, 30, 3))
+    score = np.full((20, 30), np.nan)
+    score[:, 15:] = np.linspace(0, 1, 15)[None]
+    fig = advice_figure(img, score, np.array([[5, 25], [10, 20]]), np.array([10, 5]), 2, title="t")
+    ax = fig.axes[0]
+    circles = [p for p in ax.patches if isinstance(p, Circle)]
+    assert len(circles) == 2 * 2 + 1  # two outlined rings per position, one object disk
+    assert [t.get_text() for t in ax.texts] == ["1", "2"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"top 2 background positions", "object marker"}
+    assert ax.get_title() == "t" and len(fig.axes) == 2  # image + colour bar
+    shown = ax.images[1].get_array()
+    assert shown.mask[:, :15].all() and not shown.mask[:, 15:].any()  # NaN (no candidate) is transparent

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flimexplore.errors import ConfigError, OutputError
 
-PROBE = 64  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
+PROBE = 192  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
 
 __all__ = ["register", "run"]
 
