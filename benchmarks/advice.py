@@ -114,12 +114,12 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
         stored = json.loads(trained_cache.read_text()) if trained_cache.exists() else {}
         lookup |= {tuple(int(v) for v in key.split(",")): d for key, d in stored.items() if tuple(int(v) for v in key.split(",")) not in lookup}
         ctx = None
-        for variant in VARIANTS:
+        for variant in extra.get("variants", VARIANTS):
             weights = _weights(cases, ds, k, variant)
             for s, (_, random_dice, obj) in splits.items():
                 rerank = variant.split("+")[1] if "+" in variant else "probe"
                 adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing,
-                                            probe=PROBE if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
+                                            probe=extra.get("probe", PROBE) if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
                                             device=device), data=data, weights=weights)
                 assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
                 top = adv.top(5)
@@ -128,7 +128,8 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
                 if any(v is None for v in dice):
                     grid = dense_positions(data.masks[split_index(data, k)], obj, adv.radius, spacing)
                     index = {(int(r), int(c)): i for i, (r, c) in enumerate(grid)}
-                    ctx = ctx or StudyContext(col.config(ds, k, "dense", 1, N_RANDOM, SEED, **extra), device, dataset=data)
+                    study_extra = {key: v for key, v in extra.items() if key in ("n_images", "epochs", "dense_spacing")}
+                    ctx = ctx or StudyContext(col.config(ds, k, "dense", 1, N_RANDOM, SEED, **study_extra), device, dataset=data)
                     need = [i for i, v in enumerate(dice) if v is None]
                     seeds = [model_seed(SEED, k, s, index[(int(top[i][0]), int(top[i][1]))]) for i in need]
                     scores = ctx.evaluate(np.repeat(obj[None], len(need), 0), top[need], seeds)
@@ -155,8 +156,9 @@ def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: 
                 rows.append(row)
                 log(f"{variant} {ds} img{k} split{s}: top1 {dice[0]:.3f} top5 {t5:.3f} random median {med:.3f} "
                     f"(pct {row['top1_pct']:.0f}/{row['top5_pct']:.0f}) dense best {row['dense_best']}")
-    return {"rows": rows, "variants": VARIANTS,
-            "per_dataset": {v: _summarise([r for r in rows if r["variant"] == v]) for v in VARIANTS}}
+    variants = {v: VARIANTS[v] for v in extra.get("variants", VARIANTS)}
+    return {"rows": rows, "variants": variants,
+            "per_dataset": {v: _summarise([r for r in rows if r["variant"] == v]) for v in variants}}
 
 
 def _dense_rows(cache: Path, ds: str, k: int) -> list[dict[str, Any]]:
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-collect", action="store_true", help="use the stored studies as they are")
     p.add_argument("--first-splits", type=int, default=1, help="dense splits of every image before the rest")
     p.add_argument("--dense-splits", type=int, default=5, help="dense splits per image (the rest are not run)")
+    p.add_argument("--refresh", type=Path, default=None, metavar="JSON",
+                   help="do not rank again: re-attach the dense studies now in --cache to the rows of JSON and re-summarise")
     p.add_argument("--write-weights", action="store_true", help=f"fit the shipped weights on every random study into {WEIGHTS.name}")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
@@ -216,25 +220,83 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache is None:
         args.cache = Path(tempfile.mkdtemp(prefix="advice_quick_")) if args.quick else CACHE
     if args.quick:
-        datasets, images, splits, extra = ["fish"], 1, 1, {"n_images": 8, "epochs": 2, "dense_spacing": 12}
+        datasets, images, splits, extra = ["fish"], 1, 1, {"n_images": 8, "epochs": 2, "dense_spacing": 20}
+        bench, n_random = {"probe": 8, "variants": ["same_dataset", "same_dataset+probe"]}, 10
     else:
+        bench, n_random = {}, N_RANDOM
         datasets, images, splits, extra = DATASETS, 3, 5, {}
+    if args.refresh is not None:
+        result = json.loads(args.refresh.read_text())
+        _attach_dense(result["rows"], args.cache)
+        result["per_dataset"] = {v: _summarise([r for r in result["rows"] if r["variant"] == v]) for v in result["variants"]}
+        if "rho" not in result:
+            result["rho"] = correlations(args.cache, datasets, images, extra, args.device, log)
+        return _report(result, args.json)
     if not args.no_collect:
-        col.collect(args.cache, datasets, images, splits, N_RANDOM, SEED, args.device,
+        col.collect(args.cache, datasets, images, splits, n_random, SEED, args.device,
                     args.first_splits, log, dense_splits=min(args.dense_splits, splits), **extra)
     if args.collect_only:
         return 0
     if args.write_weights:
         write_weights(args.cache, datasets, images, extra)
-    result = evaluate(args.cache, datasets, images, args.device, extra, log)
+    result = evaluate(args.cache, datasets, images, args.device, extra | bench, log)
+    result["rho"] = correlations(args.cache, datasets, images, extra, args.device, log)
     result |= {"machine": _common.machine(args.device), "threads": threads, "quick": bool(args.quick),
-               "n_random": N_RANDOM, "seed": SEED, "settings": extra or "dataset defaults"}
+               "n_random": n_random, "seed": SEED, "probe": bench.get("probe", PROBE), "settings": extra or "dataset defaults",
+               "peak_rss_mb": _common.peak_rss_mb()}
+    return _report(result, args.json)
+
+
+def correlations(cache: Path, datasets: list[str], images: int, extra: dict[str, Any], device: str, log: Any) -> dict[str, Any]:
+    """Per dataset: mean (and per-case) Spearman rho of every descriptor and of the probe with validation Dice.
+
+    One case is one (marked image, object marker) with its ``N_RANDOM`` random background markers.
+    """
+    from scipy.stats import spearmanr
+
+    from flimexplore.analysis.probe import marked_fit
+    from flimexplore.study.store import read_results
+
+    out: dict[str, Any] = {}
+    for (ds, k), (data, splits) in _cases(cache, datasets, images, extra).items():
+        rows = read_results(col.study_dir(cache, ds, k, "random") / "results.csv")
+        idx = split_index(data, k)
+        for s, (desc, dice, obj) in splits.items():
+            rr = [r for r in rows if r["split"] == s]
+            bg = np.array([[r["bg_row"], r["bg_col"]] for r in rr])
+            fit = marked_fit(data.images[idx], data.masks[idx], obj, bg, rr[0]["radius"], [r["seed"] for r in rr],
+                             extra.get("epochs", 20), device=device)
+            for name, x in {**desc, "marked_fit": fit}.items():
+                if np.ptp(x) > 0 and np.ptp(dice) > 0:
+                    out.setdefault(ds, {}).setdefault(name, []).append(round(float(spearmanr(x, dice).statistic), 4))
+        log(f"rho: {ds} img{k} done")
+    return {ds: {name: {"mean": float(np.mean(v)), "share_positive": float(np.mean(np.array(v) > 0)), "cases": v}
+                 for name, v in per.items()} for ds, per in out.items()}
+
+
+def _attach_dense(rows: list[dict[str, Any]], cache: Path) -> None:
+    """Fill ``dense_best`` and ``dense_s`` of every row from the dense studies stored now."""
+    for (ds, k) in {(r["dataset"], r["image"]) for r in rows}:
+        dense = _dense_rows(cache, ds, k)
+        t = col.timing(col.study_dir(cache, ds, k, "dense"))
+        for r in rows:
+            if (r["dataset"], r["image"]) != (ds, k):
+                continue
+            dice = [d["val_dice"] for d in dense if d["split"] == r["split"]]
+            r["dense_best"] = max(dice) if len(dice) == r["n_candidates"] else None
+            r["dense_s"] = t["seconds"] / t["models"] * r["n_candidates"] if t and t["models"] else r.get("dense_s")
+            if r["dense_best"] is not None:  # the advised positions' Dice as the dense study measured them
+                by_pos = {(d["bg_row"], d["bg_col"]): d["val_dice"] for d in dense if d["split"] == r["split"]}
+                r["dense_rank_top1"] = int(1 + sum(v > r["top1_dice"] for v in by_pos.values()))
+
+
+def _report(result: dict[str, Any], path: Path) -> int:
     print(_common.table(
         [{"variant": var, "dataset": k, **v} for var, per in result["per_dataset"].items() for k, v in per.items()],
         ["variant", "dataset", "cases", "top1_pct_mean", "top5_pct_mean", "top1_gain_mean", "top5_gain_mean",
          "top1_beats_median_share", "dense_cases", "dense_best_mean", "top5_dice_mean_dense_cases", "advice_over_dense"],
     ))
-    _common.write_json(args.json, result)
+    _common.write_json(path, result)
     return 0
 
 

@@ -9,6 +9,8 @@ models phase by phase and reports the achieved GFLOP/s of each phase beside
 the measured float32 matrix-product peak of the same device and threads.
 
     python benchmarks/sweep.py [--device cpu|cuda] [--json PATH] [--threads N] [--quick]
+    python benchmarks/sweep.py --workload W2 [--w2-models 32]   # paper-sized data (see _scale.py)
+    python benchmarks/sweep.py --workers 2                       # Dask LocalCluster vs in-process
 """
 
 from __future__ import annotations
@@ -141,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         help="batched runs, half before and half after the "
         "sequential one; the median is reported (default: %(default)s)",
     )
+    p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
+    p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
+    if args.workload == "W2" or args.workers:
+        return _scale_main(args)
 
     from flimexplore.study.context import StudyContext
     from flimexplore.study.run import plan_markers, run_study_all
@@ -229,6 +237,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if result['meets_target'] else 'NOT met'}"
     )
     _common.write_json(args.json, result)
+    return 0
+
+
+def _scale_main(args) -> int:
+    import _scale
+
+    device = _common.device("sweep", args.device)
+    if device is None:
+        return 2
+    info = _common.machine(device)
+    default = _common.RESULTS / ("sweep_workers.json" if args.workers else "sweep_w2.json")
+    path = args.json if args.json != _common.RESULTS / "sweep.json" else default
+
+    def save(result):
+        result["machine"] = info | {"load_avg_1min_after": round(os.getloadavg()[0], 2)}
+        _common.write_json(path, result)
+
+    save(_scale.run_workers(args, device) if args.workers else _scale.run_w2(args, device, save))
     return 0
 
 

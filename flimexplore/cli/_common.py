@@ -22,12 +22,19 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"flimexplore: error: {message} (see {self.prog} --help)\n")
 
 
-def add_study_arguments(s: argparse.ArgumentParser) -> None:
-    """The study settings (:class:`StudyConfig`) and run options, as flags."""
+def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The study settings (:class:`StudyConfig`) and run options, as flags.
+
+    With ``sweep=True`` the flags that choose one study (``--dataset``,
+    ``--image``) are left out: ``flimexplore sweep`` defines its own.
+    """
     d = StudyConfig()
-    s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
+    if not sweep:
+        s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
-    s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
+    s.add_argument("--size", type=int, default=None, help="side of a synthetic preset's images, 32-512 (default: 128)")
+    if not sweep:
+        s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
     s.add_argument(
         "--object-markers", "--splits", dest="splits", type=int, default=d.splits, metavar="N",
         help="object markers, each with its own background markers (default: %(default)s; --splits is an alias)",
@@ -61,16 +68,22 @@ def add_study_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
     s.add_argument("--memory-mb", type=float, default=512, help="working-memory bound (default: %(default)s)")
+    s.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="arithmetic on CUDA; the CPU runs fp32 only (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once)."""
+def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> StudyConfig:
+    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once).
+
+    ``dataset`` overrides ``--dataset`` (``sweep`` takes several and checks each).
+    """
+    d = StudyConfig()
     return StudyConfig(
-        dataset=args.dataset, n_images=args.n_images, image=args.image, splits=args.splits,
-        n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
+        dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
+        splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
-        markers_per_model=args.markers_per_model, markers=args.markers, vary=args.vary,
+        markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
     ).validate()
 
 

@@ -80,6 +80,7 @@ def load_dataset(
     *,
     n_images: int | None = None,
     object_label: tuple[int, ...] | None = None,
+    size: int | None = None,
 ) -> Dataset:
     """Load a named dataset or a dataset folder.
 
@@ -98,6 +99,9 @@ def load_dataset(
         Mask values that are object, for folder datasets (see
         :func:`~flimexplore.data.load_folder`); the named datasets have
         boolean masks and take None only.
+    size : int or None, optional
+        Side of the synthetic presets' square images (32 to 512; None: 128,
+        the default images).  Only for the synthetic presets.
 
     Returns
     -------
@@ -109,7 +113,8 @@ def load_dataset(
     DatasetError
         If `n_images` < 1, the name is unknown and no such folder exists (the
         message lists the names), `object_label` is given for a named dataset,
-        or the dataset cannot be loaded.
+        `size` is given for a dataset that is not a synthetic preset or is out
+        of range, or the dataset cannot be loaded.
     MarkerError
         If a folder's seeds files are malformed.
 
@@ -127,7 +132,13 @@ def load_dataset(
             f"object_label (--object-label) applies to mask files of folder datasets; {key!r} has boolean masks"
         )
     if key in _SYNTHETIC:
-        return _SYNTHETIC[key][0](n_images=_N_SYNTHETIC if n_images is None else int(n_images))
+        n = _N_SYNTHETIC if n_images is None else int(n_images)
+        return _SYNTHETIC[key][0](n_images=n) if size is None else _SYNTHETIC[key][0](n_images=n, size=size)
+    if size is not None:
+        raise DatasetError(
+            f"size (--size) only applies to the synthetic presets ({', '.join(_SYNTHETIC)}); "
+            f"{str(name_or_path)!r} is loaded at its own size, so leave size unset"
+        )
     if key == "nuclei":
         return nuclei.load_nuclei(n_images)
     if not os.path.exists(name_or_path):

@@ -31,6 +31,7 @@ from flimexplore.markers import marker_pixels
 
 __all__ = [
     "ImageGroup",
+    "LazyImages",
     "TrainedModels",
     "learn_banks_grouped",
     "model_pixels",
@@ -43,6 +44,7 @@ __all__ = [
 
 DEFAULT_MEMORY_MB = 512
 CHUNK_BYTES = 8 * 2**20
+GPU_CHUNK_BYTES = 2**30
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -68,20 +70,52 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
+class LazyImages:
+    """Normalised Lab images of one shape, converted from RGB when a slice is asked for.
+
+    Stands in for the (N, 3, H, W) tensor of an :class:`ImageGroup` when
+    holding every image's Lab copy would cost too much memory (hundreds of
+    400x400 validation images): ``images[a:b]`` converts just those images,
+    so the working memory is one chunk's, whatever N is.  Slices equal the
+    corresponding slices of the eager tensor bit for bit.
+
+    Parameters
+    ----------
+    rgb : sequence of ndarray of shape (H, W, 3), float in [0, 1]
+        Kept by reference, not copied.
+    device : torch.device or str
+    """
+
+    def __init__(self, rgb: Sequence[NDArray[np.floating]], device: torch.device | str) -> None:
+        self._rgb = list(rgb)
+        h, w = self._rgb[0].shape[:2]
+        self.shape = torch.Size((len(self._rgb), 3, h, w))
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self._rgb)
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        if not isinstance(index, slice):
+            raise TypeError("LazyImages supports slices only, e.g. images[i : i + 1]")
+        lab = np.stack([lab_norm(self._rgb[i]) for i in range(len(self))[index]]).transpose(0, 3, 1, 2)
+        return torch.from_numpy(lab).to(self.device)
+
+
 @dataclass(frozen=True, eq=False)
 class ImageGroup:
     """Images of one shape, ready for the engine.
 
     Attributes
     ----------
-    images : Tensor of shape (N, 3, H, W), float32
-        Normalised Lab.
+    images : Tensor of shape (N, 3, H, W), float32, or LazyImages
+        Normalised Lab (converted slice by slice when lazy).
     masks : Tensor of shape (N, H, W), bool
     index : tuple of int
         Position of each image in the caller's list.
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | LazyImages
     masks: torch.Tensor
     index: tuple[int, ...]
 
@@ -90,6 +124,7 @@ def prepare_images(
     images: Sequence[NDArray[np.floating]],
     masks: Sequence[NDArray[np.bool_]],
     device: torch.device | str = "cpu",
+    lazy: bool = False,
 ) -> list[ImageGroup]:
     """Convert RGB images to normalised Lab tensors, grouped by shape.
 
@@ -98,6 +133,10 @@ def prepare_images(
     images : sequence of ndarray of shape (H, W, 3), float in [0, 1]
     masks : sequence of ndarray of shape (H, W), bool
     device : torch.device or str
+    lazy : bool, optional
+        Convert when a slice is used (:class:`LazyImages`) instead of now:
+        bounded memory for large image sets, at the cost of converting again
+        on every pass.
 
     Returns
     -------
@@ -109,11 +148,12 @@ def prepare_images(
         by_shape.setdefault(tuple(img.shape[:2]), []).append(i)
     groups = []
     for idx in by_shape.values():
+        m = torch.from_numpy(np.stack([np.asarray(masks[i], bool) for i in idx])).to(device)
+        if lazy:
+            groups.append(ImageGroup(LazyImages([images[i] for i in idx], device), m, tuple(idx)))
+            continue
         lab = np.stack([lab_norm(images[i]) for i in idx]).transpose(0, 3, 1, 2)
-        m = np.stack([np.asarray(masks[i], bool) for i in idx])
-        groups.append(
-            ImageGroup(torch.from_numpy(lab).to(device), torch.from_numpy(m).to(device), tuple(idx))
-        )
+        groups.append(ImageGroup(torch.from_numpy(lab).to(device), m, tuple(idx)))
     return groups
 
 
@@ -244,8 +284,11 @@ def _model_group(n_models: int, n_heads: int, shape: tuple[int, int], memory_mb:
     return max(1, min(n_models, int(memory_mb * 2**20 // per_model)))
 
 
-def _image_chunk(n_models: int, shape: tuple[int, int]) -> int:
-    """Images encoded together: their pooled features stay about cache-sized."""
+def _image_chunk(n_models: int, shape: tuple[int, int], device: torch.device | None = None) -> int:
+    """Images encoded together: on the CPU their pooled features stay about cache-sized; on a GPU
+    their full-resolution convolution output fits ``GPU_CHUNK_BYTES`` (one batched call per chunk)."""
+    if device is not None and device.type == "cuda":
+        return max(1, GPU_CHUNK_BYTES // (shape[0] * shape[1] * 4 * N_KERNELS * n_models))
     per_image = ((shape[0] + 1) // 2) * ((shape[1] + 1) // 2) * 4 * N_KERNELS * n_models
     return max(1, CHUNK_BYTES // per_image)
 
@@ -298,7 +341,7 @@ def score_models(
         for lo in range(0, b, step):
             models = slice(lo, lo + step)
             sub = bank.select(models)
-            chunk = _image_chunk(len(sub), shape)
+            chunk = _image_chunk(len(sub), shape, a.device)
             for first in range(0, len(g.index), chunk):
                 images = slice(first, first + chunk)
                 feats = encode(g.images[images], sub)

@@ -28,6 +28,7 @@ _INTEGERS = {
     "epochs": (1, False),
     "seed": (0, False),
     "dense_spacing": (1, True),
+    "size": (32, True),
 }
 
 
@@ -80,6 +81,9 @@ class StudyConfig:
         The user's markers of the marked image, scored as one extra model: a
         ``<stem>-seeds.txt`` file or a folder holding one; None takes the
         dataset folder's ``markers/`` (if it has one for the marked image).
+    size : int or None
+        Side of a synthetic preset's images (32 to 512, paper-sized: 400);
+        None draws the default 128x128 images.  Only for the presets.
 
     Notes
     -----
@@ -104,6 +108,7 @@ class StudyConfig:
     object_label: tuple[int, ...] | None = None
     markers_per_model: tuple[int, int] = (1, 1)
     markers: str | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):

@@ -1,0 +1,155 @@
+"""The work a sweep sends to an executor: train and score some models of one study.
+
+:func:`compute_models` runs wherever the executor puts it (this process, a
+pool process, a Dask worker on another machine).  It reads nothing from the
+sweep's output folder and writes nothing: it returns rows and parameters,
+and the driver stores them.  The prepared data of the last studies is kept
+per process, so a worker that gets several chunks of one study loads its
+data once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from flimexplore.study.config import StudyConfig
+
+__all__ = ["ChunkResult", "compute_models", "study_context"]
+
+_contexts: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last study's prepared data
+_datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # the last dataset (shared by its marked images)
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkResult:
+    """What a worker returns for some models of one study.
+
+    Attributes
+    ----------
+    config : StudyConfig
+        Resolved settings (dataset defaults filled in).
+    identity : dict
+        The data facts a study folder records (see ``StudyContext.identity``).
+    total : int
+        Models in the study.
+    rows : list of dict
+        One per computed model (columns of ``flimexplore.study.store.COLUMNS``).
+    arrays : dict of str to ndarray with leading axis ``len(rows)``
+    markers : list of MarkerSet or MarkerGroups
+        The study's markers, one entry per split.
+    image : ndarray of shape (H, W, 3), float32
+    mask : ndarray of shape (H, W), bool
+        The marked image and its mask (for the heatmaps the driver draws).
+    user_markers : ndarray of shape (P, 3) or None
+        The user's markers of the marked image (row, col, label), scored as one extra model.
+    user_markers_source : str or None
+    without_object : dict of str to int
+        Validation and test images without object pixels (for the summary).
+    device : str
+    seconds : float
+        Compute time of the models (without preparing the data).
+    pid : int
+        Process that computed them.
+    """
+
+    config: StudyConfig
+    identity: dict[str, Any]
+    total: int
+    rows: list[dict[str, Any]]
+    arrays: dict[str, NDArray] = field(repr=False)
+    markers: list[Any] = field(repr=False)
+    image: NDArray[np.float32] = field(repr=False)
+    mask: NDArray[np.bool_] = field(repr=False)
+    user_markers: NDArray[np.int64] | None = field(repr=False)
+    user_markers_source: str | None
+    without_object: dict[str, int]
+    device: str
+    seconds: float
+    pid: int
+
+
+def study_context(config: StudyConfig, device: str) -> Any:
+    """The prepared data of a study, kept for the next chunk (one study and one dataset per process)."""
+    from flimexplore.data import load_dataset
+    from flimexplore.study.context import StudyContext
+
+    key = (config.to_json(), device)
+    if key not in _contexts:
+        _contexts.clear()  # free the old study's tensors before preparing the new ones
+        data_key = (config.dataset, config.n_images, config.size, config.object_label)
+        if data_key not in _datasets:
+            _datasets.clear()
+            _datasets[data_key] = load_dataset(
+                config.dataset, n_images=config.n_images, size=config.size, object_label=config.object_label
+            )
+        _contexts[key] = StudyContext(config, device, dataset=_datasets[data_key])
+    return _contexts[key]
+
+
+def compute_models(
+    config: StudyConfig,
+    ids: Sequence[int],
+    *,
+    device: str = "cpu",
+    model_chunk: int = 32,
+    memory_mb: float = 512,
+    threads: int | None = None,
+    precision: str = "fp32",
+) -> ChunkResult:
+    """Train and score models ``ids`` of a study (none: only describe the study).
+
+    Parameters
+    ----------
+    config : StudyConfig
+    ids : sequence of int
+        Model ids (see ``flimexplore.study.run.model_table``), trained in
+        the chunks a study trains together (ids ``k * model_chunk`` to
+        ``(k + 1) * model_chunk - 1``), so results equal a study's.
+    device : str, optional
+    model_chunk : int, optional
+    memory_mb : float, optional
+    threads : int, optional
+        Torch intra-op threads of this process (Dask workers: 1, so that
+        single-threaded workers do not oversubscribe the cores).
+    precision : {"fp32", "tf32", "bf16"}, optional
+        Arithmetic on CUDA (:mod:`flimexplore.engine.precision`).
+
+    Returns
+    -------
+    ChunkResult
+    """
+    import time
+
+    import torch
+
+    from flimexplore.study.run import evaluate_models, model_rows, model_table, plan_markers
+
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    ctx = study_context(config, device)
+    markers = plan_markers(ctx)
+    table = model_table(ctx, markers)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    parts: list[dict[str, NDArray]] = []
+    groups: dict[int, list[int]] = {}
+    for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
+        groups.setdefault(int(m) // model_chunk, []).append(int(m))
+    for sub in groups.values():
+        scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision)
+        rows += model_rows(ctx, sub, table, scores)
+        parts.append(scores.arrays)
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    return ChunkResult(
+        ctx.config, ctx.identity(), len(table), rows, arrays,
+        markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
+        {part: ctx.without_object(part) for part in ("val", "test")}, str(ctx.device),
+        time.perf_counter() - t0, os.getpid(),
+    )
