@@ -122,31 +122,39 @@ def extrapolate(partial: dict[str, Any]) -> dict[str, Any]:
 
     Scoring streams every validation and test image through every model,
     so the time per model grows with ``pixels x (validation + test)``; the
-    largest measured point of the W2 side is scaled by that ratio (an upper
-    bound: training on the marked image does not grow with the image count).
+    measured point nearest to W2 (largest side, then most images) is scaled
+    by that ratio (an upper bound: training on the marked image does not
+    grow with the image count).
     Memory: the measured peak of that point plus the RGB images and masks
     the W2 dataset holds beyond it (validation and test tensors are
     converted chunk by chunk on the CPU, so they do not grow with the set).
     """
-    pts = [p for p in partial["by_side"] + partial["by_val"] if p["size"] == partial["size"]]
+    pts = partial["by_side"] + partial["by_val"]
     if not pts:
-        raise SystemExit("no measured point at the W2 image side to extrapolate from")
-    base = max(pts, key=lambda p: p["n_images"])
+        raise SystemExit("no measured point to extrapolate from")
+    base = max(pts, key=lambda p: (p["size"], p["n_images"]))  # the nearest to W2
     scored = lambda n: n - 3  # noqa: E731 - validation + test images (3 are marked)
-    ratio = scored(partial["n_images"]) / scored(base["n_images"])
+    pixels = (partial["size"] / base["size"]) ** 2
+    ratio = pixels * scored(partial["n_images"]) / scored(base["n_images"])
+    pixels_w1 = (partial["size"] / 128) ** 2
     per_image = partial["size"] ** 2 * (3 * 4 + 1) / 2**20  # MiB of RGB float32 + bool mask
+    base_images = base["n_images"] * base["size"] ** 2 * (3 * 4 + 1) / 2**20
     s_per_model = base["s_per_model"] * ratio
     w1 = json.loads(W1_S_PER_MODEL_FILE.read_text()) if W1_S_PER_MODEL_FILE.exists() else None
     w1_s = w1["batched_s"] / w1["n_models"] if w1 else None
     return {
         "from_point": {k: base[k] for k in ("size", "n_images", "n_val", "models")},
-        "images_ratio": ratio,
+        "cost_ratio": ratio,
         "s_per_model": s_per_model,
         "full_w2_s": s_per_model * W2_MODELS_FULL,
-        "peak_rss_mb": base["peak_rss_mb"] + (partial["n_images"] - base["n_images"]) * per_image,
-        "ratio_to_w1_per_model": s_per_model / w1_s if w1_s else None,
+        "pixels_ratio": pixels,
+        "peak_rss_mb": base["peak_rss_mb"] + partial["n_images"] * per_image - base_images,
         "w1_s_per_model_from_sweep_json": w1_s,
-        "method": "time x (W2 validation+test images / measured point's); RSS + the extra images' RGB and masks",
+        # W1 is 128x128 with 87 scored images, like a 128/90 point: W2 on the machine and load of sweep.json
+        "s_per_model_from_w1": w1_s * pixels_w1 * scored(partial["n_images"]) / 87 if w1_s else None,
+        "ratio_to_w1_per_model": pixels_w1 * scored(partial["n_images"]) / 87,
+        "method": "time x (W2 pixels / point's) x (W2 validation+test images / point's); "
+                  "RSS + the W2 images' RGB and masks - the point's (working set of one chunk assumed unchanged)",
     }
 
 
