@@ -6,7 +6,7 @@ Compute (NumPy/torch, importable from scripts and the command line), one subpack
 - :mod:`flimexplore.markers` — the paper's marker over-sampling.
 - :mod:`flimexplore.engine` — the FLIM block, the decision layer, the batched and reference paths, scores.
 - :mod:`flimexplore.study` — settings, prepared data, running a study with progress and resumable results.
-- :mod:`flimexplore.analysis` — what the scores mean: projections.
+- :mod:`flimexplore.analysis` — what the scores mean: projections, descriptors, marker advice.
 
 Presentation (Plotly, ipywidgets): :mod:`flimexplore.figures` and :mod:`flimexplore.widgets`.
 
@@ -29,6 +29,12 @@ _LAZY = {
     "run_study": "flimexplore.study.run",
     "run_study_all": "flimexplore.study.run",
     "StudyContext": "flimexplore.study.context",
+    "analyse": "flimexplore.analysis.analyse",
+    "score_pairs": "flimexplore.study.score",
+    "score_pairs_all": "flimexplore.study.score",
+    "advise": "flimexplore.analysis.advice",
+    "Advice": "flimexplore.analysis.advice",
+    "AdviceSettings": "flimexplore.analysis.advice",
     "load_dataset": "flimexplore.data",
     "list_datasets": "flimexplore.data",
     "sample_markers": "flimexplore.markers",

@@ -25,13 +25,16 @@ from flimexplore.errors import MarkerError
 __all__ = [
     "MARGIN_FACTOR",
     "MarkerGroups",
+    "MarkerPixels",
     "MarkerSet",
+    "ObjectMarkerSet",
     "admissible_centres",
     "disk_offsets",
     "marker_pixels",
     "marker_union",
     "sample_marker_groups",
     "sample_markers",
+    "sample_object_markers",
     "validate_markers",
 ]
 
@@ -59,6 +62,55 @@ class MarkerSet:
 
     def __len__(self) -> int:
         return len(self.bg)
+
+    def pairs(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The (object, background) centre of each of its ``n_bg`` marker pairs, as two (n_bg, 2) arrays."""
+        return np.repeat(np.asarray(self.obj)[None], len(self.bg), axis=0), np.asarray(self.bg)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectMarkerSet:
+    """One background marker and the object markers varied against it (``study --vary object``).
+
+    Attributes
+    ----------
+    background : ndarray of shape (2,), int64
+        ``(row, col)`` of the fixed background-marker centre.
+    objects : ndarray of shape (n_obj, 2), int64
+        ``(row, col)`` of each object-marker centre.
+    radius : int
+        Disk radius ``r`` in pixels.
+    """
+
+    background: NDArray[np.int64]
+    objects: NDArray[np.int64]
+    radius: int
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def pairs(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The (object, background) centre of each of its ``n_obj`` marker pairs, as two (n_obj, 2) arrays."""
+        return np.asarray(self.objects), np.repeat(np.asarray(self.background)[None], len(self.objects), axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class MarkerPixels:
+    """One model's markers of any shape (scribbles): its object and background pixels.
+
+    Attributes
+    ----------
+    obj : ndarray of shape (K, 2), int64
+        ``(row, col)`` of the object-marker pixels.
+    bg : ndarray of shape (L, 2), int64
+        ``(row, col)`` of the background-marker pixels.
+    """
+
+    obj: NDArray[np.int64]
+    bg: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -369,6 +421,80 @@ def sample_marker_groups(
     return MarkerGroups(
         obj=np.asarray(obj, dtype=np.int64).reshape(k, 2),
         bg=np.asarray(bg, dtype=np.int64).reshape(int(n_models), m, 2),
+        radius=int(radius),
+    )
+
+
+def sample_object_markers(
+    mask: NDArray[np.bool_],
+    n_obj: int,
+    radius: int,
+    seed: int | np.random.Generator | None = 0,
+) -> ObjectMarkerSet:
+    """Sample one background marker and ``n_obj`` object markers (the paper's rules, classes swapped).
+
+    The background centre is drawn first among admissible background pixels,
+    then each object centre among admissible object pixels, every centre
+    keeping ``1.5 r`` from the border and from every centre chosen before.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (H, W), bool
+        Ground truth of the marked image; ``True`` is object.
+    n_obj : int
+        Number of object markers, ``>= 1``.
+    radius : int
+        Marker radius ``r``.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    ObjectMarkerSet
+
+    Raises
+    ------
+    MarkerError
+        If the radius does not fit, no background pixel is admissible, or
+        fewer than ``n_obj`` object markers fit; the message says how many fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((64, 64), bool); mask[20:40, 20:40] = True
+    >>> ms = sample_object_markers(mask, n_obj=4, radius=2, seed=1)
+    >>> bool(mask[tuple(ms.background)]), len(ms), bool(mask[ms.objects[:, 0], ms.objects[:, 1]].all())
+    (False, 4, True)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
+    if int(n_obj) != n_obj or n_obj < 1:
+        raise MarkerError(f"the number of object markers must be >= 1, got {n_obj!r}")
+    _check_radius(mask.shape, radius)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    border = _border_ok(mask.shape, radius)
+    bg = _draw(border & ~mask, rng)
+    if bg is None:
+        raise MarkerError(
+            f"no background pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from the border; "
+            "use a smaller radius"
+        )
+    pool = border & mask
+    _exclude(pool, bg, radius)
+    obj: list[tuple[int, int]] = []
+    while len(obj) < n_obj:
+        c = _draw(pool, rng)
+        if c is None:
+            raise MarkerError(
+                f"{n_obj} object markers of radius {radius} do not fit in the object: only {len(obj)} fit "
+                f"{MARGIN_FACTOR}*r apart and from the border with this seed; ask for at most {len(obj)} "
+                "(--n-bg) or use a smaller radius"
+            )
+        obj.append(c)
+        _exclude(pool, c, radius)
+    return ObjectMarkerSet(
+        background=np.asarray(bg, dtype=np.int64),
+        objects=np.asarray(obj, dtype=np.int64).reshape(-1, 2),
         radius=int(radius),
     )
 

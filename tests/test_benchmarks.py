@@ -10,6 +10,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 KEYS = {
+    "advice": {"rows", "per_dataset", "variants", "machine", "n_random"},
     "sweep": {
         "n_models",
         "device",
@@ -44,6 +45,8 @@ KEYS = {
         "meets_target",
         "machine",
     },
+    "markers": {"n_models", "device", "rows", "scribble_to_disk_ratio", "pixels_as_disks_identical", "peak_rss_mb", "machine"},
+    "masks": {"rows", "device", "n_images", "peak_rss_mb", "machine"},
 }
 
 
@@ -66,5 +69,11 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
         assert {p["phase"] for p in result["phases_32_models"]} == {"train", "conv", "score"}
     if name == "scaling":
         assert {r["sweep"] for r in result["rows"]} == {"markers", "validation"}
+    if name == "markers":
+        assert result["pixels_as_disks_identical"] and result["scribble_to_disk_ratio"] > 0
+    if name == "masks":  # thresholded JPEG masks of the fish preset equal the PNG ones; "non-zero" did not
+        by = {r["masks"]: r for r in result["rows"]}
+        assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]
+        assert by["jpeg40-nonzero"]["object_share"] > 0.5
     if name == "dense":
         assert result["n_models"] > 0 and result["heatmaps"] == ["heatmap_split0.png"]

@@ -44,6 +44,7 @@ def test_heatmap_markers_coloured_by_dice_with_shared_scale():
     assert "Dice" in bg.hovertemplate
     obj = trace(fig, "object marker")
     assert (list(obj.x), list(obj.y)) == ([9], [7]) and obj.marker.color == figures.OBJECT
+    assert obj.marker.symbol == "star" and bg.marker.symbol == "circle"  # its own glyph
     assert trace(fig, "dense map").visible is False
     assert fig.layout.yaxis.range == (19.5, -0.5)  # rows grow downwards
 
@@ -95,7 +96,7 @@ def test_overlay_colours_hits_false_objects_and_misses():
     pred = np.array([[1, 0, 1, 0]], bool)
     rgb = figures.overlay(np.zeros((1, 4, 3)), truth, pred, alpha=1.0)
     assert rgb.dtype == np.uint8
-    assert rgb[0].tolist() == [[0, 200, 0], [40, 90, 255], [230, 30, 30], [0, 0, 0]]
+    assert rgb[0].tolist() == [[0, 200, 0], [40, 90, 255], [255, 140, 0], [0, 0, 0]]
 
 
 def test_detail_figure_splits_projections_by_label():
@@ -154,6 +155,7 @@ def test_image_trace_is_a_png_of_the_image():
 def test_markers_figure_draws_object_and_background_rings():
     fig = figures.markers_figure(IMAGE, OBJ, BG, 2, title="markers")
     assert [t.name for t in fig.data] == ["image", "object marker", "background marker"]
+    assert fig.data[1].marker.symbol == "star" and fig.layout.showlegend
     assert len(fig.data[2].x) == 3
 
 
@@ -174,3 +176,78 @@ def test_study_heatmap_reads_one_split_of_a_result():
     assert list(bg.customdata) == [10, 11] and list(bg.marker.color) == [0.3, 0.4]
     assert (bg.marker.cmin, bg.marker.cmax) == (0.1, 0.5)  # the whole study's range
     assert list(trace(fig, "object marker").y) == [8] and "fish_007" in fig.layout.title.text
+
+
+def test_heatmap_legend_names_each_kind_of_marker_and_colour_bar_says_validation_dice():
+    fig = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2, selected=0, user_obj=(6, 7), user_bg=(1, 2))
+    assert fig.layout.showlegend
+    shown = {t.name for t in fig.data if t.type == "scatter" and t.showlegend}
+    assert shown == {"object marker", "background markers", "selected", "your object marker", "your bg marker"}
+    assert trace(fig, "background markers").marker.colorbar.title.text == "validation Dice"
+    empty = figures.heatmap_figure(IMAGE, None, np.zeros((0, 2)), [], 2)
+    assert not any(t.showlegend for t in empty.data if t.type == "scatter")  # no entry for what is not drawn
+    # the object marker's colour is never a colour of the Dice scale
+    assert figures.OBJECT.lower() not in {c.lower() for _, c in plotly_colorscale()}
+
+
+def test_heatmap_title_sits_below_the_toolbar():
+    fig = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2, title="fish_003 · object marker 1 · 3 models")
+    title = fig.layout.title
+    assert (title.yref, title.yanchor, title.y) == ("paper", "bottom", 1.0)  # just above the plot area
+    assert fig.layout.margin.t >= 14 + 40  # room for the toolbar above the title
+
+
+def test_heatmap_while_placing_markers_take_no_clicks():
+    fig = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2, user_bg=(1, 2), placing=True)
+    for name in ("background markers", "object marker", "your object marker", "your bg marker"):
+        assert trace(fig, name).hoverinfo == "skip", name
+    assert trace(fig, "image").hoverinfo != "skip"
+    assert trace(figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2), "background markers").hoverinfo is None
+
+
+def test_distribution_axis_fits_the_data_and_your_pair_never_moves_it():
+    dice = [0.61, 0.62, 0.64]
+    fig = figures.distribution_figure(dice, [0, 0, 0])
+    lo, hi = fig.layout.xaxis.range
+    assert lo == pytest.approx(0.60) and hi == pytest.approx(0.65)
+    assert tuple(figures.distribution_figure(dice, [0, 0, 0], full_range=True).layout.xaxis.range) == (-0.02, 1.02)
+    inside = figures.distribution_figure(dice, [0, 0, 0], user_dice=0.63)
+    outside = figures.distribution_figure(dice, [0, 0, 0], user_dice=0.2)
+    assert inside.layout.xaxis.range == fig.layout.xaxis.range == outside.layout.xaxis.range
+    assert inside.layout.height == fig.layout.height
+    assert list(trace(inside, "your pair").x) == [0.63, 0.63]
+    pair = trace(outside, "your pair")
+    assert list(pair.x) == [pytest.approx(0.60)] * 2 and pair.marker.symbol == "arrow-left"
+    assert list(pair.customdata) == [0.2, 0.2]  # the hover tells the true Dice
+
+
+def test_detail_figure_legends_the_overlay_colour_code():
+    fig = figures.detail_figure(IMAGE, IMAGE[..., 0] > 0, IMAGE[..., 1] > 0, TABLE, TABLE)
+    legend = [t.name for t in fig.data if t.type == "scatter" and t.showlegend]
+    assert {"found", "false object", "missed", "patches: object", "patches: background"} == set(legend)
+    colours = {t.name: t.marker.color for t in fig.data if t.name in ("found", "false object", "missed")}
+    assert colours == {"found": "rgb(0,200,0)", "false object": "rgb(255,140,0)", "missed": "rgb(40,90,255)"}
+    assert trace(fig, "patches: object").marker.color == figures.OBJECT
+    assert trace(fig, "features: background").marker.color == figures.BACKGROUND
+
+
+def test_heatmap_advice_layer_and_numbered_rings():
+    score = np.full((20, 30), np.nan)
+    score[14:17, 2:5] = 0.9
+    fig = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2, advice_map=score, advice_top=[[15, 3], [3, 25]])
+    layer, rings = trace(fig, "advice map"), trace(fig, "advised positions")
+    assert layer.visible is True and layer.z[15][3] == 0.9 and layer.z[0][0] is None
+    assert (list(rings.x), list(rings.y), list(rings.text)) == ([3, 25], [15, 3], ["1", "2"])
+    assert list(rings.customdata) == [0, 1] and rings.showlegend
+    off = figures.heatmap_figure(IMAGE, OBJ, BG, DICE, 2)
+    assert trace(off, "advice map").visible is False and len(trace(off, "advised positions").x) == 0
+
+
+def test_descriptor_figure_scatter_with_rho_in_title():
+    fig = figures.descriptor_figure([1.0, np.nan, 3.0], [0.2, 0.5, 0.8], [7, 8, 9], name="bg_std", rho=0.5, selected=2)
+    assert tuple(t.name for t in fig.data) == figures.DESCRIPTOR_TRACES
+    pts = trace(fig, "markers")
+    assert list(pts.x) == [1.0, 3.0] and list(pts.customdata) == [7, 9]  # NaN descriptors are not drawn
+    assert fig.layout.title.text == "bg_std vs validation Dice (ρ = +0.50)"
+    assert list(trace(fig, "selected").x) == [3.0]
+    assert "n/a" in figures.descriptor_figure([], [], rho=None).layout.title.text

@@ -144,8 +144,9 @@ def test_lids_seeds_file_is_scored_as_one_extra_model_and_resumes(tmp_path, caps
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["user_markers"]["n_object_pixels"] == len(obj) and summary["user_markers"]["model"] == 3
     assert summary["n_models"] == 4 and summary["splits"][0]["n_models"] == 3
-    heat = iio.imread(tmp_path / "o" / "heatmap_user.png")
-    assert heat.shape == (32, 32, 3) and (heat[obj[:, 0], obj[:, 1]] == (255, 0, 0)).all()
+    heat = iio.imread(tmp_path / "o" / "heatmap_user.png")[..., :3]  # a figure: the 32x32 image drawn 16x at (74, 24)
+    k = 16
+    assert max(heat.shape[:2]) >= 512 and (heat[74 + obj[:, 0] * k + k // 2, 24 + obj[:, 1] * k + k // 2] == 255).all()
     assert np.isfinite(result.heatmap(-1).value[bg[:, 0], bg[:, 1]]).all()
     before = (tmp_path / "o" / "results.csv").read_bytes()
     args = ["study", "--dataset", str(root), "--splits", "1", "--n-bg", "3", "--radius", "2", "--epochs", "2"]
@@ -198,3 +199,19 @@ def test_seeds_with_x_and_y_swapped_are_refused_on_square_and_other_images(tmp_p
     cfg = StudyConfig(dataset=str(root), markers=str(tmp_path / "swapped-seeds.txt"), **SMALL)
     with pytest.raises(MarkerError, match=r"swapped-seeds\.txt: only 0 % .*x and y look swapped"):
         StudyContext(cfg, device="cpu")
+
+
+def test_markers_per_model_from_the_command_line(tmp_path, capsys):
+    root = folder(tmp_path / "d")
+    args = ["study", "--dataset", str(root), "--splits", "1", "--n-bg", "2", "--radius", "2", "--epochs", "1"]
+    assert main([*args, "--markers-per-model", "2,2", "--out", str(tmp_path / "o")]) == 0
+    rows = read_results(tmp_path / "o" / "results.csv")
+    config = json.loads((tmp_path / "o" / "config.json").read_text())["config"]
+    assert len(rows) == 2 and config["markers_per_model"] == [2, 2]
+    assert main([*args, "--markers-per-model", "2,2", "--engine", "sequential", "--out", str(tmp_path / "s")]) == 2
+    assert "--engine sequential scores the paper's one-disk markers only" in capsys.readouterr().err
+    assert main([*args, "--markers-per-model", "1,40", "--out", str(tmp_path / "f")]) == 2
+    assert "2 models x 40 background markers of radius 2 do not fit" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--markers-per-model", "2", "--out", str(tmp_path / "u")])
+    assert "--markers-per-model takes 2 comma-separated integers, got '2'" in capsys.readouterr().err

@@ -86,7 +86,8 @@ def test_run_fills_heatmap_and_distribution(fresh):
     assert (obj.y[0], obj.x[0]) == tuple(res.markers[0].obj)
     assert len(trace(fresh.distribution.figure, "markers").x) == 8
     assert fresh.controls.progress.value == fresh.controls.progress.max == 8
-    assert fresh.heatmap.split.options == (("1", 0), ("2", 1))
+    assert fresh.heatmap.split.options == (("1 of 2", 0), ("2 of 2", 1))
+    assert fresh.controls.progress_label.value == "<small>8 / 8 models</small>"
 
 
 def test_click_marker_selects_model_everywhere(fresh):
@@ -173,7 +174,8 @@ def test_marker_on_wrong_class_is_a_readable_message(fresh):
     fresh.state.click_mode = "background"
     click(fresh.heatmap.figure, "image", row=obj[0], col=obj[1])
     assert "lies on the object" in fresh.state.error
-    assert "lies on the object" in fresh.controls.message.value
+    assert "lies on the object" in fresh.heatmap.message.value  # next to the control that caused it
+    assert fresh.controls.message.value == ""
     assert fresh.state.user_score is None
 
 
@@ -191,6 +193,29 @@ def test_seeds_round_trip_through_the_explorer(fresh, tmp_path):
     s.seeds_path = str(path)
     fresh.load_seeds()
     assert (s.user_obj, s.user_bg) == (obj, bg) and s.user_score is not None and s.error == ""
+
+
+def test_scribbles_from_a_seeds_file_are_scored_whole(fresh, tmp_path):
+    from flimexplore.data import write_seeds
+    from flimexplore.study.run import model_seed
+    from flimexplore.widgets.inspect import USER_BG_INDEX
+
+    s = fresh.state
+    ctx = s.result.context
+    r0, c0 = (int(v) for v in s.result.markers[0].obj)
+    obj = np.array([(r0, c) for c in range(c0 - 3, c0 + 4) if ctx.mask[r0, c]])
+    bgs = np.argwhere(~ctx.mask)
+    bg = np.concatenate([bgs[100:130], bgs[-60:-40]])  # two strokes
+    rows = np.concatenate([np.column_stack([obj, np.ones(len(obj), int)]), np.column_stack([bg, np.zeros(len(bg), int)])])
+    write_seeds(tmp_path / "scribble-seeds.txt", rows, ctx.mask.shape)
+    fresh.load_seeds(tmp_path / "scribble-seeds.txt")
+    assert s.error == "" and s.user_markers is not None and len(s.user_markers) == len(rows)
+    seed = model_seed(s.result.config.seed, s.result.config.image, s.split, USER_BG_INDEX + 1)
+    want = ctx.evaluate_markers([obj], [bg], [seed]).val["dice"][0]
+    assert s.user_score.dice == pytest.approx(want) and "scored whole" in s.status
+    fresh.clear_markers()
+    assert s.user_markers is None
+    assert ExplorerState(object_label="128, 0").config().object_label == (0, 128)
 
 
 def test_load_missing_seeds_file_is_a_readable_message(fresh, tmp_path):
@@ -299,4 +324,4 @@ def test_stored_widget_state_follows_updates(fresh):
                 assert list(np.ravel(stored.get("x", []))) == list(np.ravel(live.x))
             else:
                 assert stored.get("source") == getattr(live, "source", None)
-    assert fresh.heatmap.figure._widget_data[4]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]
+    assert fresh.heatmap.figure._widget_data[5]["x"] == [fresh.state.row(fresh.state.selected)["bg_col"]]

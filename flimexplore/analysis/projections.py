@@ -24,7 +24,10 @@ from numpy.typing import NDArray
 
 from flimexplore.study.context import StudyContext, model_features, model_patches
 
-__all__ = ["PATCH_PERPLEXITY", "FEATURE_PERPLEXITY", "feature_projection", "patch_projection", "superpixel_centres", "tsne"]
+__all__ = [
+    "PATCH_PERPLEXITY", "FEATURE_PERPLEXITY", "feature_projection", "patch_projection", "superpixel_centres",
+    "superpixel_features", "tsne",
+]
 
 PATCH_PERPLEXITY = 5.0
 FEATURE_PERPLEXITY = 15.0
@@ -105,6 +108,52 @@ def patch_projection(
     return {"x": xy[:, 0], "y": xy[:, 1], "label": labels}
 
 
+def superpixel_features(
+    ctx: StudyContext,
+    arrays: dict[str, NDArray],
+    n_superpixels: int | None = None,
+    max_images: int | None = None,
+) -> dict[str, NDArray]:
+    """One model's FLIM features at the superpixel centres of the validation images.
+
+    Reads the validation masks (for the labels): use it for analysis and
+    figures, never to rank or recommend markers.
+
+    Parameters
+    ----------
+    ctx : StudyContext
+    arrays : dict
+        The model's parameters.
+    n_superpixels : int, optional
+        Superpixels per image (default: the dataset's suggestion).
+    max_images : int, optional
+        Use only the first validation images (for speed).
+
+    Returns
+    -------
+    table : dict
+        ``features`` (n, C) float32, ``label`` (n,) 1 object / 0 background
+        (the ground truth at the centre), ``image`` (validation position),
+        ``row``, ``col``.
+    """
+    n_sp = int(n_superpixels or ctx.dataset.n_superpixels)
+    idx = list(ctx.split.val)[: max_images or None]
+    feats, labels, where = [], [], []
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for j, i in enumerate(idx):
+        by_shape.setdefault(ctx.dataset.images[i].shape, []).append(j)
+    for members in by_shape.values():
+        images = [ctx.dataset.images[idx[j]] for j in members]
+        f = model_features(ctx, arrays, images)
+        for k, j in enumerate(members):
+            c = superpixel_centres(images[k], n_sp)
+            feats.append(f[k][:, c[:, 0], c[:, 1]].T)
+            labels.append(ctx.dataset.masks[idx[j]][c[:, 0], c[:, 1]].astype(np.int64))
+            where.append(np.column_stack([np.full(len(c), j), c]))
+    w = np.concatenate(where)
+    return {"features": np.concatenate(feats), "label": np.concatenate(labels), "image": w[:, 0], "row": w[:, 1], "col": w[:, 2]}
+
+
 def feature_projection(
     ctx: StudyContext,
     arrays: dict[str, NDArray],
@@ -131,21 +180,6 @@ def feature_projection(
         ``x``, ``y``, ``label`` (1 object, 0 background: the ground truth at
         the centre), ``image`` (validation position), ``row``, ``col``.
     """
-    n_sp = int(n_superpixels or ctx.dataset.n_superpixels)
-    idx = list(ctx.split.val)[: max_images or None]
-    feats, labels, where = [], [], []
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for j, i in enumerate(idx):
-        by_shape.setdefault(ctx.dataset.images[i].shape, []).append(j)
-    for members in by_shape.values():
-        images = [ctx.dataset.images[idx[j]] for j in members]
-        f = model_features(ctx, arrays, images)
-        for k, j in enumerate(members):
-            c = superpixel_centres(images[k], n_sp)
-            feats.append(f[k][:, c[:, 0], c[:, 1]].T)
-            labels.append(ctx.dataset.masks[idx[j]][c[:, 0], c[:, 1]].astype(np.int64))
-            where.append(np.column_stack([np.full(len(c), j), c]))
-    x = np.concatenate(feats)
-    xy = tsne(x, FEATURE_PERPLEXITY, seed)
-    w = np.concatenate(where)
-    return {"x": xy[:, 0], "y": xy[:, 1], "label": np.concatenate(labels), "image": w[:, 0], "row": w[:, 1], "col": w[:, 2]}
+    t = superpixel_features(ctx, arrays, n_superpixels, max_images)
+    xy = tsne(t["features"], FEATURE_PERPLEXITY, seed)
+    return {"x": xy[:, 0], "y": xy[:, 1], "label": t["label"], "image": t["image"], "row": t["row"], "col": t["col"]}

@@ -47,6 +47,10 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
     s.add_argument("--dense", action="store_true", help="evaluate every background position on a grid")
     s.add_argument("--dense-spacing", type=int, default=None, help="grid spacing of --dense (default: the radius)")
     s.add_argument(
+        "--vary", choices=("background", "object"), default=d.vary,
+        help="which marker varies within a split; with 'object', --n-bg counts object markers (default: %(default)s)",
+    )
+    s.add_argument(
         "--object-label", type=_integers("--object-label", 1), default=None, metavar="V[,V...]",
         help="mask values that are object, e.g. 0,128 for the optic disc of REFUGE masks "
         "(default: non-zero for binary masks, half the value range for lossy ones)",
@@ -69,14 +73,17 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once)."""
+def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> StudyConfig:
+    """The validated :class:`StudyConfig` of parsed flags (before torch is imported: a typo fails at once).
+
+    ``dataset`` overrides ``--dataset`` (``sweep`` takes several and checks each).
+    """
     d = StudyConfig()
     return StudyConfig(
-        dataset=getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
+        dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
         splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
-        dense=args.dense, dense_spacing=args.dense_spacing, size=args.size, object_label=args.object_label,
-        markers_per_model=args.markers_per_model, markers=args.markers,
+        dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
+        markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
     ).validate()
 
 

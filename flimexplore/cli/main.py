@@ -25,7 +25,7 @@ from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study", "sweep")
+COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:

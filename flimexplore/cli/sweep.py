@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sweep``; returns the exit status."""
-    config = config_from_args(args)
+    for name in args.datasets:  # every dataset's settings are checked before any work
+        config = config_from_args(args, dataset=name)
     if args.engine != "batched":
         raise ConfigError("flimexplore sweep runs the batched engine; leave --engine out")
 

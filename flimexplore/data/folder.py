@@ -211,7 +211,7 @@ def _match(images: dict[str, Path], masks: dict[str, Path], image_dir: Path, mas
 
 
 def image_size(data: bytes, suffix: str) -> tuple[int, int] | None:
-    """Width and height of an encoded image from its header, without decoding it.
+    r"""Width and height of an encoded image from its header, without decoding it.
 
     Parameters
     ----------

@@ -12,6 +12,7 @@ live ``FigureWidget`` (the trace order of each builder never changes).
 - :func:`detail_figure`: prediction vs ground truth and the two t-SNE projections of one model.
 - :func:`marker_story_figure`: markers, patch and feature projections of several models (paper Fig. 4).
 - :func:`markers_figure`: a marked image with its markers.
+- :func:`descriptor_figure`: a marker descriptor against validation Dice, rho in the title.
 
 Names load lazily, so a module that needs only one builder does not import Plotly.
 """
@@ -27,6 +28,8 @@ _LAZY = {
     "OBJECT": "flimexplore.figures._common",
     "SELECTED": "flimexplore.figures._common",
     "overlay": "flimexplore.figures._common",
+    "DESCRIPTOR_TRACES": "flimexplore.figures.descriptor",
+    "descriptor_figure": "flimexplore.figures.descriptor",
     "DETAIL_TRACES": "flimexplore.figures.detail",
     "detail_figure": "flimexplore.figures.detail",
     "marker_story_figure": "flimexplore.figures.detail",

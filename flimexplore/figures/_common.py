@@ -12,9 +12,15 @@ from flimexplore.colormap import plotly_colorscale
 
 __all__ = [
     "BACKGROUND",
+    "FALSE_OBJECT",
+    "FOUND",
     "HEAT",
+    "MISSED",
     "OBJECT",
+    "OBJECT_SYMBOL",
     "SELECTED",
+    "legend_below",
+    "title_clear_of_toolbar",
     "as_uint8",
     "image_axes",
     "image_trace",
@@ -25,12 +31,31 @@ __all__ = [
 
 HEAT = plotly_colorscale()
 """The blue-to-red Dice scale, shared with the PNG heatmaps."""
-OBJECT = "#e41a1c"
-"""Object markers and object points (solid red, as in the paper's heatmaps)."""
-BACKGROUND = "#377eb8"
-"""Background markers and points where they are not coloured by Dice."""
+OBJECT = "#e7298a"
+"""Object markers and object points in every panel (magenta: a colour the blue-to-red Dice scale never takes)."""
+OBJECT_SYMBOL = "star"
+"""The object marker's glyph (background markers are circles)."""
+BACKGROUND = "#4d4d4d"
+"""Background markers and points where they are not coloured by Dice (dark grey, not a Dice colour)."""
 SELECTED = "#00e000"
 """Ring around the selected marker (the paper's "green border" of good markers)."""
+FOUND, FALSE_OBJECT, MISSED = (0, 200, 0), (255, 140, 0), (40, 90, 255)
+"""Prediction overlay: object pixels found (green), false object (orange), missed object (blue)."""
+
+
+def title_clear_of_toolbar(text: str, size: int = 13) -> dict:
+    """A title placed just above the plot area, below Plotly's toolbar (which sits at the figure's top right).
+
+    Use with a top margin of at least ``size + 40`` px.
+    """
+    return dict(text=text, x=0.0, xref="paper", xanchor="left", y=1.0, yref="paper", yanchor="bottom",
+                pad=dict(b=6), font=dict(size=size))
+
+
+def legend_below() -> dict:
+    """A horizontal legend under the plot area (never over the data, never cut off at the right)."""
+    return dict(orientation="h", x=0.0, xanchor="left", y=-0.02, yanchor="top", font=dict(size=11),
+                itemclick=False, itemdoubleclick=False)
 
 
 def as_uint8(image: NDArray) -> NDArray[np.uint8]:
@@ -80,7 +105,8 @@ def marker_size(radius: float, image_width: int, plot_px: float) -> float:
 def overlay(image: NDArray, truth: ArrayLike, pred: ArrayLike, alpha: float = 0.55) -> NDArray[np.uint8]:
     """Prediction against ground truth over a greyed image.
 
-    True positives are green, false positives red, false negatives blue.
+    True positives are green (:data:`FOUND`), false positives orange (:data:`FALSE_OBJECT`), false
+    negatives blue (:data:`MISSED`).
 
     Parameters
     ----------
@@ -97,11 +123,11 @@ def overlay(image: NDArray, truth: ArrayLike, pred: ArrayLike, alpha: float = 0.
     --------
     >>> rgb = overlay(np.zeros((1, 3, 3)), np.array([[1, 1, 0]], bool), np.array([[1, 0, 1]], bool), 1.0)
     >>> rgb[0].tolist()
-    [[0, 200, 0], [40, 90, 255], [230, 30, 30]]
+    [[0, 200, 0], [40, 90, 255], [255, 140, 0]]
     """
     grey = as_uint8(image).astype(np.float64).mean(axis=-1, keepdims=True)
     out = np.repeat(grey, 3, axis=-1)
     t, p = np.asarray(truth, bool), np.asarray(pred, bool)
-    for where, colour in ((t & p, (0, 200, 0)), (p & ~t, (230, 30, 30)), (t & ~p, (40, 90, 255))):
+    for where, colour in ((t & p, FOUND), (p & ~t, FALSE_OBJECT), (t & ~p, MISSED)):
         out[where] = (1.0 - alpha) * out[where] + alpha * np.asarray(colour, dtype=np.float64)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -14,7 +14,19 @@ import plotly.graph_objects as go
 from numpy.typing import ArrayLike, NDArray
 from plotly.subplots import make_subplots
 
-from flimexplore.figures._common import BACKGROUND, OBJECT, image_axes, image_trace, marker_size, overlay
+from flimexplore.figures._common import (
+    BACKGROUND,
+    FALSE_OBJECT,
+    FOUND,
+    MISSED,
+    OBJECT,
+    OBJECT_SYMBOL,
+    image_axes,
+    image_trace,
+    legend_below,
+    marker_size,
+    overlay,
+)
 
 __all__ = ["DETAIL_TRACES", "detail_figure", "markers_figure", "marker_story_figure", "projection_traces"]
 
@@ -24,8 +36,15 @@ DETAIL_TRACES = (
     "patches: background",
     "features: object",
     "features: background",
+    "found",
+    "false object",
+    "missed",
 )
-"""Names of the traces of :func:`detail_figure`, in order (the order never changes)."""
+"""Names of the traces of :func:`detail_figure`, in order (the order never changes).
+
+The last three are legend entries of the prediction overlay's colour code.
+"""
+
 
 Table = Mapping[str, NDArray]
 
@@ -56,6 +75,12 @@ def projection_traces(table: Table | None, prefix: str, size: int = 6) -> list[g
     return out
 
 
+def _swatch(name: str, rgb: tuple[int, int, int]) -> go.Scatter:
+    """A legend-only entry: a coloured square and a name."""
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip", showlegend=True,
+                      marker=dict(size=11, symbol="square", color=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})"))
+
+
 def detail_figure(
     image: NDArray,
     truth: ArrayLike,
@@ -73,8 +98,7 @@ def detail_figure(
     image : ndarray of shape (H, W, 3)
         A validation image.
     truth, pred : array_like of shape (H, W), bool
-        Its ground truth and the model's predicted mask (green: hit, red:
-        false object, blue: missed object).
+        Its ground truth and the model's predicted mask (legended: found, false object, missed).
     patches, features : dict, optional
         t-SNE tables of the marked patches and of the superpixel features.
     title : str
@@ -96,10 +120,16 @@ def detail_figure(
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(showticklabels=False, row=1, col=col)
         fig.update_yaxes(showticklabels=False, row=1, col=col)
+    for name, rgb in (("found", FOUND), ("false object", FALSE_OBJECT), ("missed", MISSED)):
+        fig.add_trace(_swatch(name, rgb), row=1, col=1)
+    for k, trace in enumerate(fig.data[1:3]):  # one legend entry per point class
+        trace.showlegend = True
+        trace.legendrank = 10 + k
     image_axes(fig, np.asarray(image).shape, row=1, col=1)
     fig.update_layout(
-        title=dict(text=title, x=0.01, font=dict(size=13)), showlegend=False, width=3 * panel + 80,
-        height=panel + 80, margin=dict(l=10, r=10, t=70, b=10), plot_bgcolor="#f7f7f7", hovermode="closest",
+        title=dict(text=title, x=0.01, y=0.98, yref="container", yanchor="top", font=dict(size=13)),
+        showlegend=True, legend=legend_below(), width=3 * panel + 80, height=panel + 130,
+        margin=dict(l=10, r=10, t=76, b=50), plot_bgcolor="#f7f7f7", hovermode="closest",
     )
     fig.update_annotations(font_size=12)
     return fig
@@ -110,8 +140,8 @@ def markers_figure(image: NDArray, obj: ArrayLike, bg: ArrayLike, radius: float,
     """The marked image with an object marker (red) and background markers (blue), Fig. 4a."""
     fig = go.Figure(_marker_traces(image, obj, bg, radius, size))
     image_axes(fig, np.asarray(image).shape)
-    fig.update_layout(title=dict(text=title), showlegend=False, width=size + 20, height=size + 60,
-                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(title=dict(text=title), showlegend=True, legend=legend_below(), width=size + 20,
+                      height=size + 100, margin=dict(l=10, r=10, t=40, b=50))
     return fig
 
 
@@ -123,13 +153,15 @@ def _marker_traces(image: NDArray, obj: ArrayLike, bg: ArrayLike, radius: float,
     return [
         image_trace(image, hover=False),
         go.Scatter(x=o[:, 1], y=o[:, 0], mode="markers", name="object marker", hoverinfo="skip",
-                   marker=dict(ring, line=dict(width=3, color=OBJECT))),
+                   marker=dict(size=max(disk, 12) * 1.3, color=OBJECT, symbol=OBJECT_SYMBOL,
+                               line=dict(width=1.5, color="white"))),
         go.Scatter(x=b[:, 1], y=b[:, 0], mode="markers", name="background marker", hoverinfo="skip",
                    marker=dict(ring, line=dict(width=3, color=BACKGROUND))),
     ]
 
 
-def marker_story_figure(details: Sequence[Any], *, panel: int = 220, title: str = "") -> go.Figure:
+def marker_story_figure(details: Sequence[Any], *, panel: int = 220, title: str = "",
+                        width: int | None = None) -> go.Figure:
     """The paper's Fig. 4: per model, its markers, patch t-SNE, feature t-SNE and Dice.
 
     Parameters
@@ -141,6 +173,9 @@ def marker_story_figure(details: Sequence[Any], *, panel: int = 220, title: str 
     panel : int
         Size of each panel in screen pixels.
     title : str
+    width : int, optional
+        Figure width in pixels; default ``3 * panel + 120``.  ``0`` lets the page decide (autosize:
+        the figure takes the width of the notebook).
 
     Returns
     -------
@@ -163,7 +198,14 @@ def marker_story_figure(details: Sequence[Any], *, panel: int = 220, title: str 
             fig.update_xaxes(showticklabels=False, row=i, col=col)
             fig.update_yaxes(showticklabels=False, row=i, col=col)
         label = f"{d.label}<br>Dice {d.row['val_dice']:.3f}"
-        fig.update_yaxes(title=dict(text=label, font=dict(size=11)), row=i, col=1)
-    fig.update_layout(title=dict(text=title), showlegend=False, width=3 * panel + 120, height=n * panel + 90,
-                      margin=dict(l=90, r=10, t=70, b=10), plot_bgcolor="#f7f7f7")
+        fig.update_yaxes(title=dict(text=label, font=dict(size=12)), row=i, col=1)
+    per_row = len(fig.data) // max(1, n)
+    for k, trace in enumerate(fig.data):  # legend entries from the first row only
+        if trace.type == "scatter":
+            trace.showlegend = k < per_row
+    fig.update_layout(title=dict(text=title), showlegend=True, legend=legend_below(),
+                      width=(3 * panel + 120 if width is None else width) or None, autosize=width == 0,
+                      height=n * panel + 130, margin=dict(l=100, r=10, t=70, b=50), plot_bgcolor="#f7f7f7",
+                      font=dict(size=12))
+    fig.update_annotations(font_size=13)
     return fig

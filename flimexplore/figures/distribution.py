@@ -6,9 +6,9 @@ import numpy as np
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
 
-from flimexplore.figures._common import HEAT, SELECTED
+from flimexplore.figures._common import HEAT, SELECTED, title_clear_of_toolbar
 
-__all__ = ["DISTRIBUTION_TRACES", "distribution_figure", "jitter"]
+__all__ = ["DISTRIBUTION_TRACES", "dice_axis_range", "distribution_figure", "jitter"]
 
 DISTRIBUTION_TRACES = ("markers", "selected", "your pair")
 """Names of the traces of :func:`distribution_figure`, in order (the order never changes)."""
@@ -25,6 +25,24 @@ def jitter(n: int, width: float = 0.3) -> np.ndarray:
     return (np.arange(n) * 0.6180339887498949 % 1.0 - 0.5) * 2.0 * width
 
 
+def dice_axis_range(dice: ArrayLike, full: bool = False) -> tuple[float, float]:
+    """The Dice axis: the data's range with a 5 % margin (at least 0.02 wide), or 0-1 with ``full``.
+
+    Examples
+    --------
+    >>> dice_axis_range([0.50, 0.70])
+    (0.49, 0.71)
+    >>> dice_axis_range([0.5, 0.7], full=True)
+    (-0.02, 1.02)
+    """
+    d = np.asarray(dice, dtype=np.float64).reshape(-1)
+    if full or not len(d):
+        return -0.02, 1.02
+    lo, hi = float(d.min()), float(d.max())
+    pad = max(0.05 * (hi - lo), 0.01)
+    return round(lo - pad, 6), round(hi + pad, 6)
+
+
 def distribution_figure(
     dice: ArrayLike,
     splits: ArrayLike,
@@ -35,6 +53,7 @@ def distribution_figure(
     vrange: tuple[float, float] = (0.0, 1.0),
     title: str = "",
     width: int = 420,
+    full_range: bool = False,
 ) -> go.Figure:
     """Validation Dice of every model, one jittered row per object marker.
 
@@ -49,11 +68,14 @@ def distribution_figure(
     selected : int, optional
         Position of the selected model, drawn with a green ring.
     user_dice : float, optional
-        Dice of the user's own marker pair, drawn as a vertical line.
+        Dice of the user's own marker pair, drawn as a vertical line (at the axis' edge, with an
+        arrow head, when it lies outside the axis: the axis never moves for it).
     vrange : tuple of float
         Colour range shared with the heatmap.
     title : str
     width : int
+    full_range : bool
+        Dice axis 0-1 instead of the data's range (:func:`dice_axis_range`).
 
     Returns
     -------
@@ -67,6 +89,9 @@ def distribution_figure(
     n_rows = int(s.max()) + 1 if len(s) else 1
     pick = selected is not None and 0 <= selected < len(d)
     line_y = [-0.5, n_rows - 0.5]
+    xr = dice_axis_range(d, full_range)
+    user_x = None if user_dice is None else float(np.clip(user_dice, xr[0], xr[1]))
+    outside = user_dice is not None and user_x != user_dice
     fig = go.Figure([
         go.Scatter(
             x=d, y=y, mode="markers", name="markers", customdata=ids,
@@ -79,15 +104,19 @@ def distribution_figure(
             hoverinfo="skip", marker=dict(size=17, color="rgba(0,0,0,0)", line=dict(width=3, color=SELECTED)),
         ),
         go.Scatter(
-            x=[] if user_dice is None else [user_dice, user_dice], y=[] if user_dice is None else line_y,
-            mode="lines", name="your pair", line=dict(color="black", dash="dash", width=2),
-            hovertemplate="your pair<br>Dice %{x:.3f}<extra></extra>",
+            x=[] if user_x is None else [user_x, user_x], y=[] if user_x is None else line_y,
+            mode="lines+markers" if outside else "lines", name="your pair",
+            line=dict(color="black", dash="dash", width=2),
+            marker=dict(symbol="arrow-left" if user_x == xr[0] else "arrow-right", size=10 if outside else 0,
+                        color="black"),
+            customdata=[] if user_dice is None else [user_dice, user_dice],
+            hovertemplate="your pair<br>Dice %{customdata:.3f}<extra></extra>",
         ),
     ])
     fig.update_layout(
-        title=dict(text=title, x=0.02, font=dict(size=13)), showlegend=False, width=width, height=120 + 50 * n_rows,
-        margin=dict(l=50, r=10, t=40, b=40), hovermode="closest", clickmode="event", plot_bgcolor="#f7f7f7",
-        xaxis=dict(title=dict(text="validation Dice"), range=[-0.02, 1.02]),
+        title=title_clear_of_toolbar(title, 13), showlegend=False, width=width, height=150 + 50 * n_rows,
+        margin=dict(l=60, r=14, t=56, b=46), hovermode="closest", clickmode="event", plot_bgcolor="#f7f7f7",
+        xaxis=dict(title=dict(text="validation Dice"), range=list(xr)),
         yaxis=dict(title=dict(text="object marker"), tickmode="array", tickvals=list(range(n_rows)),
                    ticktext=[str(k + 1) for k in range(n_rows)], range=[n_rows - 0.5, -0.5]),
     )

@@ -17,20 +17,37 @@ from numpy.typing import ArrayLike, NDArray
 from plotly.subplots import make_subplots
 
 from flimexplore.colormap import heat_colors
-from flimexplore.figures._common import HEAT, OBJECT, SELECTED, image_axes, image_trace, marker_size
+from flimexplore.figures._common import (
+    HEAT,
+    OBJECT,
+    OBJECT_SYMBOL,
+    SELECTED,
+    image_axes,
+    image_trace,
+    legend_below,
+    marker_size,
+    title_clear_of_toolbar,
+)
 
 __all__ = ["HEATMAP_TRACES", "heatmap_figure", "heatmap_grid", "study_heatmap"]
 
 HEATMAP_TRACES = (
     "image",
     "dense map",
+    "advice map",
     "background markers",
     "object marker",
     "selected",
     "your object marker",
     "your bg marker",
+    "advised positions",
 )
 """Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
+
+ADVICE = "#1a9850"
+"""Rings of the advised positions (green, as the paper's border of good markers)."""
+ADVICE_SCALE = [[0.0, "rgba(255,255,255,0)"], [1.0, "rgba(26,152,80,0.85)"]]
+"""The advice map: transparent (worst) to green (best), never a Dice colour."""
 
 _DICE_HOVER = "model %{customdata}<br>Dice %{marker.color:.3f}<extra>background marker</extra>"
 
@@ -70,8 +87,12 @@ def heatmap_figure(
     user_dice: float | None = None,
     title: str = "",
     size: int = 420,
+    placing: bool = False,
+    scale_label: str = "validation Dice",
+    advice_map: NDArray[np.floating] | None = None,
+    advice_top: ArrayLike | None = None,
 ) -> go.Figure:
-    """Marked image, background markers coloured by Dice, solid object marker.
+    """Marked image, background markers (circles) coloured by Dice, the object marker as a star.
 
     Parameters
     ----------
@@ -99,11 +120,22 @@ def heatmap_figure(
     title : str
     size : int
         Width of the image area in screen pixels.
+    placing : bool
+        The user is placing a marker: markers take no hover or click, so a click reports the image
+        pixel under the mouse (never a marker's centre).
+    scale_label : str
+        Title of the colour bar.
+    advice_map : ndarray of shape (H, W), optional
+        Advice score per pixel (NaN where none), drawn as a green layer.
+    advice_top : array_like of shape (K, 2), optional
+        The best advised positions ``(row, col)``, best first, ringed and numbered; a click on one
+        reports its index in ``customdata``.
 
     Returns
     -------
     go.Figure
-        Traces named as :data:`HEATMAP_TRACES`, in that order.
+        Traces named as :data:`HEATMAP_TRACES`, in that order, each with a legend entry
+        (the dense map and empty traces excepted).
     """
     h, w = np.asarray(image).shape[:2]
     bg = np.asarray(bg, dtype=np.int64).reshape(-1, 2)
@@ -117,6 +149,8 @@ def heatmap_figure(
     ux, uy = _xy(user_bg)
     user_colour = "white" if user_dice is None else _rgb(user_dice, vrange)
     user_text = "" if user_dice is None else f"{user_dice:.3f}"
+    skip = dict(hoverinfo="skip") if placing else {}
+    tx, ty = _xy(advice_top)
     traces = [
         image_trace(image),
         go.Heatmap(
@@ -124,39 +158,60 @@ def heatmap_figure(
             name="dense map", visible=dense is not None, colorscale=HEAT, zmin=vrange[0], zmax=vrange[1],
             showscale=False, opacity=0.75, hoverinfo="skip",
         ),
+        go.Heatmap(
+            z=[[0.0]] if advice_map is None else _json_grid(advice_map), name="advice map",
+            visible=advice_map is not None, colorscale=ADVICE_SCALE, showscale=False, hoverinfo="skip",
+            showlegend=advice_map is not None, legendrank=6,
+        ),
         go.Scatter(
-            x=bx, y=by, mode="markers", name="background markers", customdata=ids, hovertemplate=_DICE_HOVER,
+            x=bx, y=by, mode="markers", name="background markers", customdata=ids,
+            hovertemplate=_DICE_HOVER, showlegend=len(bx) > 0, legendrank=2,
             marker=dict(
                 size=6 if many else disk, color=dice, colorscale=HEAT, cmin=vrange[0], cmax=vrange[1],
-                opacity=0.6 if many else 0.9, line=dict(width=1, color="white"),
-                showscale=True, colorbar=dict(title=dict(text="val Dice"), thickness=14, len=0.9),
+                opacity=0.6 if many else 0.9, line=dict(width=1, color="white"), symbol="circle",
+                showscale=True, colorbar=dict(title=dict(text=scale_label, side="right"), thickness=14, len=0.9,
+                                              x=1.0, xpad=4),
             ),
+            **skip,
         ),
         go.Scatter(
-            x=_xy(obj)[0], y=_xy(obj)[1], mode="markers", name="object marker",
-            hovertemplate="object marker<extra></extra>",
-            marker=dict(size=disk, color=OBJECT, line=dict(width=3, color="white")),
+            x=_xy(obj)[0], y=_xy(obj)[1], mode="markers", name="object marker", showlegend=obj is not None,
+            hovertemplate="object marker<extra></extra>", legendrank=1,
+            marker=dict(size=max(disk, 14) * 1.3, color=OBJECT, symbol=OBJECT_SYMBOL, line=dict(width=1.5, color="white")),
+            **skip,
         ),
         go.Scatter(
-            x=sx, y=sy, mode="markers", name="selected", hoverinfo="skip",
+            x=sx, y=sy, mode="markers", name="selected", hoverinfo="skip", showlegend=len(sx) > 0, legendrank=3,
             marker=dict(size=disk + 10, color="rgba(0,0,0,0)", line=dict(width=3, color=SELECTED)),
         ),
         go.Scatter(
             x=ox, y=oy, mode="markers", name="your object marker", hovertemplate="your object marker<extra></extra>",
-            marker=dict(size=disk, color="rgba(0,0,0,0)", symbol="circle", line=dict(width=3, color=OBJECT)),
+            showlegend=len(ox) > 0, legendrank=4,
+            marker=dict(size=max(disk, 14) * 1.3, color="rgba(0,0,0,0)", symbol=f"{OBJECT_SYMBOL}-open",
+                        line=dict(width=3, color=OBJECT)),
+            **skip,
         ),
         go.Scatter(
             x=ux, y=uy, mode="markers+text", name="your bg marker", text=[user_text] * len(ux),
-            textposition="top center", textfont=dict(color="white"),
+            textposition="top center", textfont=dict(color="white"), showlegend=len(ux) > 0, legendrank=5,
             hovertemplate="your bg marker<br>Dice " + (user_text or "pending") + "<extra></extra>",
             marker=dict(size=disk, color=user_colour, line=dict(width=3, color="black")),
+            **skip,
+        ),
+        go.Scatter(
+            x=tx, y=ty, mode="markers+text", name="advised positions", customdata=list(range(len(tx))),
+            text=[str(k + 1) for k in range(len(tx))], textposition="middle center",
+            textfont=dict(color=ADVICE, size=11), showlegend=len(tx) > 0, legendrank=7,
+            hovertemplate="advice #%{text}: click to train and score it<extra></extra>",
+            marker=dict(size=disk + 12, color="rgba(255,255,255,0.35)", line=dict(width=3, color=ADVICE)),
+            **skip,
         ),
     ]
     fig = go.Figure(traces)
     fig.update_layout(
-        title=dict(text=title, x=0.02, font=dict(size=14)), showlegend=False, hovermode="closest",
-        clickmode="event", width=size + 110, height=int(size * h / w) + 60,
-        margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white", uirevision=f"{h}x{w}",
+        title=title_clear_of_toolbar(title, 14), showlegend=True, legend=legend_below(), hovermode="closest",
+        clickmode="event", width=size + 120, height=int(size * h / w) + 115,
+        margin=dict(l=10, r=10, t=64, b=60), plot_bgcolor="white", uirevision=f"{h}x{w}",
     )
     image_axes(fig, (h, w))
     return fig
@@ -203,7 +258,8 @@ def _panel_traces(result: Any, split: int, vrange: tuple[float, float], plot_px:
                         cmax=vrange[1], line=dict(width=1, color="white")),
         ),
         go.Scatter(x=[int(obj[1])], y=[int(obj[0])], mode="markers", name="object marker", hoverinfo="skip",
-                   marker=dict(size=disk, color=OBJECT, line=dict(width=2, color="white"))),
+                   marker=dict(size=max(disk, 12) * 1.3, color=OBJECT, symbol=OBJECT_SYMBOL,
+                               line=dict(width=1.5, color="white"))),
     ]
 
 
@@ -242,9 +298,14 @@ def heatmap_grid(results: Sequence[Any], *, title: str = "", panel: int = 170) -
         fig.update_yaxes(title=dict(text=label, font=dict(size=11)), row=i + 1, col=1)
     first = next(t for t in fig.data if t.name == "background markers")
     first.marker.showscale = True
-    first.marker.colorbar = dict(title=dict(text="val Dice"), thickness=14)
+    first.marker.colorbar = dict(title=dict(text="validation Dice", side="right"), thickness=14)
+    for t in fig.data:  # one legend entry per kind of marker
+        if t.type == "scatter":
+            t.showlegend = False
+    first.showlegend = True
+    next(t for t in fig.data if t.name == "object marker").showlegend = True
     fig.update_layout(
-        title=dict(text=title), showlegend=False, width=n_cols * panel + 180,
-        height=len(results) * panel + 90, margin=dict(l=70, r=20, t=70, b=10), plot_bgcolor="white",
+        title=dict(text=title), showlegend=True, legend=legend_below(), width=n_cols * panel + 180,
+        height=len(results) * panel + 130, margin=dict(l=70, r=20, t=70, b=50), plot_bgcolor="white",
     )
     return fig

@@ -7,13 +7,16 @@ import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from flimexplore.errors import ConfigError
 
-__all__ = ["StudyConfig"]
+__all__ = ["VARY", "StudyConfig"]
+
+VARY = ("background", "object")
+"""Which marker a study varies: the background marker (the paper's study) or the object marker."""
 
 # name -> (smallest allowed value, whether None is allowed)
 _INTEGERS = {
@@ -61,6 +64,12 @@ class StudyConfig:
         admissible background position on a grid of spacing ``dense_spacing``.
     dense_spacing : int or None
         Grid spacing of dense maps; None means the marker radius.
+    vary : {"background", "object"}
+        Which marker varies within a split.  ``"background"`` (the paper):
+        each split fixes one object marker and varies ``n_bg`` background
+        markers.  ``"object"``: each split fixes one background marker and
+        varies ``n_bg`` object markers (or, with ``dense``, every object
+        position on the grid); ``n_bg`` then counts object markers.
     object_label : tuple of int or None
         Mask values that are object, for folder datasets (``(0, 128)``: the
         optic disc of REFUGE masks); None: non-zero for binary masks (see
@@ -95,6 +104,7 @@ class StudyConfig:
     seed: int = 0
     dense: bool = False
     dense_spacing: int | None = None
+    vary: Literal["background", "object"] = "background"
     object_label: tuple[int, ...] | None = None
     markers_per_model: tuple[int, int] = (1, 1)
     markers: str | None = None
@@ -154,6 +164,8 @@ class StudyConfig:
             problems.append(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
         if not isinstance(self.dense, bool):
             problems.append(f"dense (--dense) must be True or False, got {self.dense!r}")
+        if self.vary not in VARY:
+            problems.append(f"vary (--vary) must be 'background' or 'object', got {self.vary!r}")
         label = self.object_label
         if label is not None and (
             not isinstance(label, tuple) or not label or not all(_whole(v, 0) for v in label)
@@ -164,6 +176,8 @@ class StudyConfig:
             problems.append(f"markers_per_model (--markers-per-model) must be two integers >= 1 (K, M), got {per!r}")
         elif self.dense and per != (1, 1):
             problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with dense (--dense), got {per!r}")
+        elif self.vary == "object" and per != (1, 1):
+            problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with vary (--vary) object, got {per!r}")
         if self.markers is not None and (not isinstance(self.markers, str) or not self.markers.strip()):
             problems.append(f"markers (--markers) must be None or a seeds file or folder path, got {self.markers!r}")
         if problems:

@@ -119,6 +119,7 @@ def render_heatmap(
     vmin: float | None = None,
     vmax: float | None = None,
     obj_pixels: NDArray[np.integer] | None = None,
+    marker_colour: tuple[int, int, int] = (255, 0, 0),
 ) -> NDArray[np.uint8]:
     """Blend a heat layer over a greyed copy of the image.
 
@@ -127,12 +128,14 @@ def render_heatmap(
     image : ndarray of shape (H, W, 3), float in [0, 1]
     layer : HeatLayer
     obj_centre : ndarray of shape (2,) or (K, 2), optional
-        Object marker(s), drawn as solid red disks of ``radius``.
+        The split's fixed marker(s) (object markers), drawn as solid disks of ``radius``.
     radius : float
     vmin, vmax : float, optional
         Colour range; defaults to the range of the layer's values.
     obj_pixels : ndarray of shape (P, 2), int, optional
         Object marker of any shape, drawn in solid red pixel by pixel.
+    marker_colour : tuple of int, optional
+        RGB of the ``obj_centre`` disks (red; a fixed background marker is drawn green).
 
     Returns
     -------
@@ -150,7 +153,7 @@ def render_heatmap(
         rr, cc = np.mgrid[: out.shape[0], : out.shape[1]]
         for centre in np.asarray(obj_centre).reshape(-1, 2):
             disk = (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius * radius
-            out[disk] = (255.0, 0.0, 0.0)
+            out[disk] = tuple(float(v) for v in marker_colour)
     if obj_pixels is not None:
         px = np.asarray(obj_pixels, dtype=np.int64).reshape(-1, 2)
         out[px[:, 0], px[:, 1]] = (255.0, 0.0, 0.0)

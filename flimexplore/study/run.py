@@ -12,12 +12,11 @@ with the same output folder: finished models are read back, not recomputed.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-import queue
-import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,64 +31,30 @@ from flimexplore.errors import ConfigError, MarkerError
 from flimexplore.markers import (
     MARGIN_FACTOR,
     MarkerGroups,
+    MarkerPixels,
     MarkerSet,
+    ObjectMarkerSet,
     admissible_centres,
     marker_union,
     sample_marker_groups,
     sample_markers,
+    sample_object_markers,
 )
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
+from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
 from flimexplore.study.store import ResultStore
 
 __all__ = [
-    "Progress", "StopStudy", "StudyResult", "dense_positions", "evaluate_models", "model_chunks", "model_rows",
-    "model_seed", "model_table", "plan_markers", "run_study", "run_study_all",
+    "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
+    "ModelEntry", "evaluate_models", "model_table", "plan_markers", "run_study", "run_study_all",
 ]
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
-INSIDE_EVERY_S = 2.0
-"""Seconds between progress events while one chunk is being scored (big images, slow chunks)."""
 USER_SPLIT = -1
 """``split`` and ``bg_index`` of the row of the user's own markers (results.csv)."""
-
-
-class StopStudy(Exception):
-    """Thrown into :func:`run_study` (``gen.throw(StopStudy())``) to stop it early.
-
-    The generator then returns the partial :class:`StudyResult` of the models
-    finished so far (``StopIteration.value``).
-    """
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress event of a running study.
-
-    Attributes
-    ----------
-    done : int
-        Models finished so far (including ones resumed from disk).
-    total : int
-        Models in the study.
-    message : str
-        What just happened, for a log line or a progress label.
-    eta_s : float or None
-        Estimate of the seconds left (None before the first chunk finished
-        or was partly scored).
-    inside : tuple of int or None
-        ``(n, N)`` while a chunk is being scored: ``n`` of its ``N``
-        validation and test images are done (``done`` then does not move);
-        None for the events at the start and after each finished chunk.
-    """
-
-    done: int
-    total: int
-    message: str
-    eta_s: float | None = None
-    inside: tuple[int, int] | None = None
 
 
 def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
@@ -97,12 +62,16 @@ def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
     return int(np.random.SeedSequence([seed, image, split, bg_index]).generate_state(1)[0])
 
 
-def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None) -> NDArray[np.int64]:
+def dense_positions(
+    mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: int, spacing: int | None = None, *, on_object: bool = False
+) -> NDArray[np.int64]:
     """Every admissible background centre on a regular grid (dense marker maps).
 
     Centres keep the paper's margins: ``1.5 r`` from the image border and
-    from the object marker; they lie on the background and on a grid of the
-    given spacing (default ``r``), so neighbouring disks overlap.
+    from the fixed marker ``obj``; they lie on the background (on the object
+    with ``on_object``, for ``--vary object``, where ``obj`` is the fixed
+    background marker) and on a grid of the given spacing (default ``r``),
+    so neighbouring disks overlap.
 
     Returns
     -------
@@ -111,24 +80,31 @@ def dense_positions(mask: NDArray[np.bool_], obj: NDArray[np.integer], radius: i
     step = int(radius if spacing is None else spacing)
     if step <= 0:
         raise MarkerError(f"dense grid spacing must be positive, got {spacing!r}")
-    ok = admissible_centres(mask, radius) & ~mask
+    ok = admissible_centres(mask, radius) & (mask if on_object else ~mask)
     rr, cc = np.nonzero(ok)
     on_grid = (rr % step == 0) & (cc % step == 0)
     far = (rr - obj[0]) ** 2 + (cc - obj[1]) ** 2 >= (MARGIN_FACTOR * radius) ** 2
     keep = on_grid & far
     if not keep.any():
-        raise MarkerError(f"no background grid position fits with radius {radius} and spacing {step}")
+        where = "object" if on_object else "background"
+        raise MarkerError(f"no {where} grid position fits with radius {radius} and spacing {step}")
     return np.stack([rr[keep], cc[keep]], axis=1).astype(np.int64)
 
 
-def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups]:
+def plan_markers(ctx: StudyContext) -> list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet]:
     """Markers of every split: one object marker and its background markers each.
 
     With ``markers_per_model = (K, M)`` other than ``(1, 1)`` each split is a
     :class:`~flimexplore.markers.MarkerGroups`: K object disks shared by the
-    split's ``n_bg`` models, each with its own M background disks.
+    split's ``n_bg`` models, each with its own M background disks.  With
+    ``vary="object"`` each split is an :class:`~flimexplore.markers.ObjectMarkerSet`:
+    one background marker and ``n_bg`` object markers (every object grid
+    position with ``dense``).  Split ``s`` samples with the generator seeded
+    by ``(seed, image, s)``.
     """
     cfg = ctx.config
+    if cfg.vary == "object":
+        return [_plan_objects(ctx, s) for s in range(cfg.splits)]
     if tuple(cfg.markers_per_model) != (1, 1):
         return [
             sample_marker_groups(ctx.mask, cfg.n_bg, cfg.markers_per_model, cfg.radius, np.random.default_rng([cfg.seed, cfg.image, s]))
@@ -148,6 +124,14 @@ def model_chunks(total: int, step: int, done: set[int] | dict[int, Any]) -> list
     """Ids of the models still to compute, in the chunks a study trains together."""
     chunks = [[m for m in range(lo, min(total, lo + step)) if m not in done] for lo in range(0, total, step)]
     return [c for c in chunks if c]
+def _plan_objects(ctx: StudyContext, split: int) -> ObjectMarkerSet:
+    cfg = ctx.config
+    rng = np.random.default_rng([cfg.seed, cfg.image, split])
+    ms = sample_object_markers(ctx.mask, 1 if cfg.dense else cfg.n_bg, cfg.radius, rng)
+    if cfg.dense:
+        grid = dense_positions(ctx.mask, ms.background, cfg.radius, cfg.dense_spacing, on_object=True)
+        ms = ObjectMarkerSet(ms.background, grid, ms.radius)
+    return ms
 
 
 @dataclass
@@ -158,8 +142,10 @@ class StudyResult:
     ----------
     config : StudyConfig
         Resolved settings.
-    markers : list of MarkerSet or of MarkerGroups
-        One per split.
+    markers : list of MarkerSet, of MarkerGroups or of ObjectMarkerSet
+        One per split (:class:`ObjectMarkerSet` when the study varies the
+        object marker; ``flimexplore score`` of a seeds file gives a
+        :class:`MarkerPixels`).
     rows : list of dict
         One per finished model (columns of :data:`flimexplore.study.store.COLUMNS`);
         the model of the user's own markers (if any) is last, with ``split``
@@ -174,7 +160,7 @@ class StudyResult:
     """
 
     config: StudyConfig
-    markers: list[MarkerSet] | list[MarkerGroups]
+    markers: list[MarkerSet] | list[MarkerGroups] | list[ObjectMarkerSet] | list[MarkerPixels]
     rows: list[dict[str, Any]]
     arrays: dict[int, dict[str, NDArray]] = field(repr=False)
     device: str
@@ -187,9 +173,11 @@ class StudyResult:
         return np.array([r[name] for r in self.rows if split is None or r["split"] == split])
 
     def heatmap(self, split: int, metric: str = "val_dice") -> HeatLayer:
-        """The paper's heatmap of one split's background markers (every disk of a model in its score).
+        """The paper's heatmap of one split's varied markers (every disk of a model in its score).
 
-        ``split = -1`` paints the background pixels of the user's own markers.
+        The varied markers are the background markers, or the object markers
+        of a ``vary="object"`` study.  ``split = -1`` paints the background
+        pixels of the user's own markers.
         """
         shape = self.context.mask.shape
         rows = [r for r in self.rows if r["split"] == split]
@@ -198,6 +186,11 @@ class StudyResult:
             score = rows[0][metric] if rows else float("nan")
             return paint_pixels(shape, markers[markers[:, 2] == 0, :2] if markers is not None else np.zeros((0, 2)), score)
         ms = self.markers[split]
+        if isinstance(ms, MarkerPixels):
+            return paint_pixels(shape, ms.bg, rows[0][metric] if rows else float("nan"))
+        if isinstance(ms, ObjectMarkerSet):
+            centres = np.array([[r["obj_row"], r["obj_col"]] for r in rows]).reshape(-1, 2)
+            return paint_heatmap(shape, centres, np.array([r[metric] for r in rows]), self.config.radius)
         if isinstance(ms, MarkerGroups):
             centres = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
             scores = np.repeat([r[metric] for r in rows], ms.bg.shape[1])
@@ -247,7 +240,7 @@ class StudyResult:
 
 
 @dataclass(frozen=True, eq=False)
-class _Model:
+class ModelEntry:
     """One model of a study: its place, its marker positions (first disk) and, for non-disk models, its pixels."""
 
     split: int
@@ -258,7 +251,9 @@ class _Model:
     pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
 
 
-def _table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[_Model]:
+def model_table(
+    ctx: StudyContext, markers: Sequence[MarkerSet | MarkerGroups | ObjectMarkerSet | MarkerPixels]
+) -> list[ModelEntry]:
     """Every model of the study in model-id order: the sampled ones by split, then the user's markers."""
     cfg, shape = ctx.config, ctx.mask.shape
     table = []
@@ -267,14 +262,19 @@ def _table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> 
             obj_px = marker_union(ms.obj, cfg.radius, shape)
             for k, bg in enumerate(ms.bg):
                 px = (obj_px, marker_union(bg, cfg.radius, shape))
-                table.append(_Model(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+                table.append(ModelEntry(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
+        elif isinstance(ms, ObjectMarkerSet):
+            table += [ModelEntry(s, k, obj, ms.background, model_seed(cfg.seed, cfg.image, s, k)) for k, obj in enumerate(ms.objects)]
+        elif isinstance(ms, MarkerPixels):
+            px = (np.asarray(ms.obj, np.int64), np.asarray(ms.bg, np.int64))
+            table.append(ModelEntry(s, 0, _central(px[0]), _central(px[1]), model_seed(cfg.seed, cfg.image, s, 0), px))
         else:
-            table += [_Model(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
+            table += [ModelEntry(s, k, ms.obj, bg, model_seed(cfg.seed, cfg.image, s, k)) for k, bg in enumerate(ms.bg)]
     if ctx.user_markers is not None:
         m = ctx.user_markers
         obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
         seed = model_seed(cfg.seed, cfg.image, 2**31 - 1, 0)  # apart from every split's seeds
-        table.append(_Model(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
+        table.append(ModelEntry(USER_SPLIT, USER_SPLIT, _central(obj_px), _central(bg_px), seed, (obj_px, bg_px)))
     return table
 
 
@@ -284,12 +284,20 @@ def _central(pixels: NDArray[np.int64]) -> NDArray[np.int64]:
     return pixels[int(np.argmin(d))]
 
 
-def _evaluate(
-    ctx: StudyContext, models: list[_Model], engine: str, memory_mb: float,
-    progress: Callable[[int, int], None] | None = None,
+def evaluate_models(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None = None, precision: str = "fp32",
 ) -> PairScores:
     """Scores of some models, in order: disk pairs by :meth:`StudyContext.evaluate` (or the reference path),
-    markers of any shape by :meth:`StudyContext.evaluate_markers`."""
+    markers of any shape by :meth:`StudyContext.evaluate_markers`, in the given arithmetic ``precision``."""
+    with precision_scope(precision, ctx.device):
+        return _evaluate_in_scope(ctx, models, engine, memory_mb, progress)
+
+
+def _evaluate_in_scope(
+    ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
+    progress: Callable[[int, int], None] | None,
+) -> PairScores:
     disks = [j for j, m in enumerate(models) if m.pixels is None]
     shaped = [j for j, m in enumerate(models) if m.pixels is not None]
     parts, groups = [], []
@@ -320,7 +328,8 @@ def _evaluate(
     return _merge(parts, groups)
 
 
-def _rows(ctx: StudyContext, ids: list[int], table: list[_Model], scores: Any) -> list[dict[str, Any]]:
+def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
+    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
     rows = []
     for j, m in enumerate(ids):
         t = table[m]
@@ -351,6 +360,8 @@ def run_study(
     memory_mb: float = DEFAULT_MEMORY_MB,
     context: StudyContext | None = None,
     precision: str = "fp32",
+    markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels] | None = None,
+    heatmap_scale: Literal["fixed", "study"] = "fixed",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -372,6 +383,15 @@ def run_study(
     precision : {"fp32", "tf32", "bf16"}, optional
         Arithmetic on CUDA (see :mod:`flimexplore.engine.precision`); the CPU
         runs fp32 only.
+    markers : sequence of MarkerSet, ObjectMarkerSet or MarkerPixels, optional
+        Score these markers (one item per split) instead of sampling them
+        (``flimexplore score`` does); the results folder then also records
+        their fingerprint, so it never mixes models of other markers.
+    heatmap_scale : {"fixed", "study"}, optional
+        Colour range of the PNG heatmaps written to ``out``: validation Dice
+        0-1 (``fixed``, the default: figures of different studies compare) or
+        the study's own min-max (``study``: close values are told apart).
+        It changes only the PNG files, never the results.
 
     Yields
     ------
@@ -401,16 +421,21 @@ def run_study(
     """
     t0 = time.perf_counter()
     config.validate()
-    _check_run_options(engine, model_chunk, memory_mb)
+    _check_run_options(engine, model_chunk, memory_mb, heatmap_scale)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
     if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
         raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
     check_precision(precision, ctx.device)
-    markers = plan_markers(ctx)
-    table = _table(ctx, markers)
+    identity = ctx.identity()
+    if markers is None:
+        markers = plan_markers(ctx)
+    else:
+        markers = list(markers)
+        identity["markers_sha256"] = _fingerprint(markers)
+    table = model_table(ctx, markers)
     total = len(table)
-    store = ResultStore(out, cfg, ctx.identity()) if out is not None else None
+    store = ResultStore(out, cfg, identity) if out is not None else None
     rows: dict[int, dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
@@ -426,20 +451,19 @@ def run_study(
             f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
             f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
         )
-        clock = _Clock(total - len(rows))
-        for lo in range(0, total, step):
-            ids = [m for m in range(lo, min(total, lo + step)) if m not in rows]
-            if not ids:
-                continue
+        clock = Clock(total - len(rows))
+        for ids in model_chunks(total, step, rows):
             models = [table[m] for m in ids]
             stop = False
             clock.start_chunk(len(ids))
-            with precision_scope(precision, ctx.device):
-                if engine == "sequential":
-                    scores = _evaluate(ctx, models, engine, memory_mb)
-                else:
-                    scores, stop = yield from _evaluate_reporting(ctx, models, memory_mb, clock, len(rows), total, ids)
-            new = _rows(ctx, ids, table, scores)
+            if engine == "sequential":
+                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
+            else:
+                scores, stop = yield from evaluate_reporting(
+                    functools.partial(_evaluate_batched, ctx, models, memory_mb, precision),
+                    clock, len(rows), total, ids,
+                )
+            new = model_rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
                 store.add(new, chunk_arrays)
@@ -450,7 +474,7 @@ def run_study(
             eta = clock.end_chunk()
             if stop:
                 raise StopStudy
-            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){_left(eta)}", eta)
+            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){time_left(eta)}", eta)
         complete = True
     except StopStudy:
         pass
@@ -462,98 +486,16 @@ def run_study(
         if store is not None:
             try:
                 if complete:
-                    _finish(store, result)
+                    _finish(store, result, heatmap_scale)
             finally:
                 store.close()
     return result
 
 
-class _Clock:
-    """Estimates of the time left from the chunks computed in this run (resumed models cost nothing)."""
-
-    def __init__(self, todo: int) -> None:
-        self.todo = todo  # models this run computes
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.chunk_t0 = self.t0
-        self.chunk_n = 0
-
-    def start_chunk(self, n: int) -> None:
-        self.chunk_t0, self.chunk_n = time.perf_counter(), n
-
-    def end_chunk(self) -> float:
-        """Seconds left after the chunk that just finished."""
-        self.done += self.chunk_n
-        per_model = (time.perf_counter() - self.t0) / max(self.done, 1)
-        return per_model * (self.todo - self.done)
-
-    def inside(self, n: int, n_total: int, scoring_t0: float, now: float) -> float | None:
-        """Seconds left when `n` of the chunk's `n_total` images are scored (scoring began at `scoring_t0`)."""
-        if n <= 0:
-            return None
-        chunk_s = (scoring_t0 - self.chunk_t0) + (now - scoring_t0) * n_total / n
-        per_model = (self.chunk_t0 - self.t0 + chunk_s) / (self.done + self.chunk_n)
-        return max(0.0, chunk_s - (now - self.chunk_t0)) + per_model * (self.todo - self.done - self.chunk_n)
-
-
-def _left(eta: float | None) -> str:
-    return "" if eta is None else f", ~{eta:.0f} s left"
-
-
-def _evaluate_reporting(
-    ctx: StudyContext, models: list[_Model], memory_mb: float,
-    clock: _Clock, done: int, total: int, ids: list[int],
-) -> Generator[Progress, None, tuple[PairScores, bool]]:
-    """Score one chunk in a worker thread, yielding a Progress event every ``INSIDE_EVERY_S`` seconds.
-
-    Returns the chunk's scores and whether :class:`StopStudy` was thrown in
-    meanwhile (the chunk is then finished and kept, and the study stops).
-    A KeyboardInterrupt leaves at once (the worker is a daemon thread).
-    """
-    events: queue.Queue[tuple[int, int, float] | None] = queue.Queue()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["scores"] = _evaluate(
-                ctx, models, "batched", memory_mb, progress=lambda n, m: events.put((n, m, time.perf_counter()))
-            )
-        except BaseException as err:  # handed to the caller's thread below
-            box["error"] = err
-        finally:
-            events.put(None)
-
-    worker = threading.Thread(target=work, name="flimexplore-chunk", daemon=True)
-    worker.start()
-    stop = False
-    last = time.perf_counter()
-    scoring_t0: float | None = None
-    shown = 0
-    while True:
-        try:
-            item = events.get(timeout=0.25)
-        except queue.Empty:
-            continue
-        if item is None:
-            break
-        n, n_total, at = item
-        if n == 0 and scoring_t0 is None:
-            scoring_t0 = at
-        if stop or at - last < INSIDE_EVERY_S or n <= shown or scoring_t0 is None:
-            continue
-        last, shown = at, n
-        eta = clock.inside(n, n_total, scoring_t0, at)
-        try:
-            yield Progress(
-                done, total, f"models {ids[0]}-{ids[-1]}: scored {n}/{n_total} validation and test images{_left(eta)}",
-                eta, (n, n_total),
-            )
-        except StopStudy:
-            stop = True  # finish the chunk (it is already paid for), keep it, then stop
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["scores"], stop
+def _evaluate_batched(
+    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str, progress: Callable[[int, int], None]
+) -> PairScores:
+    return evaluate_models(ctx, models, "batched", memory_mb, progress=progress, precision=precision)
 
 
 def _marked_name(ctx: StudyContext) -> str:
@@ -566,8 +508,10 @@ def _marked_name(ctx: StudyContext) -> str:
     return ctx.stem
 
 
-def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
+def _check_run_options(engine: str, model_chunk: int, memory_mb: float, heatmap_scale: str = "fixed") -> None:
     problems = []
+    if heatmap_scale not in ("fixed", "study"):
+        problems.append(f"heatmap_scale (--scale) must be 'fixed' or 'study', got {heatmap_scale!r}")
     if engine not in ("batched", "sequential"):
         problems.append(f"engine (--engine) must be 'batched' or 'sequential', got {engine!r}")
     if isinstance(model_chunk, bool) or not isinstance(model_chunk, numbers.Integral) or model_chunk < 1:
@@ -585,19 +529,83 @@ def _resolved(config: StudyConfig, ctx: StudyContext) -> StudyConfig:
     )
 
 
-def _finish(store: ResultStore, result: StudyResult) -> None:
-    vals = result.column("val_dice")
-    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+def _fingerprint(markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels]) -> str:
+    """First 16 hex digits of a SHA-256 over given markers, split by split."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for ms in markers:
+        parts = (ms.obj, ms.bg) if isinstance(ms, MarkerPixels) else ms.pairs()
+        for part in parts:
+            h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
+def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "study"] = "fixed") -> None:
+    """Write the heatmap figures (one per split, the overview, your own markers') and summary.json."""
+    from flimexplore.figures.heatmap_png import colour_range, heatmap_split_figure, overview_figure, png_bytes
+
+    vrange = colour_range(result.column("val_dice")[result.column("split") >= 0] if result.rows else [], scale)
+    name, dataset = _marked_name(result.context), result.context.dataset.name
+    image = result.context.image
+    panels, whats, fixed = [], [], "object"
     for s, ms in enumerate(result.markers):
-        layer = result.heatmap(s)
-        rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
-        store.write_png(f"heatmap_split{s}.png", rgb)
+        rows = [r for r in result.rows if r["split"] == s]
+        dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
+        n_models = len(rows)
+        if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
+            fixed = "background"
+            glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
+            what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted white
+            glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
+            what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
+            rgb = _white_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
+        elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
+            glyph = np.asarray(ms.obj).reshape(-1, 2)
+            scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+            dice = np.repeat(dice, ms.bg.shape[1])
+            what = f"object markers {s} ({len(glyph)} disks)"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        else:
+            glyph, scored = np.asarray(ms.obj).reshape(1, 2), np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+            what = f"object marker {s} at (row {int(ms.obj[0])}, col {int(ms.obj[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        scored = scored.reshape(-1, 2)
+        panels.append((rgb, glyph, scored, dice))
+        whats.append(what.replace(" at (row ", " (").replace(", col ", ", "))
+        fig = heatmap_split_figure(
+            rgb, glyph, scored, dice, result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, split=s, what=what, fixed=fixed, n_models=n_models,
+        )
+        store.write_bytes(f"heatmap_split{s}.png", png_bytes(fig))
+    if panels:
+        fig = overview_figure(
+            *zip(*panels, strict=True), result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, whats=whats, fixed=fixed,
+        )
+        store.write_bytes("heatmap_overview.png", png_bytes(fig))
     markers = result.context.user_markers
     if markers is not None and len(result.column("val_dice", USER_SPLIT)):
-        layer = result.heatmap(USER_SPLIT)
-        rgb = render_heatmap(result.context.image, layer, vmin=lo, vmax=hi, obj_pixels=markers[markers[:, 2] == 1, :2])
-        store.write_png("heatmap_user.png", rgb)
+        rgb = _white_pixels(
+            render_heatmap(image, result.heatmap(USER_SPLIT), vmin=vrange[0], vmax=vrange[1]), markers[markers[:, 2] == 1, :2]
+        )
+        d = result.column("val_dice", USER_SPLIT).astype(np.float64)
+        fig = heatmap_split_figure(
+            rgb, np.zeros((0, 2)), np.zeros((0, 2)), d, result.config.radius, vrange=vrange, scale=scale,
+            dataset=dataset, image_name=name, what="your own markers (object pixels in white)",
+        )
+        store.write_bytes("heatmap_user.png", png_bytes(fig))
     store.write_json("summary.json", result.summary())
+
+
+def _white_pixels(rgb: NDArray[np.uint8], pixels: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Paint object-marker pixels white (a colour the Dice scale never uses)."""
+    px = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    out = rgb.copy()
+    out[px[:, 0], px[:, 1]] = 255
+    return out
 
 
 def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: Any) -> StudyResult:
@@ -608,18 +616,3 @@ def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: 
             next(gen)
         except StopIteration as stop:
             return stop.value
-
-
-def model_table(ctx: StudyContext, markers: list[MarkerSet] | list[MarkerGroups]) -> list[_Model]:
-    """Every model of a study in model-id order (what a chunk of ids refers to; see :func:`run_study`)."""
-    return _table(ctx, markers)
-
-
-def model_rows(ctx: StudyContext, ids: list[int], table: list[_Model], scores: PairScores) -> list[dict[str, Any]]:
-    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
-    return _rows(ctx, ids, table, scores)
-
-
-def evaluate_models(ctx: StudyContext, table: list[_Model], ids: list[int], memory_mb: float = DEFAULT_MEMORY_MB) -> PairScores:
-    """Train and score models ``ids`` of a study with the batched engine, as :func:`run_study` does."""
-    return _evaluate(ctx, [table[m] for m in ids], "batched", memory_mb)

@@ -129,7 +129,6 @@ def compute_models(
 
     import torch
 
-    from flimexplore.engine.precision import precision_scope
     from flimexplore.study.run import evaluate_models, model_rows, model_table, plan_markers
 
     if threads is not None and torch.get_num_threads() != threads:
@@ -144,8 +143,7 @@ def compute_models(
     for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
         groups.setdefault(int(m) // model_chunk, []).append(int(m))
     for sub in groups.values():
-        with precision_scope(precision, ctx.device):
-            scores = evaluate_models(ctx, table, sub, memory_mb)
+        scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision)
         rows += model_rows(ctx, sub, table, scores)
         parts.append(scores.arrays)
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}

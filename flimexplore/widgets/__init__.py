@@ -24,6 +24,8 @@ _LAZY = {
     "PairScore": "flimexplore.widgets.inspect",
     "model_detail": "flimexplore.widgets.inspect",
     "pick_models": "flimexplore.widgets.inspect",
+    "pair_detail": "flimexplore.widgets.inspect",
+    "USER_MODEL": "flimexplore.widgets.state",
     "score_pair": "flimexplore.widgets.inspect",
     "pair_markers": "flimexplore.widgets.inspect",
     "pair_from_markers": "flimexplore.widgets.inspect",

@@ -11,7 +11,10 @@ in the control panel instead of vanishing in the kernel's log.
 
 from __future__ import annotations
 
+import html
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,17 +23,30 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 
+from flimexplore.analysis.advice import AdviceSettings, advise
+from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
+from flimexplore.data.seeds import check_seeds_shape
 from flimexplore.engine.batched import resolve_device
 from flimexplore.errors import DatasetError, MarkerError
+from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
-from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, run_study
+from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
+from flimexplore.study.store import read_results
 from flimexplore.widgets._live import refresh_state
+from flimexplore.widgets.analysis import AnalysisView
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
 from flimexplore.widgets.heatmap import HeatmapView
-from flimexplore.widgets.inspect import model_detail, pair_from_markers, pair_markers, score_pair
-from flimexplore.widgets.state import ExplorerState, guarded
+from flimexplore.widgets.inspect import (
+    model_detail,
+    pair_detail,
+    pair_from_markers,
+    pair_markers,
+    score_markers,
+    score_pair,
+)
+from flimexplore.widgets.state import SETTINGS, USER_MODEL, ExplorerState, guarded
 
 __all__ = ["Explorer", "explore"]
 
@@ -43,6 +59,55 @@ def _png(image: np.ndarray, side: int = 96) -> bytes:
     step = max(1, int(np.ceil(max(image.shape[:2]) / side)))
     small = np.clip(np.rint(np.asarray(image)[::step, ::step, :3] * 255), 0, 255).astype(np.uint8)
     return iio.imwrite("<bytes>", small, extension=".png")
+
+
+def same_study(a: StudyConfig, b: StudyConfig) -> bool:
+    """Whether two settings describe the same study (the explorer's settings against a result's)."""
+    return a.to_dict() == b.to_dict()
+
+
+def eta_text(done: int, total: int, resumed: int, elapsed_s: float) -> str:
+    """Progress label "n / N models, ~t s left" (the rate counts only models trained in this run).
+
+    Examples
+    --------
+    >>> eta_text(10, 40, 0, 5.0)
+    '10 / 40 models, ~15 s left'
+    >>> eta_text(4, 40, 4, 0.1)
+    '4 / 40 models, estimating time left'
+    """
+    trained = done - resumed
+    if done >= total:
+        return f"{done} / {total} models"
+    if trained <= 0 or elapsed_s <= 0:
+        return f"{done} / {total} models, estimating time left"
+    return f"{done} / {total} models, ~{(total - done) * elapsed_s / trained:.0f} s left"
+
+
+class _Folders:
+    """One temporary results folder per study settings: Stop then Run resumes from it (as the CLI's --out)."""
+
+    def __init__(self) -> None:
+        self._root = tempfile.TemporaryDirectory(prefix="flimexplore-explorer-")
+        self._folders: dict[str, Path] = {}
+
+    def __call__(self, cfg: StudyConfig) -> Path:
+        key = cfg.to_json()
+        if key not in self._folders:
+            self._folders[key] = Path(tempfile.mkdtemp(prefix="study-", dir=self._root.name))
+        return self._folders[key]
+
+
+def _partial(ctx: StudyContext, markers: list, folder: Path, cache: dict[str, dict], elapsed_s: float) -> StudyResult:
+    """The models finished so far in ``folder`` as a (not complete) :class:`StudyResult`."""
+    rows = read_results(folder / "results.csv") if (folder / "results.csv").exists() else []
+    for f in sorted((folder / "models").glob("*.npz")):
+        if f.name not in cache:
+            with np.load(f) as z:
+                cache[f.name] = {int(m): {k: z[k][j] for k in z.files if k != "model"} for j, m in enumerate(z["model"])}
+    arrays = {m: a for part in cache.values() for m, a in part.items()}
+    rows = [r for r in rows if r["model"] in arrays]
+    return StudyResult(ctx.config, markers, rows, arrays, str(ctx.device), elapsed_s, False, ctx)
 
 
 class Explorer:
@@ -65,7 +130,8 @@ class Explorer:
     projections : bool
         Compute the two t-SNE projections of the selected model.
     feature_images, superpixels : int
-        Validation images and superpixels per image of the feature projection.
+        Validation images and superpixels per image of the feature projection (4 x 100 gives about
+        15-20 object and 200+ background points on the fish preset; the panel says how many).
 
     Attributes
     ----------
@@ -95,8 +161,8 @@ class Explorer:
         sync: bool = False,
         model_chunk: int = MODEL_CHUNK,
         projections: bool = True,
-        feature_images: int = 3,
-        superpixels: int = 40,
+        feature_images: int = 4,
+        superpixels: int = 100,
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.projections = projections
@@ -105,6 +171,10 @@ class Explorer:
         self._datasets: dict[tuple[str, int | None], Dataset] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._folders = _Folders()
+        self._typed: set[str] = set()  # settings the user changed (a new dataset does not overwrite them)
+        self._suggesting = False
+        self._advice_key: tuple[str, tuple[int, int]] | None = None
         self._quiet = False
         self._projecting = threading.Lock()
         self.log = w.Output()
@@ -115,24 +185,37 @@ class Explorer:
         )
         self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log)
         log = self.log.append_stderr
-        self.heatmap = HeatmapView(s, self._guard(self.save_seeds), self._guard(self.load_seeds),
-                                   self._guard(self.clear_markers), log)
+        markers = self._guard_at("markers")
+        self.heatmap = HeatmapView(s, markers(self.save_seeds), markers(self.load_seeds), markers(self.clear_markers),
+                                   log, markers(self.inspect_pair), markers(self.try_advice))
         self.distribution = DistributionView(s, log)
+        self.analysis = AnalysisView(s, DESCRIPTORS, log)
         self.detail = DetailView(s)
+        self.banner = w.HTML().add_class("fx-banner")
         self.widget = w.VBox([
-            w.HBox([self.controls.widget, self.heatmap.widget, self.distribution.widget]), self.detail.widget,
-        ]).add_class("fx-explorer")
+            self.banner,
+            w.HBox([self.controls.widget, self.heatmap.widget, w.VBox([self.distribution.widget, self.analysis.widget])],
+                   layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")),
+            self.detail.widget,
+        ], layout=w.Layout(width="100%")).add_class("fx-explorer")
         s.observe(self._guard(lambda c: self._load_preview(c["name"] == "dataset", c["name"] == "dataset")),
-                  names=["dataset", "n_images", "image", "seed"])
+                  names=["dataset", "n_images", "image", "seed", "object_label"])
+        s.observe(self._on_typed, names=["n_bg", "radius"])
         s.observe(self._guard(self._on_result), names=["result"])
-        s.observe(self._guard(self._on_selected), names=["selected", "val_image"])
+        s.observe(self._guard(self._check_stale), names=[*SETTINGS, "result"])
+        s.observe(self._show_banner, names=["stale", "result"])
+        s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image"])
         s.observe(self._guard(self._on_split), names=["split"])
-        s.observe(self._guard(lambda _: self._score_user()), names=["user_obj", "user_bg"])
+        s.observe(markers(self._after_run), names=["running"])
+        s.observe(markers(self._update_advice), names=["show_advice", "split", "result"])
+        s.observe(self._guard(self._update_descriptors), names=["result", "running"])
+        s.observe(markers(lambda _: self._score_user()), names=["user_obj", "user_bg"])
         self._guard(self._load_preview)(n_bg is None, radius is None)
         if n_bg is not None:
             s.n_bg = int(n_bg)
         if radius is not None:
             s.radius = int(radius)
+        self._typed.clear()
 
     @contextmanager
     def _silenced(self) -> Iterator[None]:
@@ -146,32 +229,73 @@ class Explorer:
     def _guard(self, func: Any) -> Any:
         return guarded(self.state, self.log.append_stderr)(func)
 
+    def _guard_at(self, where: str) -> Any:
+        """A decorator that shows errors next to ``where`` (``markers`` or ``detail``)."""
+        return guarded(self.state, self.log.append_stderr, where)
+
+    def _on_typed(self, change: dict[str, Any]) -> None:
+        if not self._suggesting:
+            self._typed.add(change["name"])
+
+    def _check_stale(self, change: dict[str, Any]) -> None:
+        """Mark the views out of date while the settings differ from those of the shown result."""
+        s = self.state
+        if s.result is None:
+            s.stale = False
+            return
+        try:
+            cfg = s.config()
+        except Exception:  # noqa: BLE001 - settings that do not even build a config differ from the result's
+            s.stale = True
+            return
+        s.stale = not same_study(cfg, s.result.config)
+
+    def _show_banner(self, change: dict[str, Any]) -> None:
+        s = self.state
+        if not s.stale or s.result is None:
+            self.banner.value = ""
+            return
+        res = s.result
+        self.banner.value = (
+            '<div class="fx-stale" style="background:#fff3cd;border:1px solid #d39e00;padding:4px 8px;'
+            'white-space:normal"><b>settings changed — press Run.</b> The heatmap, distribution and detail '
+            f"still show the previous study ({html.escape(res.config.dataset)}, marked image "
+            f"{res.config.image + 1}: {html.escape(res.context.stem)}); the thumbnail shows the new settings.</div>"
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         for fig in (self.heatmap.figure, self.distribution.figure, self.detail.figure):
             refresh_state(fig)
         return self.widget._repr_mimebundle_(**kwargs)
 
     # -- data ---------------------------------------------------------------------------------
-    def _dataset(self, name: str, n_images: int | None) -> Dataset:
-        key = (name, n_images)
+    def _dataset(self, name: str, n_images: int | None, object_label: tuple[int, ...] | None = None) -> Dataset:
+        key = (name, n_images, object_label)
         if key not in self._datasets:
-            self._datasets[key] = load_dataset(name, n_images=n_images)
+            self._datasets[key] = load_dataset(name, n_images=n_images, object_label=object_label)
         return self._datasets[key]
 
     def _load_preview(self, suggest_n_bg: bool, suggest_radius: bool) -> None:
         """Load the marked image of the current settings; optionally take the dataset's n_bg and radius."""
         s = self.state
         cfg = s.config()
-        ds = self._dataset(cfg.dataset, cfg.n_images)
+        ds = self._dataset(cfg.dataset, cfg.n_images, cfg.object_label)
         marked = split_dataset(len(ds), seed=cfg.seed).marked
+        self.controls.set_images(len(marked))
         if not 0 <= cfg.image < len(marked):
-            raise DatasetError(f"marked image {cfg.image + 1} does not exist; the split has {len(marked)}")
+            s.image = 0  # loads image 1 (re-entrant); the message says so
+            raise DatasetError(f"marked image {cfg.image + 1} does not exist: this dataset's split has "
+                               f"{len(marked)} marked images (1-{len(marked)}); image 1 is shown instead")
         s.preview = ds.images[marked[cfg.image]]
         s.thumbnail = _png(s.preview)
-        if suggest_n_bg:
-            s.n_bg = ds.n_bg
-        if suggest_radius:
-            s.radius = ds.radius
+        self._suggesting = True
+        try:
+            if suggest_n_bg and "n_bg" not in self._typed:
+                s.n_bg = ds.n_bg
+            if suggest_radius and "radius" not in self._typed:
+                s.radius = ds.radius
+        finally:
+            self._suggesting = False
         s.error = ""
         s.status = f"{ds.name}: {len(ds)} images ({ds.description})"
 
@@ -202,23 +326,37 @@ class Explorer:
             self._thread.join(timeout)
         return self.state.result
 
-    def _work(self, cfg: Any) -> None:
+    def _work(self, cfg: StudyConfig) -> None:
+        """Run the study into its settings' folder, publishing finished chunks as they arrive."""
         s = self.state
         try:
-            ctx = StudyContext(cfg, self._device, dataset=self._dataset(cfg.dataset, cfg.n_images))
-            gen = run_study(ctx.config, context=ctx, model_chunk=self.model_chunk)
+            ctx = StudyContext(cfg, self._device, dataset=self._dataset(cfg.dataset, cfg.n_images, cfg.object_label))
+            folder = self._folders(ctx.config)
+            markers, cache = plan_markers(ctx), {}
+            gen = run_study(ctx.config, folder, context=ctx, model_chunk=self.model_chunk)
             started = False  # StopStudy can only be thrown into a generator that has started
+            t0, resumed, shown = time.perf_counter(), None, -1
             while True:
                 try:
                     progress = gen.throw(StopStudy()) if started and self._stop.is_set() else next(gen)
                 except StopIteration as stop:
                     result: StudyResult = stop.value
                     break
+                if not started:
+                    t0, resumed = time.perf_counter(), progress.done
                 started = True
+                elapsed = time.perf_counter() - t0
                 s.total, s.done, s.status = progress.total, progress.done, progress.message
+                s.progress_text = eta_text(progress.done, progress.total, resumed or 0, elapsed)
+                if progress.done != shown and progress.done < progress.total:  # live: the chunks finished so far
+                    shown = progress.done
+                    s.result = _partial(ctx, markers, folder, cache, elapsed)
             s.result = result
-            how = "complete" if result.complete else "stopped; finished models kept"
-            s.status = f"{len(result.rows)} models in {result.elapsed_s:.1f} s on {result.device} ({how})"
+            s.progress_text = eta_text(len(result.rows), s.total, 0, 0.0)
+            how = "complete" if result.complete else "stopped; finished models kept, Run resumes"
+            trained = len(result.rows) - (resumed or 0)
+            s.status = (f"{len(result.rows)} models ({trained} trained now, {resumed or 0} kept) in "
+                        f"{result.elapsed_s:.1f} s on {result.device} ({how})")
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             s.report(exc, self.log.append_stderr)
         finally:
@@ -226,8 +364,16 @@ class Explorer:
 
     # -- reactions ----------------------------------------------------------------------------
     def _on_result(self, change: dict[str, Any]) -> None:
-        """A new study: nothing selected, first object marker; your markers are kept and scored anew."""
-        s = self.state
+        """A new study: nothing selected, first object marker; your markers are kept and scored anew.
+
+        More models of the same study (live chunks, a resumed run) keep the selection and the object marker.
+        """
+        s, old, new = self.state, change["old"], change["new"]
+        if old is not None and new is not None and same_study(old.config, new.config):
+            if s.selected >= 0 and s.row(s.selected) is None:
+                s.selected = -1
+            self._on_split({"new": s.split})
+            return
         with self._silenced():
             s.user_score = s.detail = None
             s.selected, s.val_image = -1, 0
@@ -236,34 +382,118 @@ class Explorer:
         else:
             s.split = 0
 
+    # -- advice and analysis (image-only: they read the marked image and its own mask, never val/test) ------
+    def _update_advice(self, change: dict[str, Any]) -> None:
+        """Rank background positions for the shown object marker (when the advice layer is on)."""
+        s = self.state
+        if not s.show_advice or s.result is None:
+            return
+        res = s.result
+        cfg = res.config
+        obj = tuple(int(v) for v in res.markers[min(s.split, len(res.markers) - 1)].obj)
+        key = (cfg.to_json(), obj)
+        if s.advice is not None and self._advice_key == key:
+            return
+        s.status = "ranking background positions (advice)..."
+        settings = AdviceSettings(dataset=cfg.dataset, image=cfg.image, split=None, obj=obj, radius=cfg.radius,
+                                  top=s.advice_top, seed=cfg.seed, n_images=cfg.n_images, probe=0, epochs=cfg.epochs,
+                                  lr=cfg.lr, device=str(res.device))
+        advice = advise(settings, data=res.context.dataset)
+        self._advice_key = key
+        s.advice = advice
+        s.status = (f"advice: {len(advice.centres)} positions ranked in {advice.seconds:.1f} s from the marked image "
+                    f"alone; click a ringed position to train and score it")
+
+    def try_advice(self, k: int) -> None:
+        """Train and score the ``k``-th advised position (0 = best) with the shown object marker; rank it."""
+        s = self.state
+        if s.advice is None or not 0 <= k < len(s.advice.centres):
+            raise MarkerError(f"there is no advised position {k + 1}")
+        bg = tuple(int(v) for v in s.advice.centres[k])
+        with self._silenced():
+            s.user_obj = None
+        s.user_bg = bg  # scores the pair through the single-model path
+        if s.user_score is not None:
+            sc = s.user_score
+            s.status = (f"advice #{k + 1} at {bg}: validation Dice {sc.dice:.3f}, rank {sc.rank} of {sc.n + 1} "
+                        f"among the sampled markers ({sc.percentile:.0f}th percentile)")
+
+    def _update_descriptors(self, change: dict[str, Any]) -> None:
+        """Descriptors of every finished model, for the analysis panel (after a run, not on live chunks)."""
+        s = self.state
+        res = s.result
+        if res is None or s.running:
+            return
+        if s.descriptors is not None and s.descriptors.get("_result") is res:
+            return
+        ctx = res.context
+        rows = s.rows()
+        table = {name: np.full(len(rows), np.nan) for name in DESCRIPTORS}
+        for split, ms in enumerate(res.markers):
+            pos = [i for i, r in enumerate(rows) if r["split"] == split]
+            if not pos:
+                continue
+            centres = np.array([[rows[i]["bg_row"], rows[i]["bg_col"]] for i in pos], dtype=np.int64)
+            values = position_descriptors(ctx.image, ctx.mask, ms.obj, centres, res.config.radius)
+            for name in DESCRIPTORS:
+                table[name][pos] = values[name]
+        s.descriptors = table | {"_result": res}
+
+    def _after_run(self, change: dict[str, Any]) -> None:
+        """Score your markers against the finished (or stopped) study."""
+        s = self.state
+        if not change["new"] and s.result is not None and (s.user_obj is not None or s.user_bg is not None):
+            self._score_user()
+
     def _on_split(self, change: dict[str, Any]) -> None:
         res = self.state.result
         dense = res is not None and res.config.dense and len(res.rows) > 0
         self.state.dense_map = res.heatmap(min(change["new"], len(res.markers) - 1)).value if dense else None
-        if self.state.user_bg is not None or self.state.user_obj is not None:
+        if (self.state.user_bg is not None or self.state.user_obj is not None) and not self.state.running:
             self._score_user()
+
+    def _describe(self, result: StudyResult, model: int, **kw: Any) -> Any:
+        """The detail of a sampled model, or of your pair (``USER_MODEL``)."""
+        if model == USER_MODEL:
+            if self.state.user_score is None:
+                raise MarkerError("your pair has no score yet: place a background marker (or select one) first")
+            return pair_detail(result, self.state.user_score, **kw)
+        return model_detail(result, model, **kw)
 
     def _on_selected(self, change: dict[str, Any]) -> None:
         s = self.state
-        if s.selected < 0 or s.result is None:
+        if s.result is None or (s.selected < 0 and s.selected != USER_MODEL):
             s.detail = None
             return
+        if s.detail is not None and s.detail.model == s.selected and s.detail.val_image == s.val_image \
+                and change["name"] == "selected" and s.selected != USER_MODEL:
+            return  # the same model of the same study (e.g. a live chunk arrived)
         kw = dict(val_image=s.val_image, **self._detail_kw)
-        s.detail = model_detail(s.result, s.selected, projections=False, **kw)
+        s.detail = self._describe(s.result, s.selected, projections=False, **kw)
         if not self.projections:
             return
         if self.sync:
-            s.detail = model_detail(s.result, s.selected, **kw)
+            s.detail = self._describe(s.result, s.selected, **kw)
             return
-        threading.Thread(target=self._guard(self._project), args=(s.result, s.selected, kw), daemon=True).start()
+        threading.Thread(target=self._guard_at("detail")(self._project), args=(s.result, s.selected, kw),
+                         daemon=True).start()
+
+    def inspect_pair(self) -> None:
+        """Show your scored marker pair in the detail view, like a sampled model."""
+        if self.state.user_score is None:
+            raise MarkerError("your pair has no score yet: place a background marker (or select one) first")
+        if self.state.selected == USER_MODEL:
+            self._on_selected({"name": "val_image"})
+        else:
+            self.state.selected = USER_MODEL
 
     def _project(self, result: StudyResult, model: int, kw: dict[str, Any]) -> None:
         """Compute the t-SNE projections in the background; drop them if the selection moved on."""
         with self._projecting:
-            if self.state.result is not result or self.state.selected != model:
+            if self.state.selected != model:
                 return
-            detail = model_detail(result, model, **kw)
-            if self.state.result is result and self.state.selected == model and self.state.val_image == kw["val_image"]:
+            detail = self._describe(result, model, **kw)
+            if self.state.selected == model and self.state.val_image == kw["val_image"]:
                 self.state.detail = detail
 
     def _pair(self) -> tuple[Pair | None, Pair | None]:
@@ -282,12 +512,16 @@ class Explorer:
         if self._quiet:
             return
         s.user_score = None
+        if s.selected == USER_MODEL:
+            s.selected = -1
         obj, bg = self._pair()
         if s.result is None or obj is None or bg is None:
             s.status = "run a study, then place a background marker (or select one) to score your pair"
             return
         s.status = "training your marker pair..."
         s.user_score = score_pair(s.result, obj, bg, s.split)
+        if s.selected == USER_MODEL:
+            self._on_selected({"name": "val_image"})
         s.error = ""
         s.status = f"your pair: Dice {s.user_score.dice:.3f}, rank {s.user_score.rank} of {s.user_score.n + 1}"
 
@@ -317,23 +551,44 @@ class Explorer:
         return target
 
     def load_seeds(self, path: str | Path | None = None) -> None:
-        """Load your markers from a LIDS ``-seeds.txt`` file (largest marker of each label) and score them."""
+        """Load your markers from a LIDS ``-seeds.txt`` file and score them.
+
+        One disk per label is shown and scored as a marker pair; other markers
+        (scribbles, several strokes) are scored whole, and shown by the centre
+        of the largest marker of each label.
+        """
         target = self._path(path)
-        markers, shape = read_seeds(target)
-        if shape != self._shape():
-            raise MarkerError(f"{target} is for a {shape[0]}x{shape[1]} image, the marked image is "
-                              f"{self._shape()[0]}x{self._shape()[1]}")
-        obj, bg = pair_from_markers(markers, self.state.radius, shape)
+        markers, shape = read_seeds(target, image_shape=self._shape())
+        s = self.state
+        if s.result is not None:
+            check_seeds_shape(target, markers, shape, s.result.context.mask)
+        obj, bg = pair_from_markers(markers, s.radius, shape)
+        whole = obj is not None and bg is not None and not _same_rows(markers, pair_markers(obj, bg, s.radius, shape))
         with self._silenced():
-            self.state.user_obj, self.state.user_bg = obj, bg
-        self.state.seeds_path = str(target)
-        self._score_user()
+            s.user_obj, s.user_bg = obj, bg
+            s.user_markers = markers if whole else None
+        s.seeds_path = str(target)
+        if not whole or s.result is None:
+            self._score_user()
+            return
+        s.status = "training your markers..."
+        s.user_score = score_markers(s.result, markers, s.split)
+        s.error = ""
+        s.status = (f"your markers ({len(markers)} px, scored whole): Dice {s.user_score.dice:.3f}, "
+                    f"rank {s.user_score.rank} of {s.user_score.n + 1}")
 
     def clear_markers(self) -> None:
         """Remove your markers and their score."""
         with self._silenced():
-            self.state.user_obj = self.state.user_bg = self.state.user_score = None
+            self.state.user_obj = self.state.user_bg = self.state.user_score = self.state.user_markers = None
+            if self.state.selected == USER_MODEL:
+                self.state.selected = -1
         self.state.status = "your markers cleared"
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two seeds arrays hold the same rows, in any order."""
+    return a.shape == b.shape and np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0))
 
 
 def explore(dataset: str = "fish", *, run: bool = False, **kwargs: Any) -> Explorer:

@@ -55,8 +55,8 @@ class ControlsView:
             options=names, placeholder="preset name or folder path", description="dataset", ensure_option=False,
             continuous_update=False, layout=_WIDE, style=_STYLE,
         )
-        self.image = w.Dropdown(options=[("1", 0), ("2", 1), ("3", 2)], description="marked image", layout=_WIDE,
-                                style=_STYLE)
+        self.image = w.Dropdown(options=[("1 of 3", 0), ("2 of 3", 1), ("3 of 3", 2)], description="marked image",
+                                layout=_WIDE, style=_STYLE)
         self.thumbnail = w.Image(format="png", width=96, height=96, layout=w.Layout(border="1px solid #ccc"))
         self.n_images = _int("images (0 = all)", 0, 100_000, "use only the first N images of the dataset")
         self.n_bg = _int("bg markers", 1, 10_000, "background markers per object marker")
@@ -65,38 +65,52 @@ class ControlsView:
         self.epochs = _int("epochs", 1, 1000, "decision-layer epochs")
         self.seed = w.IntText(description="seed", layout=_WIDE, style=_STYLE)
         self.dense = w.Checkbox(description="dense map (every grid position)", indent=False)
+        self.object_label = w.Text(description="object values", placeholder="e.g. 0,128 (default: non-zero)",
+                                   continuous_update=False, layout=_WIDE, style=_STYLE)
         self.device = w.HTML()
         self.run = w.Button(description="Run", button_style="primary", icon="play", layout=w.Layout(width="120px"))
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True,
                              layout=w.Layout(width="120px"))
         self.progress = w.IntProgress(min=0, max=1, value=0, layout=_WIDE)
+        self.progress_label = w.HTML(layout=_WIDE).add_class("fx-progress")
         self.status = w.HTML(layout=_WIDE)
         self.message = w.HTML(layout=_WIDE)
         self.log = log if log is not None else w.Output()
         self.log.layout = w.Layout(max_height="160px", overflow="auto", width="270px")
-        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense"):
+        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense", "object_label"):
             link((state, name), (getattr(self, name), "value"))
         dlink((state, "total"), (self.progress, "max"), lambda n: max(1, n))
         dlink((state, "done"), (self.progress, "value"))
+        dlink((state, "progress_text"), (self.progress_label, "value"), lambda s: f"<small>{html.escape(s)}</small>")
+        dlink((state, "dense"), (self.n_bg, "disabled"))
         dlink((state, "thumbnail"), (self.thumbnail, "value"))
         dlink((state, "device"), (self.device, "value"), lambda d: f"device: <b>{html.escape(d or '?')}</b>")
         dlink((state, "status"), (self.status, "value"), lambda s: f"<small>{html.escape(s)}</small>")
         dlink((state, "running"), (self.run, "disabled"))
         dlink((state, "running"), (self.stop, "disabled"), lambda running: not running)
-        state.observe(self._show_error, names=["error"])
+        state.observe(self._show_error, names=["error", "error_at"])
         self.run.on_click(lambda _: on_run())
         self.stop.on_click(lambda _: on_stop())
         self.widget = w.VBox(
             [
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
-                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.device,
-                w.HBox([self.run, self.stop]), self.progress, self.status, self.message, self.log,
+                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.device,
+                w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.log,
             ],
             layout=w.Layout(width="290px", padding="4px"),
         ).add_class("fx-controls")
 
+    def set_images(self, n: int) -> None:
+        """Offer marked images ``1 of n`` ... ``n of n`` (values stay 0-based, as in the settings)."""
+        options = [(f"{k + 1} of {n}", k) for k in range(n)]
+        if list(self.image.options) != options:
+            value = self.state.image
+            with self.image.hold_trait_notifications():
+                self.image.options = options
+                self.image.value = value if 0 <= value < n else 0
+
     def _show_error(self, change: dict) -> None:
-        text = change["new"]
+        text = self.state.error if self.state.error_at == "controls" else ""
         self.message.value = (
             f'<div style="color:#b00020;white-space:normal;line-height:1.3"><b>Error:</b> {html.escape(text)}</div>'
             if text else ""

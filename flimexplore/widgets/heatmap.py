@@ -18,7 +18,8 @@ from flimexplore.widgets.state import ExplorerState, guarded
 
 __all__ = ["HeatmapView", "dice_range"]
 
-REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score"]
+REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
+             "show_test", "error", "stale", "advice", "show_advice"]
 
 
 def dice_range(state: ExplorerState) -> tuple[float, float]:
@@ -42,6 +43,10 @@ class HeatmapView:
     state : ExplorerState
     on_save, on_load, on_clear : callable
         Called by the Save / Load / Clear buttons of "your markers".
+    on_inspect : callable, optional
+        Called by the "inspect" button: show your pair in the detail view.
+    on_advice : callable, optional
+        Called with ``k`` when the ``k``-th advised position (0 = best) is clicked.
     log : callable, optional
         Receives tracebacks of unexpected errors in click handlers.
 
@@ -60,62 +65,91 @@ class HeatmapView:
         on_load: Callable[[], None],
         on_clear: Callable[[], None],
         log: Callable[[str], None] | None = None,
+        on_inspect: Callable[[], None] | None = None,
+        on_advice: Callable[[int], None] | None = None,
     ) -> None:
         self.state = state
         self.figure = go.FigureWidget(self._build())
-        handle = guarded(state, log)
+        handle = guarded(state, log, "markers")
         traces = {t.name: t for t in self.figure.data}
         traces["background markers"].on_click(handle(self._on_marker))
         for name in ("image", "object marker", "your object marker", "your bg marker"):
             traces[name].on_click(handle(self._on_pixel))
-        self.split = w.Dropdown(description="object marker", options=[("1", 0)], layout=w.Layout(width="170px"),
+        self._on_advice = on_advice
+        traces["advised positions"].on_click(handle(self._on_advised))
+        self.advice = w.ToggleButton(description="advice", icon="lightbulb-o", layout=w.Layout(width="90px"),
+                                     tooltip="where to draw: the advice map from the marked image alone, best "
+                                             "positions ringed; click a ring to train and score it")
+        link((state, "show_advice"), (self.advice, "value"))
+        self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
         self.mode = w.ToggleButtons(
             options=[("select", "select"), ("place object", "object"), ("place bg", "background")],
             tooltips=["click a marker to inspect its model", "click the image to put your object marker there",
                       "click the image to put your background marker there"],
-            style={"button_width": "100px"}, description="click:", layout=w.Layout(width="auto"),
+            style={"button_width": "92px"}, description="click:", layout=w.Layout(width="auto"),
         )
-        self.user = w.HTML()
-        self.path = w.Text(description="seeds file", placeholder="<image>-seeds.txt", layout=w.Layout(width="300px"))
-        buttons = [w.Button(description=d, layout=w.Layout(width="70px")) for d in ("Save", "Load", "Clear")]
+        self.user = w.HTML(layout=w.Layout(width="520px"))
+        self.message = w.HTML(layout=w.Layout(width="520px")).add_class("fx-markers-message")
+        self.path = w.Text(description="seeds file", placeholder="<image>-seeds.txt", layout=w.Layout(width="270px"),
+                           style={"description_width": "70px"})
+        buttons = [w.Button(description=d, layout=w.Layout(width="62px")) for d in ("Save", "Load", "Clear")]
         for button, action in zip(buttons, (on_save, on_load, on_clear), strict=True):
             button.on_click(lambda _, act=action: act())
+        self.inspect = w.Button(description="inspect", tooltip="show your pair in the detail view",
+                                layout=w.Layout(width="70px"), disabled=True)
+        if on_inspect is not None:
+            self.inspect.on_click(lambda _: on_inspect())
         link((state, "split"), (self.split, "value"))
         link((state, "click_mode"), (self.mode, "value"))
         link((state, "seeds_path"), (self.path, "value"))
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode]), self.figure,
-            w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user,
-            w.HBox([self.path, *buttons]),
-        ]).add_class("fx-heatmap")
+            w.HBox([self.split, self.mode, self.advice], layout=w.Layout(flex_flow="row wrap")), self.figure,
+            w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
+            w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
+        ], layout=w.Layout(width="540px")).add_class("fx-heatmap")
 
     def _build(self) -> go.Figure:
         s = self.state
         res = s.result
+        placing = s.click_mode != "select"
+        adv = s.advice if s.show_advice else None
+        layer = dict(advice_map=None if adv is None else adv.score_map(),
+                     advice_top=None if adv is None else adv.top(s.advice_top))
         if res is None:
             image = s.preview if s.preview is not None else np.zeros((64, 64, 3))
             return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, user_obj=s.user_obj, user_bg=s.user_bg,
-                                  title="run a study to see its heatmap")
+                                  title="run a study to see its heatmap", placing=placing)
         split = min(s.split, len(res.markers) - 1)
         rows = s.rows(split)
         models = [r["model"] for r in rows]
         score = s.user_score
         n = len(res.rows)
+        total = sum(len(ms.bg) for ms in res.markers)
+        models_text = f"{n} models" if n == total else f"{n} of {total} models"
+        lead = "OUT OF DATE · " if s.stale else ""
         return heatmap_figure(
             res.context.image, res.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
             [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s),
             selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
-            user_obj=s.user_obj, user_bg=s.user_bg, user_dice=None if score is None else score.dice,
-            title=f"{html.escape(res.context.stem)} · object marker {split + 1} · {n} models",
+            user_obj=s.user_obj, user_bg=s.user_bg, user_dice=None if score is None else score.dice, placing=placing,
+            **layer,
+            title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}",
         )
 
     def redraw(self) -> None:
         """Rebuild the figure from the state and copy it into the live widget (one batched update)."""
         sync_figure(self.figure, self._build())
         self.user.value = self._user_text()
+        s = self.state
+        self.inspect.disabled = s.user_score is None
+        text = s.error if s.error_at == "markers" else ""
+        self.message.value = (
+            f'<div style="color:#b00020;white-space:normal;line-height:1.3"><b>Error:</b> {html.escape(text)}</div>'
+            if text else ""
+        )
 
     def _user_text(self) -> str:
         s = self.state
@@ -124,23 +158,33 @@ class HeatmapView:
         score = s.user_score
         if score is None:
             return f"<small>object {s.user_obj or 'of the split'}, background {s.user_bg or 'of the selection'}</small>"
+        test = f" · held-out test Dice {score.test['dice']:.3f}" if s.show_test else ""
         return (
-            f"your pair: validation Dice <b>{score.dice:.3f}</b> (test {score.test['dice']:.3f}), "
+            f"your pair: validation Dice <b>{score.dice:.3f}</b>{test}, "
             f"rank {score.rank} of {score.n + 1} ({score.percentile:.0f}th percentile of the sampled markers)"
         )
 
     def _on_result(self, change: dict[str, Any]) -> None:
         res = change["new"]
         n = 1 if res is None else len(res.markers)
-        self.split.options = [(str(k + 1), k) for k in range(n)]
+        trained = set() if res is None else {r["split"] for r in res.rows}
+        options = [(f"{k + 1} of {n}" + ("" if res is None or k in trained else " (not trained yet)"), k)
+                   for k in range(n)]
+        if list(self.split.options) != options:
+            value = self.state.split
+            with self.split.hold_trait_notifications():
+                self.split.options = options
+                self.split.value = value if 0 <= value < n else 0
 
     def _on_marker(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
         if not points.point_inds:
             return
         if self.state.click_mode == "select":
             self.state.selected = int(trace.customdata[points.point_inds[0]])
-        else:
+        elif self.state.click_mode == "background":  # on a sampled marker: reproduce it
             self._place(points.ys[0], points.xs[0])
+        # placing an object marker never snaps to a background marker (in a browser, markers take no
+        # clicks while placing, so the image reports the pixel under the mouse)
 
     def _on_pixel(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
         if not points.point_inds:
@@ -149,6 +193,14 @@ class HeatmapView:
             self._select_near(points.ys[0], points.xs[0])
         else:
             self._place(points.ys[0], points.xs[0])
+
+    def _on_advised(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
+        if not points.point_inds:
+            return
+        if self.state.click_mode != "select":
+            self._place(points.ys[0], points.xs[0])
+        elif self._on_advice is not None:
+            self._on_advice(int(trace.customdata[points.point_inds[0]]))
 
     def _place(self, row: float, col: float) -> None:
         where = (int(round(row)), int(round(col)))

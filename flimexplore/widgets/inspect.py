@@ -20,7 +20,11 @@ from flimexplore.errors import MarkerError
 from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
 from flimexplore.study.run import StudyResult, model_seed
 
-__all__ = ["ModelDetail", "PairScore", "model_detail", "pair_from_markers", "pair_markers", "pick_models", "score_pair"]
+__all__ = [
+    "ModelDetail", "PairScore", "model_detail", "pair_detail", "pair_from_markers", "pair_markers", "pick_models",
+    "score_markers",
+    "score_pair",
+]
 
 USER_BG_INDEX = 1_000_000
 """``bg_index`` used to derive the seed of a user pair that matches no sampled marker."""
@@ -87,6 +91,10 @@ class PairScore:
         Number of sampled models.
     percentile : float
         Percentage of sampled models with a validation Dice at most this pair's.
+    best_epoch : int
+        1-based epoch with the best mean validation Dice.
+    arrays : dict of str to ndarray, optional
+        The trained model's parameters (for :func:`pair_detail`).
     """
 
     obj: tuple[int, int]
@@ -97,6 +105,17 @@ class PairScore:
     rank: int
     n: int
     percentile: float
+    best_epoch: int = 0
+    arrays: dict[str, NDArray] | None = None
+
+    def row(self, model: int = -2) -> dict[str, Any]:
+        """The pair as a results row (the columns the detail view reads)."""
+        out: dict[str, Any] = {
+            "model": int(model), "split": self.split, "bg_index": -1, "obj_row": self.obj[0], "obj_col": self.obj[1],
+            "bg_row": self.bg[0], "bg_col": self.bg[1], "best_epoch": self.best_epoch,
+        }
+        out |= {f"val_{k}": v for k, v in self.val.items()} | {f"test_{k}": v for k, v in self.test.items()}
+        return out
 
     @property
     def dice(self) -> float:
@@ -162,9 +181,33 @@ def model_detail(
     -------
     ModelDetail
     """
-    row = _row(result, model)
+    return _detail(result, _row(result, model), result.arrays[model], val_image, projections, max_images,
+                   n_superpixels, label, seed)
+
+
+def pair_detail(
+    result: StudyResult,
+    score: PairScore,
+    *,
+    val_image: int = 0,
+    projections: bool = True,
+    max_images: int | None = 2,
+    n_superpixels: int | None = None,
+    label: str = "your pair",
+    seed: int = 0,
+) -> ModelDetail:
+    """:func:`model_detail` of your own marker pair (scored by :func:`score_pair`); its model id is -2."""
+    if score.arrays is None:
+        raise MarkerError("this pair score has no trained model to inspect; score it again with score_pair")
+    row = score.row() | {"radius": int(result.config.radius)}
+    return _detail(result, row, score.arrays, val_image, projections, max_images, n_superpixels, label, seed)
+
+
+def _detail(
+    result: StudyResult, row: dict[str, Any], arrays: dict[str, NDArray], val_image: int, projections: bool,
+    max_images: int | None, n_superpixels: int | None, label: str, seed: int,
+) -> ModelDetail:
     ctx = result.context
-    arrays = result.arrays[model]
     val = list(ctx.split.val)
     k = int(val_image) % len(val)
     image, truth = ctx.dataset.images[val[k]], ctx.dataset.masks[val[k]]
@@ -174,8 +217,8 @@ def model_detail(
     obj = np.array([row["obj_row"], row["obj_col"]], dtype=np.int64)
     bg = np.array([row["bg_row"], row["bg_col"]], dtype=np.int64)
     return ModelDetail(
-        model=int(model), row=dict(row), label=label, marked=ctx.image, obj=obj, bg=bg, radius=int(row["radius"]),
-        val_image=k, image=image, truth=truth, pred=pred, image_scores=scores,
+        model=int(row["model"]), row=dict(row), label=label, marked=ctx.image, obj=obj, bg=bg,
+        radius=int(row["radius"]), val_image=k, image=image, truth=truth, pred=pred, image_scores=scores,
         patches=patch_projection(ctx, arrays, obj, bg, seed) if projections else None,
         features=feature_projection(ctx, arrays, n_superpixels, max_images, seed) if projections else None,
     )
@@ -224,6 +267,46 @@ def score_pair(result: StudyResult, obj: ArrayLike, bg: ArrayLike, split: int = 
     return PairScore(
         obj=(int(o[0]), int(o[1])), bg=(int(b[0]), int(b[1])), split=int(split), val=val,
         test={k: float(v[0]) for k, v in scores.test.items()}, rank=rank, n=len(sampled), percentile=pct,
+        best_epoch=int(scores.best_epoch[0]), arrays={k: v[0] for k, v in scores.arrays.items()},
+    )
+
+
+def score_markers(result: StudyResult, markers: ArrayLike, split: int = 0) -> PairScore:
+    """Train and score the model of whole user markers (scribbles, several strokes per class).
+
+    Parameters
+    ----------
+    result : StudyResult
+    markers : array_like of shape (N, 3), int
+        Seeds rows ``(row, col, label)``; every pixel of a label is used.
+    split : int
+        Split it is compared with (for the seed).
+
+    Returns
+    -------
+    PairScore
+        ``obj`` and ``bg`` are the centres of the largest marker of each label, for display.
+
+    Raises
+    ------
+    MarkerError
+        If a label has no pixel or a pixel lies outside the marked image.
+    """
+    m = np.asarray(markers, dtype=np.int64).reshape(-1, 3)
+    obj_px, bg_px = m[m[:, 2] == 1, :2], m[m[:, 2] == 0, :2]
+    if not len(obj_px) or not len(bg_px):
+        raise MarkerError("the markers need object (label 1) and background (label 0) pixels to train a model")
+    cfg = result.config
+    seed = model_seed(cfg.seed, cfg.image, split, USER_BG_INDEX + 1)
+    scores = result.context.evaluate_markers([obj_px], [bg_px], [seed])
+    val = {k: float(v[0]) for k, v in scores.val.items()}
+    sampled = np.array([r["val_dice"] for r in result.rows if r["split"] >= 0])
+    obj, bg = pair_from_markers(m, cfg.radius, result.context.mask.shape)
+    return PairScore(
+        obj=obj, bg=bg, split=int(split), val=val, test={k: float(v[0]) for k, v in scores.test.items()},  # type: ignore[arg-type]
+        rank=1 + int((sampled > val["dice"]).sum()), n=len(sampled),
+        percentile=100.0 * float((sampled <= val["dice"]).mean()) if len(sampled) else 100.0,
+        best_epoch=int(scores.best_epoch[0]), arrays={k: v[0] for k, v in scores.arrays.items()},
     )
 
 

@@ -16,13 +16,22 @@ from typing import Any, TypeVar
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Bytes, Enum, HasTraits, Instance, Int, Unicode
 
+from flimexplore.data.masks import normalise_object_label
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["CLICK_MODES", "ExplorerState", "guarded"]
+__all__ = ["CLICK_MODES", "ERROR_PLACES", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded"]
 
 CLICK_MODES = ("select", "object", "background")
 """What a click on the heatmap does: select a model, or place your object / background marker."""
+ERROR_PLACES = ("controls", "markers", "detail")
+"""Where an error is shown: next to the study settings, your markers, or the detail view."""
+SETTINGS = (
+    "dataset", "n_images", "image", "n_bg", "radius", "splits", "epochs", "seed", "dense", "dense_spacing", "object_label",
+)
+"""The state traits that are study settings: changing one makes the shown result out of date."""
+USER_MODEL = -2
+"""``selected`` value that means "your own marker pair" (inspected like a sampled model)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,12 +53,20 @@ class ExplorerState(HasTraits):
         Progress of the running (or last) study, in models.
     status, error : str
         One line about what happens; the last error as a readable message ("" if none).
+    error_at : {"controls", "markers", "detail"}
+        Which control caused ``error`` (the message is shown next to it).
+    progress_text : str
+        "n / N models, ~t s left" while a study runs.
     result : StudyResult or None
-        The last finished (or stopped) study.
+        The last finished (or stopped) study; while a study runs, the models finished so far.
+    stale : bool
+        The settings differ from those of ``result``: the views show an older study.
+    show_test : bool
+        Show test (held-out) scores in the detail view.
     split : int
         The object marker shown on the heatmap.
     selected : int
-        Model id of the selected marker, -1 for none.
+        Model id of the selected marker, -1 for none, :data:`USER_MODEL` for your pair.
     val_image : int
         Which validation image the detail view shows.
     detail : ModelDetail or None
@@ -64,6 +81,20 @@ class ExplorerState(HasTraits):
         Scores of your marker pair and its rank among the sampled markers.
     seeds_path : str
         File used by Save / Load markers (LIDS ``-seeds.txt`` format).
+    show_advice : bool
+        Show the advice layer on the heatmap (advice map, ``advice_top`` best positions ringed).
+    advice : Advice or None
+        Advice for the shown object marker (:func:`flimexplore.analysis.advice.advise`; image-only).
+    descriptor : str
+        Descriptor the analysis panel plots against validation Dice.
+    descriptors : dict of str to ndarray or None
+        Every descriptor of each finished model, aligned with :meth:`rows`.
+    object_label : str
+        Mask values that are object for folder datasets, e.g. ``"0,128"``
+        (``--object-label``); empty: the default reading of masks.
+    user_markers : ndarray of shape (N, 3) or None
+        The whole markers of a loaded seeds file (rows ``(row, col, label)``)
+        when they are not one disk per class (scribbles, several strokes).
     """
 
     dataset = Unicode("fish")
@@ -84,6 +115,10 @@ class ExplorerState(HasTraits):
     total = Int(0)
     status = Unicode("")
     error = Unicode("")
+    error_at = Enum(ERROR_PLACES, default_value="controls")
+    progress_text = Unicode("")
+    stale = Bool(False)
+    show_test = Bool(False)
     result = Instance("flimexplore.study.run.StudyResult", allow_none=True)
     split = Int(0)
     selected = Int(-1)
@@ -95,13 +130,20 @@ class ExplorerState(HasTraits):
     user_bg = AnyTrait(None, allow_none=True)
     user_score = AnyTrait(None, allow_none=True)
     seeds_path = Unicode("")
+    show_advice = Bool(False)
+    advice = AnyTrait(None, allow_none=True)
+    advice_top = Int(5)
+    descriptor = Unicode("nearest_mean_dice")
+    descriptors = AnyTrait(None, allow_none=True)
+    object_label = Unicode("")
+    user_markers = AnyTrait(None, allow_none=True)
 
     def config(self) -> StudyConfig:
         """The study settings as a :class:`~flimexplore.study.config.StudyConfig`."""
         return StudyConfig(
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
-            dense_spacing=self.dense_spacing or None,
+            dense_spacing=self.dense_spacing or None, object_label=normalise_object_label(self.object_label.strip() or None),
         )
 
     def rows(self, split: int | None = None) -> list[dict[str, Any]]:
@@ -114,8 +156,9 @@ class ExplorerState(HasTraits):
         """The results row of one model, or None."""
         return next((r for r in self.rows() if r["model"] == model), None)
 
-    def report(self, exc: BaseException, log: Callable[[str], None] | None = None) -> None:
-        """Show an exception as a readable message; unexpected ones also go to ``log`` with traceback."""
+    def report(self, exc: BaseException, log: Callable[[str], None] | None = None, where: str = "controls") -> None:
+        """Show an exception as a readable message next to ``where``; unexpected ones also go to ``log``."""
+        self.error_at = where
         if isinstance(exc, FlimExploreError):
             self.error = str(exc)
         else:
@@ -125,12 +168,14 @@ class ExplorerState(HasTraits):
         self.status = "error"
 
 
-def guarded(state: ExplorerState, log: Callable[[str], None] | None = None) -> Callable[[F], F]:
+def guarded(
+    state: ExplorerState, log: Callable[[str], None] | None = None, where: str = "controls"
+) -> Callable[[F], F]:
     """Decorate a callback so that any exception lands in ``state.error`` instead of being lost.
 
     Widget callbacks run inside the kernel's message handlers, where an
     exception is invisible to the user; this turns it into a message in the
-    explorer's panel (and a traceback in ``log`` for unexpected errors).
+    explorer's panel next to ``where`` (and a traceback in ``log`` for unexpected errors).
     """
 
     def decorate(func: F) -> F:
@@ -139,7 +184,7 @@ def guarded(state: ExplorerState, log: Callable[[str], None] | None = None) -> C
             try:
                 return func(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - shown to the user, see docstring
-                state.report(exc, log)
+                state.report(exc, log, where)
                 return None
 
         return wrapper  # type: ignore[return-value]

@@ -1,0 +1,92 @@
+"""``flimexplore advise``: rank background marker positions for one object marker, without training."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from flimexplore.errors import ConfigError, OutputError
+
+PROBE = 64  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
+
+__all__ = ["register", "run"]
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ROW,COL (two integers), got {text!r}") from None
+    return row, col
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``advise`` subcommand."""
+    s = sub.add_parser("advise", help="recommend background marker positions (no training; image and its mask only)")
+    s.add_argument("--dataset", default="fish", help="preset name or folder path (default: %(default)s)")
+    s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
+    s.add_argument("--image", type=int, default=0, help="which marked image, 0-based (default: %(default)s)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--split", type=int, default=None, help="the object marker a study with --seed uses for this split (default: 0)")
+    where.add_argument("--object", type=_pair, default=None, metavar="ROW,COL", help="the object marker centre")
+    s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
+    s.add_argument("--spacing", type=int, default=None, help="candidate grid spacing in px (default: the radius, the --dense grid)")
+    s.add_argument("--top", type=int, default=5, help="positions to ring in advice.png (default: %(default)s)")
+    s.add_argument("--probe", type=int, default=PROBE,
+                   help="re-rank this many best candidates by their model's fit on the marked image; 0: descriptors only (default: %(default)s)")
+    s.add_argument("--rerank", choices=("probe", "mix"), default="probe",
+                   help="order probed candidates by the probe alone or by its mean rank with the descriptors (default: %(default)s)")
+    s.add_argument("--epochs", type=int, default=20, help="epochs of the probe models (default: %(default)s)")
+    s.add_argument("--lr", type=float, default=0.1, help="learning rate of the probe models (default: %(default)s)")
+    s.add_argument("--device", default="cpu", help="device of the probe models: cpu, cuda or auto (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the split and the study's object markers (default: %(default)s)")
+    s.add_argument("--out", required=True, help="output folder (advice.csv, advice.json, advice.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``advise``; returns the exit status."""
+    from flimexplore.analysis.advice import AdviceSettings, advise
+
+    for name in ("top", "n_images", "radius", "spacing", "epochs"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v}")
+    if args.image < 0 or args.seed < 0 or args.probe < 0 or (args.split is not None and args.split < 0):
+        raise ConfigError("--image, --split, --probe and --seed must be integers >= 0")
+    if not args.lr > 0:
+        raise ConfigError(f"--lr must be a number > 0, got {args.lr}")
+    settings = AdviceSettings(
+        dataset=args.dataset, image=args.image, split=None if args.object else (args.split or 0),
+        obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
+        probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device,
+    )
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {out}: {err.strerror or err}; choose another --out") from None
+    adv = advise(settings)
+    write_advice(adv, out)
+    best = adv.table()[0]
+    print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s; best background marker at "
+          f"({best['bg_row']}, {best['bg_col']}) for object marker ({adv.obj[0]}, {adv.obj[1]}) on {adv.image_stem}; wrote {out}")
+    return 0
+
+
+def write_advice(adv, out: Path) -> None:  # noqa: ANN001 - Advice, imported lazily
+    """Write ``advice.csv``, ``advice.json`` and ``advice.png`` into ``out``."""
+    from flimexplore.figures.advice_png import save_advice_png
+
+    try:
+        with open(out / "advice.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["rank", "bg_row", "bg_col", "score"])
+            w.writeheader()
+            w.writerows(adv.table())
+        (out / "advice.json").write_text(json.dumps(adv.summary(), indent=2) + "\n")
+        title = (f"{adv.image_stem}: where to draw the background marker\n"
+                 f"object marker ({adv.obj[0]}, {adv.obj[1]}), r = {adv.radius}, {len(adv.centres)} positions")
+        save_advice_png(out / "advice.png", adv.image, adv.score_map(), adv.top(adv.settings.top), adv.obj, adv.radius, title)
+    except OSError as err:
+        raise OutputError(f"cannot write advice into {out}: {err.strerror or err}; choose another --out") from None

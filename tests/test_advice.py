@@ -1,0 +1,178 @@
+"""Marker advice: held out data stays held out, the study's object markers, the files it writes."""
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from flimexplore.analysis.advice import AdviceSettings, advise, default_weights, fit_weights, score_positions
+from flimexplore.cli import main
+from flimexplore.data import load_dataset, split_dataset
+from flimexplore.errors import ConfigError, MarkerError
+
+N_IMAGES = 10
+
+
+@pytest.fixture(scope="module")
+def eggs():
+    return load_dataset("eggs", n_images=N_IMAGES)
+
+
+def _marked(ds, image=0, seed=0):
+    return split_dataset(len(ds), seed=seed).marked[image]
+
+
+def test_advice_is_bit_identical_when_every_held_out_mask_changes(eggs):
+    keep = _marked(eggs)
+    changed = tuple(m if i == keep else ~m for i, m in enumerate(eggs.masks))
+    other = dataclasses.replace(eggs, masks=changed)
+    a = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=eggs)
+    b = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=other)
+    assert np.array_equal(a.centres, b.centres) and np.array_equal(a.scores, b.scores)
+    for k in a.descriptors:
+        assert np.array_equal(a.descriptors[k], b.descriptors[k], equal_nan=True), k
+    # and the marked image's own mask does matter (the test could fail)
+    own = tuple(np.roll(m, 5, axis=1) if i == keep else m for i, m in enumerate(eggs.masks))
+    c = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=dataclasses.replace(eggs, masks=own))
+    same = len(a.centres) == len(c.centres) and np.array_equal(a.centres, c.centres) and np.array_equal(a.scores, c.scores)
+    assert not same
+
+
+class _Guard(tuple):
+    """Masks whose held-out entries raise when read."""
+
+    def __new__(cls, masks, allowed):
+        obj = super().__new__(cls, masks)
+        obj.allowed = allowed
+        return obj
+
+    def __getitem__(self, i):
+        if isinstance(i, slice) or i != self.allowed:
+            raise AssertionError(f"advice read held-out mask {i!r}")
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("advice iterated over every mask")
+
+
+def test_advice_runs_when_held_out_masks_are_unreadable(eggs):
+    keep = _marked(eggs, image=1)
+    guarded = dataclasses.replace(eggs)
+    object.__setattr__(guarded, "masks", _Guard(eggs.masks, keep))
+    with pytest.raises(AssertionError):  # the guard works
+        guarded.masks[(keep + 1) % N_IMAGES]
+    adv = advise(AdviceSettings(dataset="eggs", image=1, split=0, n_images=N_IMAGES, probe=4, epochs=2), data=guarded)
+    assert len(adv.centres) > 100
+
+
+def test_split_gives_the_studys_object_marker(eggs):
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.context import StudyContext
+    from flimexplore.study.run import plan_markers
+
+    ctx = StudyContext(StudyConfig(dataset="eggs", n_images=N_IMAGES, image=2, splits=3, n_bg=4, seed=5), "cpu", dataset=eggs)
+    markers = plan_markers(ctx)
+    for s in range(3):
+        adv = advise(AdviceSettings(dataset="eggs", image=2, split=s, seed=5, n_images=N_IMAGES, probe=0), data=eggs)
+        assert adv.obj.tolist() == markers[s].obj.tolist()
+        # candidates are exactly the dense grid of that object marker, best first
+        dense = plan_markers(ctx.__class__(ctx.config.replace(dense=True), "cpu", dataset=eggs))[s].bg
+        assert sorted(map(tuple, adv.centres.tolist())) == sorted(map(tuple, dense.tolist()))
+    assert (np.diff(adv.scores) <= 0).all()
+
+
+def test_scores_are_weighted_rank_percentiles():
+    desc = {"bg_std": np.array([0.1, 0.3, 0.2]), "colour_distance": np.array([5.0, 1.0, 3.0])}
+    s = score_positions(desc, {"bg_std": 1.0, "colour_distance": -1.0})
+    # bg_std pct [0, 1, .5]; colour pct [1, 0, .5] with weight -1 -> (pct - cpct) / 2
+    assert s.tolist() == pytest.approx([-0.5, 0.5, 0.0])
+    with pytest.raises(ConfigError, match="unknown descriptors"):
+        score_positions(desc, {"nope": 1.0})
+    with pytest.raises(ConfigError, match="every advice weight is 0"):
+        score_positions(desc, {"bg_std": 0.0})
+
+
+def test_fit_weights_is_the_mean_spearman_rho():
+    x = np.arange(5.0)
+    cases = [({"bg_std": x, "bg_gradient": -x, "bg_entropy": np.array([1, 0, 1, 0, 1.0])}, x * 2)] * 2
+    w = fit_weights(cases)
+    assert w["bg_std"] == 1.0 and w["bg_gradient"] == -1.0 and w["bg_entropy"] == 0.0
+    assert "bg_context" not in w  # descriptors not given are left out
+    assert all(isinstance(v, float) for v in default_weights().values())
+
+
+def test_object_and_split_are_exclusive_and_checked(eggs):
+    with pytest.raises(ConfigError, match="exactly one"):
+        advise(AdviceSettings(dataset="eggs", split=0, obj=(10, 10), n_images=N_IMAGES, probe=0), data=eggs)
+    mask = eggs.masks[_marked(eggs)]
+    r, c = np.argwhere(~mask)[0]
+    with pytest.raises(MarkerError, match="lies on the background"):
+        advise(dataset="eggs", obj=(int(r), int(c)), n_images=N_IMAGES, probe=0)
+    r, c = np.argwhere(mask)[len(np.argwhere(mask)) // 2]
+    adv = advise(dataset="eggs", obj=(int(r), int(c)), n_images=N_IMAGES, probe=0)
+    assert adv.obj.tolist() == [r, c]
+
+
+def test_cli_writes_csv_json_png(tmp_path, capsys):
+    out = tmp_path / "adv"
+    assert main(["advise", "--dataset", "eggs", "--n-images", str(N_IMAGES), "--split", "2", "--top", "3", "--probe", "4", "--epochs", "2", "--out", str(out)]) == 0
+    assert "positions ranked" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "advice.csv")))
+    assert list(rows[0]) == ["rank", "bg_row", "bg_col", "score"]
+    assert [int(r["rank"]) for r in rows[:3]] == [1, 2, 3]
+    assert float(rows[0]["score"]) >= float(rows[-1]["score"])
+    info = json.loads((out / "advice.json").read_text())
+    assert {"image_stem", "obj_row", "obj_col", "radius", "seconds", "settings", "weights"} <= set(info)
+    assert info["settings"]["split"] == 2 and info["n_candidates"] == len(rows)
+    png = (out / "advice.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_cli_object_on_a_folder_dataset(tmp_path):
+    import imageio.v3 as iio
+
+    ds = load_dataset("fish", n_images=8)
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    for stem, im, m in zip(ds.stems, ds.images, ds.masks, strict=True):
+        iio.imwrite(tmp_path / "d" / "images" / f"{stem}.png", (im * 255).astype("uint8"))
+        iio.imwrite(tmp_path / "d" / "masks" / f"{stem}.png", m.astype("uint8") * 255)
+    mask = ds.masks[_marked(ds)]
+    r, c = np.argwhere(mask)[len(np.argwhere(mask)) // 2]
+    out = tmp_path / "o"
+    assert main(["advise", "--dataset", str(tmp_path / "d"), "--object", f"{r},{c}", "--probe", "0", "--out", str(out)]) == 0
+    info = json.loads((out / "advice.json").read_text())
+    assert [info["obj_row"], info["obj_col"]] == [r, c]
+
+
+def test_cli_bad_object_is_one_line(capsys, tmp_path):
+    assert main(["advise", "--object", "0,0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flimexplore: error:") and "background" in err
+
+
+def test_probe_fits_a_two_colour_image_perfectly_and_is_deterministic():
+    from flimexplore.analysis.probe import marked_fit
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((32, 32, 3), np.float32)
+    img[..., 2] = 0.8
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 8:24] = True
+    img[mask] = [0.9, 0.1, 0.1]
+    img += rng.normal(0, 0.02, img.shape).astype(np.float32)
+    img = np.clip(img, 0, 1)
+    bgs = np.array([[4, 4], [28, 28], [4, 28]])
+    fit = marked_fit(img, mask, (16, 16), bgs, 2, [1, 2, 3], epochs=10)
+    assert fit.shape == (3,) and (fit > 0.95).all(), fit
+    assert np.array_equal(fit, marked_fit(img, mask, (16, 16), bgs, 2, [1, 2, 3], epochs=10))
+
+
+def test_probe_reranks_the_best_candidates_above_the_rest(eggs):
+    adv = advise(AdviceSettings(dataset="eggs", split=0, n_images=N_IMAGES, probe=6, epochs=3), data=eggs)
+    fit = adv.descriptors["marked_fit"]
+    assert np.isfinite(fit[:6]).all() and np.isnan(fit[6:]).all()  # the probed six rank first
+    assert (np.diff(fit[:6]) <= 1e-6).all()  # ordered by their fit on the marked image
+    assert adv.scores[5] >= 1.5 > 1.0 >= adv.scores[6]
