@@ -117,6 +117,47 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
     return out
 
 
+def extrapolate(partial: dict[str, Any]) -> dict[str, Any]:
+    """Estimate W2 from the measured points of an interrupted run (written into the JSON as ``estimate``).
+
+    Scoring streams every validation and test image through every model,
+    so the time per model grows with ``pixels x (validation + test)``; the
+    measured point nearest to W2 (largest side, then most images) is scaled
+    by that ratio (an upper bound: training on the marked image does not
+    grow with the image count).
+    Memory: the measured peak of that point plus the RGB images and masks
+    the W2 dataset holds beyond it (validation and test tensors are
+    converted chunk by chunk on the CPU, so they do not grow with the set).
+    """
+    pts = partial["by_side"] + partial["by_val"]
+    if not pts:
+        raise SystemExit("no measured point to extrapolate from")
+    base = max(pts, key=lambda p: (p["size"], p["n_images"]))  # the nearest to W2
+    scored = lambda n: n - 3  # noqa: E731 - validation + test images (3 are marked)
+    pixels = (partial["size"] / base["size"]) ** 2
+    ratio = pixels * scored(partial["n_images"]) / scored(base["n_images"])
+    pixels_w1 = (partial["size"] / 128) ** 2
+    per_image = partial["size"] ** 2 * (3 * 4 + 1) / 2**20  # MiB of RGB float32 + bool mask
+    base_images = base["n_images"] * base["size"] ** 2 * (3 * 4 + 1) / 2**20
+    s_per_model = base["s_per_model"] * ratio
+    w1 = json.loads(W1_S_PER_MODEL_FILE.read_text()) if W1_S_PER_MODEL_FILE.exists() else None
+    w1_s = w1["batched_s"] / w1["n_models"] if w1 else None
+    return {
+        "from_point": {k: base[k] for k in ("size", "n_images", "n_val", "models")},
+        "cost_ratio": ratio,
+        "s_per_model": s_per_model,
+        "full_w2_s": s_per_model * W2_MODELS_FULL,
+        "pixels_ratio": pixels,
+        "peak_rss_mb": base["peak_rss_mb"] + partial["n_images"] * per_image - base_images,
+        "w1_s_per_model_from_sweep_json": w1_s,
+        # W1 is 128x128 with 87 scored images, like a 128/90 point: W2 on the machine and load of sweep.json
+        "s_per_model_from_w1": w1_s * pixels_w1 * scored(partial["n_images"]) / 87 if w1_s else None,
+        "ratio_to_w1_per_model": pixels_w1 * scored(partial["n_images"]) / 87,
+        "method": "time x (W2 pixels / point's) x (W2 validation+test images / point's); "
+                  "RSS + the W2 images' RGB and masks - the point's (working set of one chunk assumed unchanged)",
+    }
+
+
 def run_workers(args: Any, device: str) -> dict[str, Any]:
     """The same small sweep in this process and on a LocalCluster of ``--workers`` workers.
 
@@ -140,20 +181,19 @@ def run_workers(args: Any, device: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         run_sweep_all(["fish"], images, cfg, root / "inproc", device=device, model_chunk=chunk)
         timings["in_process_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        client = dask_client(workers=args.workers, gpu=device.startswith("cuda"))
-        timings["cluster_start_s"] = time.perf_counter() - t0
-        try:
-            for granularity in ("chunk", "study"):
-                client.restart()  # no prepared data left over from the previous run
+        for granularity in ("chunk", "study"):  # a fresh cluster each: no prepared data left over
+            t0 = time.perf_counter()
+            client = dask_client(workers=args.workers, gpu=device.startswith("cuda"))
+            timings[f"cluster_start_{granularity}_s"] = time.perf_counter() - t0
+            try:
                 t0 = time.perf_counter()
                 res = run_sweep_all(["fish"], images, cfg, root / granularity, executor=client, device=device,
                                     model_chunk=chunk, granularity=granularity)
                 timings[f"dask_{granularity}_s"] = time.perf_counter() - t0
-        finally:
-            cluster = client.cluster
-            client.close()
-            cluster.close()
+            finally:
+                cluster = client.cluster
+                client.close()
+                cluster.close()
         ref = read_sweep(root / "inproc")
         same = all(
             len(ref) == len(other) and all(abs(x["val_dice"] - y["val_dice"]) <= 1e-6 for x, y in zip(ref, other, strict=True))
@@ -168,7 +208,7 @@ def run_workers(args: Any, device: str) -> dict[str, Any]:
         "speedup_study": timings["in_process_s"] / timings["dask_study_s"],
         "identical": bool(same), "peak_rss_mb": _common.peak_rss_mb(),
     }
-    cols = ["n_models", "workers", "in_process_s", "dask_chunk_s", "dask_study_s", "cluster_start_s",
+    cols = ["n_models", "workers", "in_process_s", "dask_chunk_s", "dask_study_s", "cluster_start_chunk_s",
             "speedup_chunk", "speedup_study", "identical"]
     print(_common.table([out], cols))
     return out

@@ -145,10 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="add a W2 estimate to an interrupted W2 run's JSON (--json) from its measured points")
     p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
+    if args.extrapolate:
+        import json
+
+        import _scale
+
+        path = args.json if args.json != _common.RESULTS / "sweep.json" else _common.RESULTS / "sweep_w2.json"
+        data = json.loads(path.read_text())
+        data["estimate"] = _scale.extrapolate(data)
+        _common.write_json(path, data)
+        print(json.dumps(data["estimate"], indent=2))
+        return 0
     if args.workload == "W2" or args.workers:
         return _scale_main(args)
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def run(cmd, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHON=sys.executable)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, env=env, cwd=tmp_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
