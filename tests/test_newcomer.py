@@ -103,3 +103,15 @@ def test_closing_a_study_inside_a_chunk_leaves_no_worker_thread(monkeypatch, sma
         ev = next(gen)
     gen.close()  # as when Ctrl-C or garbage collection ends the generator
     assert [t for t in threading.enumerate() if t.name == "flimexplore-chunk"] == []
+
+
+@pytest.mark.parametrize("change", [{"vary": "object"}, {"markers_per_model": (2, 2)}])
+def test_figures_for_other_marker_kinds(tmp_path, change):
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.run import run_study_all
+
+    cfg = StudyConfig(dataset="fish", n_images=12, splits=2, n_bg=3, epochs=1, **change)
+    result = run_study_all(cfg, tmp_path, device="cpu")
+    assert result.complete
+    for name in ("heatmap_split0.png", "heatmap_split1.png", "heatmap_overview.png"):
+        assert max(iio.imread(tmp_path / name).shape[:2]) >= 512

@@ -117,7 +117,7 @@ def _panel(
     centre = lambda p: ((float(p[1]) + 0.5) * k - 0.5, (float(p[0]) + 0.5) * k - 0.5)  # noqa: E731 - (x, y) of (row, col)
     bg = np.asarray(bg, dtype=np.float64).reshape(-1, 2)
     d = np.asarray(dice, dtype=np.float64).reshape(-1)
-    for i in _top(d, TOP) if len(bg) == len(d) else ():  # no rings where markers are not disks (user's scribbles)
+    for i in _top(d, TOP) if len(bg) == len(d) else ():  # no rings without one centre per score
         ring = Circle(centre(bg[i]), (radius + 0.5) * k + 2, fill=False, edgecolor=TOP_EDGE, linewidth=2.2)
         ax.add_patch(ring)
     points = np.asarray(obj, dtype=np.float64).reshape(-1, 2)
