@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
@@ -246,15 +247,14 @@ def _scale_main(args) -> int:
     if device is None:
         return 2
     info = _common.machine(device)
-    if args.workers:
-        result = _scale.run_workers(args, device)
-        default = _common.RESULTS / "sweep_workers.json"
-    else:
-        result = _scale.run_w2(args, device)
-        default = _common.RESULTS / "sweep_w2.json"
-    result["machine"] = info | {"load_avg_1min_after": round(os.getloadavg()[0], 2)}
+    default = _common.RESULTS / ("sweep_workers.json" if args.workers else "sweep_w2.json")
     path = args.json if args.json != _common.RESULTS / "sweep.json" else default
-    _common.write_json(path, result)
+
+    def save(result):
+        result["machine"] = info | {"load_avg_1min_after": round(os.getloadavg()[0], 2)}
+        _common.write_json(path, result)
+
+    save(_scale.run_workers(args, device) if args.workers else _scale.run_w2(args, device, save))
     return 0
 
 

@@ -119,3 +119,50 @@ def test_list_datasets():
         assert infos[name].available and infos[name].n_images == 60 and infos[name].how_to_install == ""
         assert "synthetic" in infos[name].description
     assert infos["nuclei"].n_images == 16
+
+
+# SHA-256 (first 16 hex digits) of the first 4 images and masks, computed before `size` existed:
+# the default 128x128 presets must stay byte-identical.
+PINNED = {"fish": "cd40af8abf9ca086", "eggs": "0e6b042a08cdc60d", "fundus": "0bb216a760495916"}
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_default_size_is_byte_identical_to_before(name):
+    import hashlib
+
+    h = hashlib.sha256()
+    for image, mask in zip(*(lambda d: (d.images, d.masks))(PRESETS[name][0](4)), strict=True):
+        h.update(image.tobytes())
+        h.update(mask.tobytes())
+    assert h.hexdigest()[:16] == PINNED[name]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_size_scales_the_scene_and_the_radius(name):
+    small, big = PRESETS[name][0](2, size=128), PRESETS[name][0](2, size=256)
+    assert big.images[0].shape == (256, 256, 3) and big.masks[0].shape == (256, 256) and big.radius == 6
+    assert small.radius == 3
+    for s, b in zip(small.masks, big.masks, strict=True):  # the object keeps about its share of the image
+        assert 0.5 < b.mean() / s.mean() < 2.0
+    assert 0.0 <= big.images[1].min() and big.images[1].max() <= 1.0
+
+
+def test_large_sets_are_drawn_uncached_with_the_same_pixels(monkeypatch):
+    cached = make_eggs(2, size=64)
+    monkeypatch.setattr(synthetic, "_UNCACHED_BYTES", 0)
+    fresh = make_eggs(2, size=64)
+    np.testing.assert_array_equal(cached.images[1], fresh.images[1])
+    fresh.images[0][:] = 0.0  # callers may edit them, as cached copies
+    assert make_eggs(2, size=64).images[0].max() > 0.0
+
+
+@pytest.mark.parametrize("size", [16, 600, 100.5, True])
+def test_bad_size(size):
+    with pytest.raises(DatasetError, match="size must be an integer from 32 to 512"):
+        make_fish(1, size=size)
+
+
+def test_size_is_only_for_presets(tmp_path):
+    assert load_dataset("fish", n_images=1, size=64).images[0].shape == (64, 64, 3)
+    with pytest.raises(DatasetError, match="only applies to the synthetic presets"):
+        load_dataset(str(tmp_path), size=64)

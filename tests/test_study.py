@@ -33,7 +33,9 @@ def test_progress_counts_up_to_the_total(small_config, small_context):
     with pytest.raises(StopIteration):
         while True:
             events.append(next(gen))
-    assert [e.done for e in events] == [0, 3, 6, 8] and events[-1].total == 8
+    # events inside a chunk (slow machines: one every INSIDE_EVERY_S) do not move `done`
+    assert [e.done for e in events if e.inside is None] == [0, 3, 6, 8] and events[-1].total == 8
+    assert all(e.done in (0, 3, 6) for e in events if e.inside is not None)
 
 
 def test_stop_returns_the_finished_models(tmp_path, small_config, small_context):

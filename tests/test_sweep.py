@@ -103,9 +103,9 @@ def test_killed_driver_resumes_without_recomputing(reference, tmp_path):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _, err = proc.communicate()
     stored = sum(len(read_results(p)) for p in out.glob("fish/image*/results.csv"))
-    assert 2 <= stored < 6, f"the kill came too late or too early ({stored} models stored)"
+    assert 2 <= stored < 6, f"the kill came too late or too early ({stored} models stored): {err.decode()[-2000:]}"
     result, events = drain(run_sweep(["fish"], "0,1", TINY, out, device="cpu", model_chunk=1))
     assert result.computed == 6 - stored  # nothing finished is trained again
     assert events[1].done == stored

@@ -1,6 +1,7 @@
 """Tests of the sweep on a 2-worker Dask LocalCluster: same results as in-process, and a killed worker is survived."""
 
 import os
+import signal
 import time
 
 import pytest
@@ -69,7 +70,8 @@ def test_worker_killed_mid_task_is_retried(client, in_process, tmp_path):
                 busy = {w: keys for w, keys in client.processing().items() if any("-models-" in str(k) for k in keys)}
                 if busy:
                     killed = next(iter(busy))
-                    client.run(os._exit, 1, workers=[killed], wait=False)  # the worker process dies mid-task
+                    pid = client.run(os.getpid, workers=[killed])[killed]
+                    os.kill(pid, signal.SIGKILL)  # the worker process dies mid-task
                 time.sleep(0.01)
     assert killed is not None, "no chunk of models was ever running"
     assert result.complete and result.computed == 6

@@ -13,6 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``study`` subcommand."""
     s = sub.add_parser("study", help="run a marker study on one marked image")
     add_study_arguments(s)
+    s.add_argument(
+        "--scale", choices=("fixed", "study"), default="fixed",
+        help="colour range of the heatmap PNGs: fixed 0-1 validation Dice, or the study's own min-max (default: %(default)s)",
+    )
     s.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
 
 
@@ -23,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from flimexplore.study.run import run_study
 
     gen = run_study(config, args.out, device=args.device, engine=args.engine, model_chunk=args.chunk, memory_mb=args.memory_mb,
-                    precision=args.precision)
+                    precision=args.precision, heatmap_scale=args.scale)
     result, _, _ = drain(gen, args.out, args.quiet)
     if result is None:
         return 130

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run every (dataset, marked image) study of the protocol, in this process or on a Dask cluster",
     )
-    s.add_argument("--dataset", action="append", required=True, help="preset name or folder path (repeat for more)")
+    s.add_argument("--dataset", action="append", required=True, dest="datasets",
+                   help="preset name or folder path (repeat for more)")
     s.add_argument("--images", default="all", help="marked images, e.g. 0,1,2 or all (default: %(default)s)")
     add_study_arguments(s, sweep=True)
     s.add_argument("--out", required=True, help="sweep folder (rerun the same command to resume)")
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``sweep``; returns the exit status."""
-    for name in args.dataset:  # every dataset's settings are checked before any work
+    for name in args.datasets:  # every dataset's settings are checked before any work
         config = config_from_args(args, dataset=name)
     if args.engine != "batched":
         raise ConfigError("flimexplore sweep runs the batched engine; leave --engine out")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         device = args.device
     try:
         gen = run_sweep(
-            args.dataset, args.images, config, args.out, executor=client, device=device,
+            args.datasets, args.images, config, args.out, executor=client, device=device,
             model_chunk=args.chunk, memory_mb=args.memory_mb, granularity=args.granularity, precision=args.precision,
         )
         result = _drain(gen, args.quiet)

@@ -12,10 +12,9 @@ with the same output folder: finished models are read back, not recomputed.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from flimexplore.markers import (
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
+from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
 from flimexplore.study.store import ResultStore
 
 __all__ = [
@@ -53,46 +53,8 @@ __all__ = [
 
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
-INSIDE_EVERY_S = 2.0
-"""Seconds between progress events while one chunk is being scored (big images, slow chunks)."""
 USER_SPLIT = -1
 """``split`` and ``bg_index`` of the row of the user's own markers (results.csv)."""
-
-
-class StopStudy(Exception):
-    """Thrown into :func:`run_study` (``gen.throw(StopStudy())``) to stop it early.
-
-    The generator then returns the partial :class:`StudyResult` of the models
-    finished so far (``StopIteration.value``).
-    """
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress event of a running study.
-
-    Attributes
-    ----------
-    done : int
-        Models finished so far (including ones resumed from disk).
-    total : int
-        Models in the study.
-    message : str
-        What just happened, for a log line or a progress label.
-    eta_s : float or None
-        Estimate of the seconds left (None before the first chunk finished
-        or was partly scored).
-    inside : tuple of int or None
-        ``(n, N)`` while a chunk is being scored: ``n`` of its ``N``
-        validation and test images are done (``done`` then does not move);
-        None for the events at the start and after each finished chunk.
-    """
-
-    done: int
-    total: int
-    message: str
-    eta_s: float | None = None
-    inside: tuple[int, int] | None = None
 
 
 def model_seed(seed: int, image: int, split: int, bg_index: int) -> int:
@@ -399,6 +361,7 @@ def run_study(
     context: StudyContext | None = None,
     precision: str = "fp32",
     markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels] | None = None,
+    heatmap_scale: Literal["fixed", "study"] = "fixed",
 ) -> Generator[Progress, None, StudyResult]:
     """Run a marker study, yielding progress, returning the result.
 
@@ -424,6 +387,11 @@ def run_study(
         Score these markers (one item per split) instead of sampling them
         (``flimexplore score`` does); the results folder then also records
         their fingerprint, so it never mixes models of other markers.
+    heatmap_scale : {"fixed", "study"}, optional
+        Colour range of the PNG heatmaps written to ``out``: validation Dice
+        0-1 (``fixed``, the default: figures of different studies compare) or
+        the study's own min-max (``study``: close values are told apart).
+        It changes only the PNG files, never the results.
 
     Yields
     ------
@@ -453,7 +421,7 @@ def run_study(
     """
     t0 = time.perf_counter()
     config.validate()
-    _check_run_options(engine, model_chunk, memory_mb)
+    _check_run_options(engine, model_chunk, memory_mb, heatmap_scale)
     ctx = context if context is not None and context.config.to_dict() == _resolved(config, context).to_dict() else StudyContext(config, device)
     cfg = ctx.config
     if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
@@ -483,7 +451,7 @@ def run_study(
             f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
             f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
         )
-        clock = _Clock(total - len(rows))
+        clock = Clock(total - len(rows))
         for ids in model_chunks(total, step, rows):
             models = [table[m] for m in ids]
             stop = False
@@ -491,7 +459,10 @@ def run_study(
             if engine == "sequential":
                 scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
             else:
-                scores, stop = yield from _evaluate_reporting(ctx, models, memory_mb, precision, clock, len(rows), total, ids)
+                scores, stop = yield from evaluate_reporting(
+                    functools.partial(_evaluate_batched, ctx, models, memory_mb, precision),
+                    clock, len(rows), total, ids,
+                )
             new = model_rows(ctx, ids, table, scores)
             chunk_arrays = scores.arrays
             if store is not None:
@@ -503,7 +474,7 @@ def run_study(
             eta = clock.end_chunk()
             if stop:
                 raise StopStudy
-            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){_left(eta)}", eta)
+            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){time_left(eta)}", eta)
         complete = True
     except StopStudy:
         pass
@@ -515,99 +486,16 @@ def run_study(
         if store is not None:
             try:
                 if complete:
-                    _finish(store, result)
+                    _finish(store, result, heatmap_scale)
             finally:
                 store.close()
     return result
 
 
-class _Clock:
-    """Estimates of the time left from the chunks computed in this run (resumed models cost nothing)."""
-
-    def __init__(self, todo: int) -> None:
-        self.todo = todo  # models this run computes
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.chunk_t0 = self.t0
-        self.chunk_n = 0
-
-    def start_chunk(self, n: int) -> None:
-        self.chunk_t0, self.chunk_n = time.perf_counter(), n
-
-    def end_chunk(self) -> float:
-        """Seconds left after the chunk that just finished."""
-        self.done += self.chunk_n
-        per_model = (time.perf_counter() - self.t0) / max(self.done, 1)
-        return per_model * (self.todo - self.done)
-
-    def inside(self, n: int, n_total: int, scoring_t0: float, now: float) -> float | None:
-        """Seconds left when `n` of the chunk's `n_total` images are scored (scoring began at `scoring_t0`)."""
-        if n <= 0:
-            return None
-        chunk_s = (scoring_t0 - self.chunk_t0) + (now - scoring_t0) * n_total / n
-        per_model = (self.chunk_t0 - self.t0 + chunk_s) / (self.done + self.chunk_n)
-        return max(0.0, chunk_s - (now - self.chunk_t0)) + per_model * (self.todo - self.done - self.chunk_n)
-
-
-def _left(eta: float | None) -> str:
-    return "" if eta is None else f", ~{eta:.0f} s left"
-
-
-def _evaluate_reporting(
-    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str,
-    clock: _Clock, done: int, total: int, ids: list[int],
-) -> Generator[Progress, None, tuple[PairScores, bool]]:
-    """Score one chunk in a worker thread, yielding a Progress event every ``INSIDE_EVERY_S`` seconds.
-
-    Returns the chunk's scores and whether :class:`StopStudy` was thrown in
-    meanwhile (the chunk is then finished and kept, and the study stops).
-    A KeyboardInterrupt leaves at once (the worker is a daemon thread).
-    """
-    events: queue.Queue[tuple[int, int, float] | None] = queue.Queue()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["scores"] = evaluate_models(
-                ctx, models, "batched", memory_mb,
-                progress=lambda n, m: events.put((n, m, time.perf_counter())), precision=precision,
-            )
-        except BaseException as err:  # handed to the caller's thread below
-            box["error"] = err
-        finally:
-            events.put(None)
-
-    worker = threading.Thread(target=work, name="flimexplore-chunk", daemon=True)
-    worker.start()
-    stop = False
-    last = time.perf_counter()
-    scoring_t0: float | None = None
-    shown = 0
-    while True:
-        try:
-            item = events.get(timeout=0.25)
-        except queue.Empty:
-            continue
-        if item is None:
-            break
-        n, n_total, at = item
-        if n == 0 and scoring_t0 is None:
-            scoring_t0 = at
-        if stop or at - last < INSIDE_EVERY_S or n <= shown or scoring_t0 is None:
-            continue
-        last, shown = at, n
-        eta = clock.inside(n, n_total, scoring_t0, at)
-        try:
-            yield Progress(
-                done, total, f"models {ids[0]}-{ids[-1]}: scored {n}/{n_total} validation and test images{_left(eta)}",
-                eta, (n, n_total),
-            )
-        except StopStudy:
-            stop = True  # finish the chunk (it is already paid for), keep it, then stop
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["scores"], stop
+def _evaluate_batched(
+    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str, progress: Callable[[int, int], None]
+) -> PairScores:
+    return evaluate_models(ctx, models, "batched", memory_mb, progress=progress, precision=precision)
 
 
 def _marked_name(ctx: StudyContext) -> str:
@@ -620,8 +508,10 @@ def _marked_name(ctx: StudyContext) -> str:
     return ctx.stem
 
 
-def _check_run_options(engine: str, model_chunk: int, memory_mb: float) -> None:
+def _check_run_options(engine: str, model_chunk: int, memory_mb: float, heatmap_scale: str = "fixed") -> None:
     problems = []
+    if heatmap_scale not in ("fixed", "study"):
+        problems.append(f"heatmap_scale (--scale) must be 'fixed' or 'study', got {heatmap_scale!r}")
     if engine not in ("batched", "sequential"):
         problems.append(f"engine (--engine) must be 'batched' or 'sequential', got {engine!r}")
     if isinstance(model_chunk, bool) or not isinstance(model_chunk, numbers.Integral) or model_chunk < 1:
@@ -651,24 +541,71 @@ def _fingerprint(markers: Sequence[MarkerSet | ObjectMarkerSet | MarkerPixels]) 
     return h.hexdigest()[:16]
 
 
-def _finish(store: ResultStore, result: StudyResult) -> None:
-    vals = result.column("val_dice")
-    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "study"] = "fixed") -> None:
+    """Write the heatmap figures (one per split, the overview, your own markers') and summary.json."""
+    from flimexplore.figures.heatmap_png import colour_range, heatmap_split_figure, overview_figure, png_bytes
+
+    vrange = colour_range(result.column("val_dice")[result.column("split") >= 0] if result.rows else [], scale)
+    name, dataset = _marked_name(result.context), result.context.dataset.name
+    image = result.context.image
+    panels, whats, fixed = [], [], "object"
     for s, ms in enumerate(result.markers):
-        layer = result.heatmap(s)
-        if isinstance(ms, ObjectMarkerSet):  # the fixed background marker, green as in the paper's Fig. 5
-            rgb = render_heatmap(result.context.image, layer, ms.background, ms.radius, lo, hi, marker_colour=(0, 200, 0))
-        elif isinstance(ms, MarkerPixels):
-            rgb = render_heatmap(result.context.image, layer, vmin=lo, vmax=hi, obj_pixels=ms.obj)
+        rows = [r for r in result.rows if r["split"] == s]
+        dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
+        n_models = len(rows)
+        if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
+            fixed = "background"
+            glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
+            what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted white
+            glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
+            what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
+            rgb = _white_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
+        elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
+            glyph = np.asarray(ms.obj).reshape(-1, 2)
+            scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+            dice = np.repeat(dice, ms.bg.shape[1])
+            what = f"object markers {s} ({len(glyph)} disks)"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
         else:
-            rgb = render_heatmap(result.context.image, layer, ms.obj, ms.radius, lo, hi)
-        store.write_png(f"heatmap_split{s}.png", rgb)
+            glyph, scored = np.asarray(ms.obj).reshape(1, 2), np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+            what = f"object marker {s} at (row {int(ms.obj[0])}, col {int(ms.obj[1])})"
+            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+        scored = scored.reshape(-1, 2)
+        panels.append((rgb, glyph, scored, dice))
+        whats.append(what.replace(" at (row ", " (").replace(", col ", ", "))
+        fig = heatmap_split_figure(
+            rgb, glyph, scored, dice, result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, split=s, what=what, fixed=fixed, n_models=n_models,
+        )
+        store.write_bytes(f"heatmap_split{s}.png", png_bytes(fig))
+    if panels:
+        fig = overview_figure(
+            *zip(*panels, strict=True), result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
+            image_name=name, whats=whats, fixed=fixed,
+        )
+        store.write_bytes("heatmap_overview.png", png_bytes(fig))
     markers = result.context.user_markers
     if markers is not None and len(result.column("val_dice", USER_SPLIT)):
-        layer = result.heatmap(USER_SPLIT)
-        rgb = render_heatmap(result.context.image, layer, vmin=lo, vmax=hi, obj_pixels=markers[markers[:, 2] == 1, :2])
-        store.write_png("heatmap_user.png", rgb)
+        rgb = _white_pixels(
+            render_heatmap(image, result.heatmap(USER_SPLIT), vmin=vrange[0], vmax=vrange[1]), markers[markers[:, 2] == 1, :2]
+        )
+        d = result.column("val_dice", USER_SPLIT).astype(np.float64)
+        fig = heatmap_split_figure(
+            rgb, np.zeros((0, 2)), np.zeros((0, 2)), d, result.config.radius, vrange=vrange, scale=scale,
+            dataset=dataset, image_name=name, what="your own markers (object pixels in white)",
+        )
+        store.write_bytes("heatmap_user.png", png_bytes(fig))
     store.write_json("summary.json", result.summary())
+
+
+def _white_pixels(rgb: NDArray[np.uint8], pixels: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Paint object-marker pixels white (a colour the Dice scale never uses)."""
+    px = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    out = rgb.copy()
+    out[px[:, 0], px[:, 1]] = 255
+    return out
 
 
 def run_study_all(config: StudyConfig, out: str | Path | None = None, **kwargs: Any) -> StudyResult:

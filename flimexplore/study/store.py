@@ -6,7 +6,8 @@ Layout of an output folder::
     results.csv          one row per finished model, sorted by model id
     models/<a>-<b>.npz   parameters of models a..b (for figures and projections)
     summary.json         written when the study completes
-    heatmap_split<k>.png one heatmap per object marker
+    heatmap_split<k>.png one heatmap figure per object marker
+    heatmap_overview.png all object markers side by side
 
 Every file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a crash or ``kill -9`` leaves either the old or the new
@@ -36,7 +37,9 @@ from flimexplore.study.config import StudyConfig
 __all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results", "typed_row"]
 
 TMP_SUFFIX = ".tmp"
-_OUR_FILES = ("config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_user.png", "probe")
+_OUR_FILES = (
+    "config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
+)
 LOCK_NAME = ".lock"
 
 COLUMNS = (
@@ -286,6 +289,10 @@ class ResultStore:
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         """Write a JSON file atomically into the folder."""
         self._write(self.out / name, json.dumps(data, indent=2, sort_keys=True).encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write a file (e.g. an encoded PNG figure) atomically into the folder."""
+        self._write(self.out / name, data)
 
     def write_png(self, name: str, rgb: NDArray[np.uint8]) -> None:
         """Write an RGB image atomically into the folder."""

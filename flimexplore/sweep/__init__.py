@@ -8,13 +8,14 @@ per task plus ``sweep.csv`` and ``sweep.json``.
 
 from flimexplore.sweep.executors import DaskMissingError, dask_client
 from flimexplore.sweep.plan import SweepTask, parse_images, plan_sweep
-from flimexplore.sweep.report import read_sweep
+from flimexplore.sweep.report import StudyView, read_sweep, study_views
 from flimexplore.sweep.run import SweepProgress, SweepResult, run_sweep, run_sweep_all
 
 __all__ = [
     "DaskMissingError",
     "SweepProgress",
     "SweepResult",
+    "StudyView",
     "SweepTask",
     "dask_client",
     "parse_images",
@@ -22,4 +23,5 @@ __all__ = [
     "read_sweep",
     "run_sweep",
     "run_sweep_all",
+    "study_views",
 ]

@@ -100,8 +100,12 @@ class _Stream:
                 yield self._tags.pop(future), future.result()
 
     def cancel(self) -> None:
+        """Cancel what has not come back (best effort: the client may already be closed)."""
         for future in self._tags:
-            future.cancel()
+            try:
+                future.cancel()
+            except Exception:  # noqa: BLE001 - e.g. RuntimeError("IOLoop is closed") after client.close()
+                pass
         self._tags.clear()
 
 

@@ -7,15 +7,19 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from flimexplore.markers import MarkerSet
+from flimexplore.study.config import StudyConfig
 from flimexplore.study.store import COLUMNS, atomic_write_bytes, read_results, typed_row
 from flimexplore.sweep.plan import SweepTask, dataset_label
 
-__all__ = ["SWEEP_COLUMNS", "read_sweep", "write_report"]
+__all__ = ["SWEEP_COLUMNS", "StudyView", "read_sweep", "study_views", "write_report"]
 
 SWEEP_COLUMNS = ("dataset", "folder", *COLUMNS)
 
@@ -26,7 +30,8 @@ def write_report(out: Path, tasks: Sequence[SweepTask], summaries: dict[str, dic
     ``sweep.csv`` holds every stored row of every study, with the dataset
     and the study folder in front; ``sweep.json`` holds, per dataset and
     marked image, the number of models and the min / max / mean validation
-    Dice (the numbers of the paper's Fig. 6-8 captions), and whether the
+    Dice of the sampled models (a model of the user's own markers, split -1,
+    is a row of ``sweep.csv`` but not in these ranges) (the numbers of the paper's Fig. 6-8 captions), and whether the
     study is complete.
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +44,7 @@ def write_report(out: Path, tasks: Sequence[SweepTask], summaries: dict[str, dic
         rows = read_results(path) if path.exists() else []
         for r in rows:
             writer.writerow([task.config.dataset, task.folder, *(_text(r[c]) for c in COLUMNS)])
-        val = np.array([r["val_dice"] for r in rows])
+        val = np.array([r["val_dice"] for r in rows if r["split"] >= 0])  # not the user's own markers (-1)
         entry: dict[str, Any] = {"folder": task.folder, "n_models": len(rows), "complete": task.folder in summaries}
         if len(val):
             entry |= {"val_dice_min": float(val.min()), "val_dice_max": float(val.max()), "val_dice_mean": float(val.mean())}
@@ -63,3 +68,55 @@ def read_sweep(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         path = path / "sweep.csv"
     with open(path, newline="") as fh:
         return [typed_row(raw) for raw in csv.DictReader(fh)]
+
+
+@dataclass
+class StudyView:
+    """A finished study read back from a sweep folder, with what figure builders read.
+
+    ``rows``, ``markers`` (one :class:`~flimexplore.markers.MarkerSet` per
+    split), ``config`` (resolved :class:`StudyConfig`) and ``context.image``
+    (the marked image), as a :class:`~flimexplore.study.run.StudyResult`
+    offers them; ``flimexplore.figures.heatmap_grid`` takes a list of these.
+    """
+
+    rows: list[dict[str, Any]]
+    markers: list[MarkerSet]
+    config: StudyConfig
+    context: SimpleNamespace
+
+
+def study_views(out: str | os.PathLike[str], dataset: str) -> list[StudyView]:
+    """The studies of one dataset in a sweep folder, by marked image (for the paper's heatmap grid).
+
+    Parameters
+    ----------
+    out : path-like
+        Sweep folder (holding ``sweep.csv``).
+    dataset : str
+        As given to the sweep (a preset name or folder path).
+
+    Returns
+    -------
+    list of StudyView
+        One per marked image with rows, in image order.
+    """
+    from flimexplore.data import load_dataset, split_dataset
+
+    rows = [r for r in read_sweep(out) if r["dataset"] == dataset and r["split"] >= 0]
+    views = []
+    data = None
+    for image in sorted({r["image"] for r in rows}):
+        mine = [r for r in rows if r["image"] == image]
+        stored = json.loads((Path(out) / mine[0]["folder"] / "config.json").read_text())["config"]
+        config = StudyConfig.from_dict({k: v for k, v in stored.items() if k in StudyConfig.__dataclass_fields__})
+        if data is None:
+            data = load_dataset(config.dataset, n_images=config.n_images, size=config.size)
+        marked = split_dataset(len(data), seed=config.seed).marked[image]
+        markers = []
+        for s in sorted({r["split"] for r in mine}):
+            split = [r for r in mine if r["split"] == s]
+            obj = np.array([split[0]["obj_row"], split[0]["obj_col"]])
+            markers.append(MarkerSet(obj, np.array([[r["bg_row"], r["bg_col"]] for r in split]), config.radius))
+        views.append(StudyView(mine, markers, config, SimpleNamespace(image=data.images[marked])))
+    return views

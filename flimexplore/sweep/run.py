@@ -99,16 +99,16 @@ class SweepResult:
 
 @dataclass
 class _Marked:
-    """The marked image of a study computed elsewhere (what drawing its heatmaps needs)."""
+    """What a study's result reads of its context, for a study computed elsewhere (heatmaps, summary)."""
 
     image: Any
     mask: Any
-    without: dict[str, int]
-    user_markers: Any = None  # a sweep scores sampled markers only
+    user_markers: Any
+    user_markers_source: str | None
+    counts: dict[str, int]
 
     def without_object(self, part: str) -> int:
-        """Validation or test images without object, as the worker counted them."""
-        return self.without[part]
+        return self.counts[part]
 
 
 class _Tracker:
@@ -226,10 +226,12 @@ def run_sweep(
 
 
 def _in_process(todo, out, track, summaries, device, model_chunk, memory_mb, precision) -> Generator[SweepProgress, None, None]:
+    from flimexplore.sweep.worker import study_context
+
     for task in todo:
         gen = run_study(
             task.config, out / task.folder, device=device, model_chunk=model_chunk, memory_mb=memory_mb,
-            precision=precision,
+            precision=precision, context=study_context(task.config, device),  # marked images share the dataset
         )
         first = True
         while True:
@@ -304,12 +306,11 @@ def _distributed(
 
 def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
     """Write a finished study's heatmaps and summary (as run_study does) and release its folder."""
-    from flimexplore.markers import MarkerSet
-
     plan = study.plan
+    marked = _Marked(plan.image, plan.mask, plan.user_markers, plan.user_markers_source, plan.without_object)
     result = StudyResult(
-        plan.config, [MarkerSet(o, b, r) for o, b, r in plan.markers], study.store.rows(),
-        study.arrays, plan.device, time.perf_counter() - study.t0, True, _Marked(plan.image, plan.mask, plan.without_object),  # type: ignore[arg-type]
+        plan.config, plan.markers, study.store.rows(), study.arrays, plan.device,
+        time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]
     )
     _finish(study.store, result)
     study.store.close()

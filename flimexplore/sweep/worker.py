@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["ChunkResult", "compute_models"]
+__all__ = ["ChunkResult", "compute_models", "study_context"]
 
 _contexts: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last study's prepared data
 _datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # the last dataset (shared by its marked images)
@@ -42,18 +42,21 @@ class ChunkResult:
     rows : list of dict
         One per computed model (columns of ``flimexplore.study.store.COLUMNS``).
     arrays : dict of str to ndarray with leading axis ``len(rows)``
-    markers : list of (obj, bg, radius)
-        The study's markers, one triple per split.
+    markers : list of MarkerSet or MarkerGroups
+        The study's markers, one entry per split.
     image : ndarray of shape (H, W, 3), float32
     mask : ndarray of shape (H, W), bool
         The marked image and its mask (for the heatmaps the driver draws).
+    user_markers : ndarray of shape (P, 3) or None
+        The user's markers of the marked image (row, col, label), scored as one extra model.
+    user_markers_source : str or None
+    without_object : dict of str to int
+        Validation and test images without object pixels (for the summary).
     device : str
     seconds : float
         Compute time of the models (without preparing the data).
     pid : int
         Process that computed them.
-    without_object : dict of str to int
-        Validation and test images without object (``"val"``, ``"test"``), for the summary.
     """
 
     config: StudyConfig
@@ -61,16 +64,18 @@ class ChunkResult:
     total: int
     rows: list[dict[str, Any]]
     arrays: dict[str, NDArray] = field(repr=False)
-    markers: list[tuple[NDArray[np.int64], NDArray[np.int64], int]] = field(repr=False)
+    markers: list[Any] = field(repr=False)
     image: NDArray[np.float32] = field(repr=False)
     mask: NDArray[np.bool_] = field(repr=False)
+    user_markers: NDArray[np.int64] | None = field(repr=False)
+    user_markers_source: str | None
+    without_object: dict[str, int]
     device: str
     seconds: float
     pid: int
-    without_object: dict[str, int] = field(default_factory=dict)
 
 
-def _context(config: StudyConfig, device: str) -> Any:
+def study_context(config: StudyConfig, device: str) -> Any:
     """The prepared data of a study, kept for the next chunk (one study and one dataset per process)."""
     from flimexplore.data import load_dataset
     from flimexplore.study.context import StudyContext
@@ -78,10 +83,12 @@ def _context(config: StudyConfig, device: str) -> Any:
     key = (config.to_json(), device)
     if key not in _contexts:
         _contexts.clear()  # free the old study's tensors before preparing the new ones
-        data_key = (config.dataset, config.n_images, config.size)
+        data_key = (config.dataset, config.n_images, config.size, config.object_label)
         if data_key not in _datasets:
             _datasets.clear()
-            _datasets[data_key] = load_dataset(config.dataset, n_images=config.n_images, size=config.size)
+            _datasets[data_key] = load_dataset(
+                config.dataset, n_images=config.n_images, size=config.size, object_label=config.object_label
+            )
         _contexts[key] = StudyContext(config, device, dataset=_datasets[data_key])
     return _contexts[key]
 
@@ -102,8 +109,9 @@ def compute_models(
     ----------
     config : StudyConfig
     ids : sequence of int
-        Model ids (see ``flimexplore.study.run.model_table``), trained
-        ``model_chunk`` at a time in the order given.
+        Model ids (see ``flimexplore.study.run.model_table``), trained in
+        the chunks a study trains together (ids ``k * model_chunk`` to
+        ``(k + 1) * model_chunk - 1``), so results equal a study's.
     device : str, optional
     model_chunk : int, optional
     memory_mb : float, optional
@@ -125,21 +133,23 @@ def compute_models(
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    ctx = _context(config, device)
+    ctx = study_context(config, device)
     markers = plan_markers(ctx)
     table = model_table(ctx, markers)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, NDArray]] = []
-    ids = [int(m) for m in ids]
-    for lo in range(0, len(ids), model_chunk):
-        sub = ids[lo : lo + model_chunk]
+    groups: dict[int, list[int]] = {}
+    for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
+        groups.setdefault(int(m) // model_chunk, []).append(int(m))
+    for sub in groups.values():
         scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision)
         rows += model_rows(ctx, sub, table, scores)
         parts.append(scores.arrays)
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     return ChunkResult(
         ctx.config, ctx.identity(), len(table), rows, arrays,
-        [(ms.obj, ms.bg, ms.radius) for ms in markers], ctx.image, ctx.mask, str(ctx.device),
-        time.perf_counter() - t0, os.getpid(), {part: ctx.without_object(part) for part in ("val", "test")},
+        markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
+        {part: ctx.without_object(part) for part in ("val", "test")}, str(ctx.device),
+        time.perf_counter() - t0, os.getpid(),
     )
