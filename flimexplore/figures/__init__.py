@@ -13,6 +13,7 @@ live ``FigureWidget`` (the trace order of each builder never changes).
 - :func:`marker_story_figure`: markers, patch and feature projections of several models (paper Fig. 4).
 - :func:`markers_figure`: a marked image with its markers.
 - :func:`descriptor_figure`: a marker descriptor against validation Dice, rho in the title.
+- :func:`table_figure`: a small formatted table (notebooks show tables, not raw dicts).
 
 Names load lazily, so a module that needs only one builder does not import Plotly.
 """
@@ -38,6 +39,7 @@ _LAZY = {
     "DISTRIBUTION_TRACES": "flimexplore.figures.distribution",
     "distribution_figure": "flimexplore.figures.distribution",
     "jitter": "flimexplore.figures.distribution",
+    "table_figure": "flimexplore.figures.table",
     "HEATMAP_TRACES": "flimexplore.figures.heatmap",
     "heatmap_figure": "flimexplore.figures.heatmap",
     "heatmap_grid": "flimexplore.figures.heatmap",

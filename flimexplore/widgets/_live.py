@@ -6,7 +6,7 @@ from copy import deepcopy
 
 import plotly.graph_objects as go
 
-__all__ = ["refresh_state", "simulate_click", "sync_figure"]
+__all__ = ["refresh_state", "resend_state", "simulate_click", "sync_figure"]
 
 
 def sync_figure(widget: go.FigureWidget, fig: go.Figure) -> None:
@@ -50,6 +50,16 @@ def refresh_state(widget: go.FigureWidget) -> None:
     """Store the figure's full current data and layout in the widget's synced state."""
     widget._widget_data = deepcopy(widget._data)
     widget._widget_layout = deepcopy(widget._layout_obj._props)
+
+
+def resend_state(widget: go.FigureWidget) -> None:
+    """Refresh the stored figure and send it to the frontend in full, changed or not (before displaying).
+
+    An assignment equal to the stored value is never sent by traitlets; a view created later must
+    nevertheless render the current figure, so the two traits are sent explicitly.
+    """
+    refresh_state(widget)
+    widget.send_state(["_widget_data", "_widget_layout"])
 
 
 def simulate_click(

@@ -33,7 +33,7 @@ from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
 from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
 from flimexplore.study.store import read_results
-from flimexplore.widgets._live import refresh_state
+from flimexplore.widgets._live import resend_state
 from flimexplore.widgets.analysis import AnalysisView
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
@@ -265,8 +265,8 @@ class Explorer:
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        for fig in (self.heatmap.figure, self.distribution.figure, self.detail.figure):
-            refresh_state(fig)
+        for fig in (self.heatmap.figure, self.distribution.figure, self.analysis.figure, self.detail.figure):
+            resend_state(fig)
         return self.widget._repr_mimebundle_(**kwargs)
 
     # -- data ---------------------------------------------------------------------------------

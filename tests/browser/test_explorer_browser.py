@@ -10,7 +10,20 @@ How the test finds things (see the hooks in ``flimexplore.widgets``):
 - the detail view is the widget with class ``fx-detail``; after the click, the first number after the word
   "Dice" in its HTML text must be that marker's Dice, rounded as displayed.
 
-Screenshots go to ``test-artifacts/explorer-*.png``; with ``FLIMEXPLORE_UPDATE_SCREENSHOTS=1`` the two
+Then, in the same page (issue 11 C1-C4, issue 8 section 7):
+
+- layout: at 1366x768 with JupyterLab's file browser open, and at 1920x1080, nothing in the explorer
+  reaches past its output area, no text or input is cut off, colour-bar titles stay inside their plot,
+  and Plotly's toolbar never overlaps a title; before the click, the detail row is a one-line hint;
+- stale views: typing another "bg markers" count shows the "settings changed — press Run" banner;
+- live results: after Run, the distribution shows some but not all models while the progress label
+  still counts ("n / N models");
+- resume: Stop, then Run again: the status says the models finished before Stop were kept and only the
+  rest were trained;
+- advice: the advice toggle rings the best positions; clicking ring 1 trains that position and shows its
+  rank among the sampled markers.
+
+Screenshots go to ``test-artifacts/explorer-*.png``; with ``FLIMEXPLORE_UPDATE_SCREENSHOTS=1`` the
 README images in ``docs/img/`` are refreshed from them.
 """
 
@@ -27,8 +40,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+VIEWPORT_FULL = {"width": 1700, "height": 1700}
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 KERNEL_READY_TIMEOUT_S = 60
 RUN_ALL_TIMEOUT_S = 150
@@ -98,6 +112,83 @@ PLOTS_JS = """
   traces: (gd.data || []).map(t => t.name || t.type),
 }))
 """
+
+# Layout problems inside the explorer: elements reaching past its output area, clipped text or inputs,
+# colour-bar titles outside their plot, Plotly toolbars overlapping a title, horizontal scrollbars.
+LAYOUT_JS = """
+() => {
+  const ex = document.querySelector('.fx-explorer');
+  if (!ex) return null;
+  const area = ex.closest('.jp-OutputArea-output') || ex.parentElement;
+  const box = area.getBoundingClientRect();
+  const name = el => (el.getAttribute('class') || el.tagName).toString().slice(0, 60)
+    + (el.textContent ? ' "' + el.textContent.trim().slice(0, 30) + '"' : '');
+  const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0
+    && getComputedStyle(el).visibility !== 'hidden' && el.closest('[style*="display: none"]') === null; };
+  const past = [], clipped = [], colorbars = [], toolbars = [], scrolls = [];
+  for (const el of ex.querySelectorAll('*')) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right > box.right + 1) past.push(name(el) + ' right ' + Math.round(r.right) + ' > ' + Math.round(box.right));
+  }
+  for (const el of ex.querySelectorAll('.widget-label, label, .widget-html-content, button, .widget-dropdown select')) {
+    if (shown(el) && el.scrollWidth > el.clientWidth + 1) clipped.push(name(el) + ' ' + el.scrollWidth + '>' + el.clientWidth);
+  }
+  for (const gd of ex.querySelectorAll('.js-plotly-plot')) {
+    const svg = gd.querySelector('.main-svg');
+    if (!svg || !shown(gd)) continue;
+    const sb = svg.getBoundingClientRect();
+    for (const t of gd.querySelectorAll('.cbtitle text, .colorbar text')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.left < sb.left - 1 || r.right > sb.right + 1 || r.top < sb.top - 1 || r.bottom > sb.bottom + 1))
+        colorbars.push(name(t));
+    }
+    const bar = gd.querySelector('.modebar');
+    const title = gd.querySelector('.gtitle');
+    if (bar && title && title.textContent) {
+      const a = bar.getBoundingClientRect(), b = title.getBoundingClientRect();
+      if (a.width && b.width && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+        toolbars.push(title.textContent.slice(0, 50));
+    }
+  }
+  for (let el = ex; el && el !== document.body; el = el.parentElement) {
+    const s = getComputedStyle(el).overflowX;
+    if (el.scrollWidth > el.clientWidth + 1 && s !== 'visible') scrolls.push(name(el));
+  }
+  return {width: Math.round(box.width), past: past.slice(0, 8), clipped: clipped.slice(0, 8),
+          colorbars, toolbars, scrolls: scrolls.slice(0, 5)};
+}
+"""
+
+# Counts the explorer shows: models in the distribution plot, the progress label, status, buttons.
+LIVE_JS = """
+() => {
+  const gd = document.querySelector('.fx-distribution .js-plotly-plot');
+  const trace = gd && gd.data ? gd.data.find(t => t.name === 'markers') : null;
+  const text = sel => (document.querySelector(sel)?.textContent || '').trim();
+  const button = label => [...document.querySelectorAll('.fx-controls button')].find(b => b.textContent.trim() === label);
+  return {points: trace && trace.x ? trace.x.length : 0, progress: text('.fx-progress'),
+          status: text('.fx-controls .widget-html:nth-last-of-type(1)'), all: text('.fx-controls'),
+          running: !!button('Stop') && !button('Stop').disabled, banner: text('.fx-banner')};
+}
+"""
+
+# Page position of the advised position number k (0 = best) on the heatmap.
+ADVICE_RING_JS = """
+(k) => {
+  const gd = document.querySelector('[data-fx-test="heatmap"]');
+  if (!gd || !gd._fullData) return null;
+  const trace = gd._fullData.find(t => t.name === 'advised positions' && t.x && t.x.length > k);
+  if (!trace) return null;
+  const layout = gd._fullLayout;
+  const xa = layout[trace.xaxis.replace('x', 'xaxis')], ya = layout[trace.yaxis.replace('y', 'yaxis')];
+  const box = gd.getBoundingClientRect();
+  return {x: box.left + xa._offset + xa.c2p(Number(trace.x[k])), y: box.top + ya._offset + ya.c2p(Number(trace.y[k])),
+          row: Number(trace.y[k]), col: Number(trace.x[k])};
+}
+"""
+
+STATUS = re.compile(r"(\d+) models \((\d+) trained now, (\d+) kept\)")
 
 DICE = re.compile(r"\bDice\b\W*?(\d+(?:\.\d+)?)")
 
@@ -231,6 +322,9 @@ def test_click_marker_shows_its_dice(jupyter_server: str, explorer_url: str, pag
     detail = page.locator(".fx-detail.widget-html, .fx-detail .widget-html").first
     detail.wait_for(state="attached")
     before = detail.inner_text()
+    # C4: until a marker is selected, the detail row is a one-line hint (no empty figure).
+    assert "Click a background marker" in before and "\n" not in before.strip(), before
+    assert page.locator(".fx-detail .js-plotly-plot").first.is_hidden()
 
     page.mouse.move(target["x"], target["y"])
     hover = heatmap.locator(".hoverlayer .hovertext")
@@ -265,3 +359,102 @@ def test_click_marker_shows_its_dice(jupyter_server: str, explorer_url: str, pag
         pass
     _save(explorer, artifacts / "explorer-selected.png", "explorer-selected.png")
     page.screenshot(path=str(artifacts / "explorer-page-selected.png"), full_page=True)
+
+    _check_layout_and_flow(page, artifacts)
+
+
+def _layout_problems(page) -> dict:
+    state = page.evaluate(LAYOUT_JS)
+    assert state is not None, "no .fx-explorer on the page"
+    return {k: v for k, v in state.items() if v and k != "width"}
+
+
+def _open_file_browser(page) -> None:
+    """JupyterLab's left file browser, open (as a newcomer has it)."""
+    panel = page.locator("#filebrowser")
+    if not panel.is_visible():
+        page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']").first.click()
+    panel.wait_for(state="visible", timeout=10_000)
+
+
+def _input(page, label: str):
+    """The input of the control panel's setting labelled ``label``."""
+    row = page.locator(".fx-controls .widget-inline-hbox", has=page.locator("label", has_text=re.compile(f"^{re.escape(label)}$")))
+    return row.locator("input").first
+
+
+def _button(page, label: str):
+    return page.locator(".fx-controls button", has_text=re.compile(f"^\\s*{label}\\s*$")).first
+
+
+def _wait_until(page, predicate, timeout_s: float, what: str) -> dict:
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while time.monotonic() < deadline:
+        state = page.evaluate(LIVE_JS)
+        if predicate(state):
+            return state
+        page.wait_for_timeout(100)
+    pytest.fail(f"{what} within {timeout_s}s; explorer shows {state}")
+
+
+def _check_layout_and_flow(page, artifacts: Path) -> None:
+    """Issue 11 C1-C4 and the advice click, in the page where the notebook ran (see the module doc)."""
+    # C4 layout, at the two sizes a newcomer uses; file browser open at the small one.
+    page.set_viewport_size({"width": 1366, "height": 768})
+    _open_file_browser(page)
+    page.wait_for_timeout(800)
+    explorer = page.locator("[data-fx-test='explorer']")
+    explorer.scroll_into_view_if_needed()
+    problems = _layout_problems(page)
+    page.screenshot(path=str(artifacts / "explorer-page-1366.png"))
+    assert not problems, f"layout problems at 1366x768 with the file browser open: {problems}"
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.wait_for_timeout(800)
+    problems = _layout_problems(page)
+    assert not problems, f"layout problems at 1920x1080: {problems}"
+
+    # C1: a changed setting marks the views out of date.
+    total = 2 * 20  # the notebook's 2 object markers x the bg markers typed here
+    field = _input(page, "bg markers")
+    field.fill("20")
+    field.press("Enter")
+    state = _wait_until(page, lambda s: "settings changed — press Run" in s["banner"], 15, "no out-of-date banner")
+    _save(explorer, artifacts / "explorer-stale.png")
+
+    # C2: after Run, finished chunks appear before the study ends.
+    _button(page, "Run").click()
+    state = _wait_until(page, lambda s: s["running"] and 0 < s["points"] < total and f"/ {total} models" in s["progress"],
+                        90, "no partial results while the study ran")
+    assert state["banner"] == "", f"the banner stayed during the new run: {state}"
+    assert re.search(rf"\b\d+ / {total} models", state["progress"]), state
+
+    # C3: Stop keeps the finished models; Run again trains only the rest.
+    _button(page, "Stop").click()
+    state = _wait_until(page, lambda s: not s["running"] and "stopped" in s["all"], 90, "Stop did not end the study")
+    stopped = STATUS.search(state["all"])
+    assert stopped, f"no model count in the status after Stop: {state['all']!r}"
+    kept_before = int(stopped.group(1))
+    assert 0 < kept_before < total and state["points"] == kept_before, state
+    _button(page, "Run").click()
+    state = _wait_until(page, lambda s: not s["running"] and "complete" in s["all"], 120, "the resumed study did not finish")
+    done = STATUS.search(state["all"])
+    assert done, f"no model count in the status after the resumed run: {state['all']!r}"
+    assert (int(done.group(1)), int(done.group(2)), int(done.group(3))) == (total, total - kept_before, kept_before), (
+        f"finished models were retrained: {state['all']!r} (stopped with {kept_before})")
+    assert state["points"] == total
+
+    # Issue 8 section 7: the advice layer; a click on ring 1 trains it and ranks it among the sampled markers.
+    page.locator(".fx-heatmap button", has_text=re.compile(r"^\s*advice\s*$")).first.click()
+    page.wait_for_function(ADVICE_RING_JS, arg=0, timeout=60_000)
+    page.mouse.move(1, 1)
+    page.wait_for_timeout(300)
+    ring = page.evaluate(ADVICE_RING_JS, 0)
+    page.mouse.move(ring["x"], ring["y"])
+    page.wait_for_timeout(200)
+    page.mouse.click(ring["x"], ring["y"])
+    state = _wait_until(page, lambda s: "advice #1" in s["all"] and "rank" in s["all"], 60, "clicking advice ring 1 gave no rank")
+    assert re.search(r"advice #1 at \((\d+), (\d+)\): validation Dice \d\.\d{3}, rank \d+ of \d+", state["all"]), state["all"]
+    page.set_viewport_size(VIEWPORT_FULL)
+    page.wait_for_timeout(500)
+    _save(explorer, artifacts / "explorer-advice.png", "explorer-advice.png")
