@@ -14,7 +14,7 @@ import pytest
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.store import read_results
-from flimexplore.sweep import parse_images, plan_sweep, read_sweep, run_sweep
+from flimexplore.sweep import parse_images, plan_sweep, read_sweep, run_sweep, run_sweep_all
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = StudyConfig(n_images=8, splits=1, n_bg=3, epochs=2)
