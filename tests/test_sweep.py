@@ -14,7 +14,7 @@ import pytest
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.store import read_results
-from flimexplore.sweep import parse_images, plan_sweep, read_sweep, run_sweep
+from flimexplore.sweep import parse_images, plan_sweep, read_sweep, run_sweep, run_sweep_all
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = StudyConfig(n_images=8, splits=1, n_bg=3, epochs=2)
@@ -130,3 +130,20 @@ def test_cli_sweep_without_dask_names_the_extra(monkeypatch, capsys, tmp_path):
     code = main(["sweep", "--dataset", "fish", "--workers", "2", "--out", str(tmp_path / "s")])
     assert code == 2
     assert 'pip install "flimexplore[dask]"' in capsys.readouterr().err
+
+
+def test_executor_path_matches_in_process(reference, tmp_path):
+    """The driver/worker path (any concurrent.futures executor) writes the same rows and complete folders."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref_out, _, _ = reference
+    with ThreadPoolExecutor(1) as ex:
+        result = run_sweep_all(["fish"], "0", TINY, tmp_path / "exe", executor=ex, device="cpu", model_chunk=1)
+    assert result.complete and result.computed == 3
+    ours = read_sweep(tmp_path / "exe")
+    ref = [r for r in read_sweep(ref_out) if r["image"] == 0]
+    assert [(r["model"], r["seed"], r["bg_row"]) for r in ours] == [(r["model"], r["seed"], r["bg_row"]) for r in ref]
+    assert max(abs(a["val_dice"] - b["val_dice"]) for a, b in zip(ours, ref, strict=True)) <= 1e-6
+    summary = json.loads((tmp_path / "exe/fish/image0/summary.json").read_text())
+    assert summary["complete"] and summary["n_models"] == 3
+    assert (tmp_path / "exe/fish/image0/heatmap_split0.png").exists()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from flimexplore.engine.precision import check_precision
@@ -106,6 +107,9 @@ class _Marked:
     user_markers: Any
     user_markers_source: str | None
     counts: dict[str, int]
+    config: StudyConfig
+    stem: str
+    dataset: Any
 
     def without_object(self, part: str) -> int:
         return self.counts[part]
@@ -307,7 +311,10 @@ def _distributed(
 def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
     """Write a finished study's heatmaps and summary (as run_study does) and release its folder."""
     plan = study.plan
-    marked = _Marked(plan.image, plan.mask, plan.user_markers, plan.user_markers_source, plan.without_object)
+    marked = _Marked(
+        plan.image, plan.mask, plan.user_markers, plan.user_markers_source, plan.without_object, plan.config,
+        plan.stem, SimpleNamespace(name=plan.dataset_name),
+    )
     result = StudyResult(
         plan.config, plan.markers, study.store.rows(), study.arrays, plan.device,
         time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]

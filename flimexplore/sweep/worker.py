@@ -52,6 +52,8 @@ class ChunkResult:
     user_markers_source : str or None
     without_object : dict of str to int
         Validation and test images without object pixels (for the summary).
+    stem, dataset_name : str
+        Names of the marked image and of the dataset (for the heatmap figures).
     device : str
     seconds : float
         Compute time of the models (without preparing the data).
@@ -70,6 +72,8 @@ class ChunkResult:
     user_markers: NDArray[np.int64] | None = field(repr=False)
     user_markers_source: str | None
     without_object: dict[str, int]
+    stem: str
+    dataset_name: str
     device: str
     seconds: float
     pid: int
@@ -150,6 +154,6 @@ def compute_models(
     return ChunkResult(
         ctx.config, ctx.identity(), len(table), rows, arrays,
         markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
-        {part: ctx.without_object(part) for part in ("val", "test")}, str(ctx.device),
+        {part: ctx.without_object(part) for part in ("val", "test")}, ctx.stem, ctx.dataset.name, str(ctx.device),
         time.perf_counter() - t0, os.getpid(),
     )
