@@ -252,7 +252,7 @@ def test_feature_projection_has_enough_points_and_the_panel_says_how_many(app):
     n_obj, n_bg = int((label == 1).sum()), int((label == 0).sum())
     assert n_obj >= 10 and n_bg >= 10, (n_obj, n_bg)
     n_images = len(np.unique(d.features["image"]))
-    assert DetailView._counts(d) == (f" · features: {n_obj} object + {n_bg} background superpixels on "
+    assert DetailView._counts(d) == (f"<br>features: {n_obj} object + {n_bg} background superpixels on "
                                      f"{n_images} validation images")
 
 

@@ -160,7 +160,7 @@ def heatmap_figure(
         ),
         go.Heatmap(
             z=[[0.0]] if advice_map is None else _json_grid(advice_map), name="advice map",
-            visible=advice_map is not None, colorscale=ADVICE_SCALE, showscale=False, hoverinfo="skip",
+            visible=advice_map is not None, colorscale=ADVICE_SCALE, zmin=0.0, zmax=1.0, showscale=False, hoverinfo="skip",
             showlegend=advice_map is not None, legendrank=6,
         ),
         go.Scatter(

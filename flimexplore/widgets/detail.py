@@ -141,7 +141,7 @@ class DetailView:
             return ""
         label = np.asarray(f["label"])
         images = f" on {len(np.unique(f['image']))} validation images" if "image" in f else ""
-        return f" · features: {int((label == 1).sum())} object + {int((label == 0).sum())} background superpixels{images}"
+        return f"<br>features: {int((label == 1).sum())} object + {int((label == 0).sum())} background superpixels{images}"
 
 
 class DistributionView:

@@ -87,7 +87,7 @@ class HeatmapView:
             options=[("select", "select"), ("place object", "object"), ("place bg", "background")],
             tooltips=["click a marker to inspect its model", "click the image to put your object marker there",
                       "click the image to put your background marker there"],
-            style={"button_width": "92px"}, description="click:", layout=w.Layout(width="auto"),
+            style={"button_width": "106px"}, description="click:", layout=w.Layout(width="auto"),
         )
         self.user = w.HTML(layout=w.Layout(width="520px"))
         self.message = w.HTML(layout=w.Layout(width="520px")).add_class("fx-markers-message")
