@@ -195,3 +195,62 @@ def test_advice_figure_rings_the_top_positions_and_marks_the_object():
     assert ax.get_title() == "t" and len(fig.axes) == 2  # image + colour bar
     shown = ax.images[1].get_array()
     assert shown.mask[:, :15].all() and not shown.mask[:, 15:].any()  # NaN (no candidate) is transparent
+
+
+# -- advise --for object: object positions for a fixed background marker ------------------------------------------
+
+
+def _object_advice(data, **changes):
+    settings = AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, epochs=2, target="object", spacing=6)
+    return advise(dataclasses.replace(settings, **changes), data=data)
+
+
+def test_object_advice_fixes_the_vary_object_studys_background_and_ranks_inside_the_object(eggs):
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.context import StudyContext
+    from flimexplore.study.run import plan_markers
+
+    adv = _object_advice(eggs)
+    cfg = StudyConfig(dataset="eggs", n_images=N_IMAGES, splits=2, n_bg=1, vary="object", epochs=2)
+    planned = plan_markers(StudyContext(cfg, device="cpu", dataset=eggs))[1]
+    assert tuple(adv.obj) == tuple(planned.background)
+    mask = eggs.masks[_marked(eggs)]
+    assert len(adv.centres) > 3 and mask[adv.centres[:, 0], adv.centres[:, 1]].all()
+    assert np.all(np.diff(adv.scores) <= 0)  # best first
+    assert adv.table()[0].keys() == {"rank", "obj_row", "obj_col", "score"}
+    assert adv.summary()["bg_row"] == int(planned.background[0]) and adv.summary()["target"] == "object"
+
+
+def test_object_advice_scores_are_the_probe_of_each_object_position(eggs):
+    from flimexplore.analysis.probe import marked_fit
+
+    adv = _object_advice(eggs)
+    ds_idx = _marked(eggs)
+    best = adv.centres[:2]
+    seeds = [int(np.random.SeedSequence([0, 0, int(r), int(c)]).generate_state(1)[0]) for r, c in best]
+    direct = marked_fit(eggs.images[ds_idx], eggs.masks[ds_idx], best, adv.obj, adv.radius, seeds, epochs=2)
+    np.testing.assert_allclose(adv.scores[:2], direct, atol=1e-12)
+
+
+def test_object_advice_never_reads_held_out_masks(eggs):
+    keep = _marked(eggs)
+    a = _object_advice(eggs)
+    b = _object_advice(dataclasses.replace(eggs, masks=tuple(m if i == keep else ~m for i, m in enumerate(eggs.masks))))
+    assert np.array_equal(a.centres, b.centres) and np.array_equal(a.scores, b.scores)
+    guarded = dataclasses.replace(eggs)
+    object.__setattr__(guarded, "masks", _Guard(eggs.masks, keep))  # held-out masks raise when read
+    c = _object_advice(guarded)
+    assert np.array_equal(a.centres, c.centres)
+
+
+def test_cli_for_object_writes_obj_columns_and_refuses_mixed_markers(tmp_path, capsys):
+    out = tmp_path / "adv"
+    assert main(["advise", "--dataset", "eggs", "--n-images", str(N_IMAGES), "--for", "object", "--split", "0",
+                 "--spacing", "8", "--epochs", "2", "--out", str(out)]) == 0
+    with open(out / "advice.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["rank", "obj_row", "obj_col", "score"] and rows[0]["rank"] == "1"
+    assert json.loads((out / "advice.json").read_text())["target"] == "object"
+    assert (out / "advice.png").stat().st_size > 10_000
+    assert main(["advise", "--dataset", "eggs", "--for", "object", "--object", "60,60", "--out", str(out)]) == 2
+    assert "--background ROW,COL" in capsys.readouterr().err

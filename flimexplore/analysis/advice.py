@@ -47,10 +47,10 @@ from scipy.stats import rankdata, spearmanr
 from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
 from flimexplore.data import Dataset, load_dataset, split_dataset
 from flimexplore.errors import ConfigError, DatasetError, MarkerError
-from flimexplore.markers import sample_markers
+from flimexplore.markers import sample_markers, sample_object_markers
 from flimexplore.study.run import dense_positions
 
-__all__ = ["MIN_RHO", "Advice", "AdviceSettings", "advise", "default_weights", "fit_weights", "object_for_split", "score_positions"]
+__all__ = ["MIN_RHO", "Advice", "AdviceSettings", "advise", "background_for_split", "default_weights", "fit_weights", "object_for_split", "score_positions"]
 
 MIN_RHO = 0.1
 """Descriptors whose mean Spearman rho with Dice is smaller in magnitude get weight 0."""
@@ -94,6 +94,17 @@ class AdviceSettings:
         Training settings of the probe models (as the study's).
     device : str
         Device of the probe models.
+    target : {"background", "object"}
+        Which marker to advise.  ``"object"`` ranks object positions (the
+        dense grid inside the object) for a fixed background marker: the one
+        a ``study --vary object`` with this seed uses for ``split``, or
+        ``background``.  Every candidate is ranked by its model's fit on the
+        marked image (the probe); no descriptor weights are used, because no
+        image-only descriptor was found to predict the Dice of object markers
+        (``benchmarks/RESULTS.md``, border claim).
+    background : tuple of int or None
+        The fixed background marker ``(row, col)`` for ``target="object"``
+        (instead of ``split``).
     """
 
     dataset: str = "fish"
@@ -110,17 +121,20 @@ class AdviceSettings:
     epochs: int = 20
     lr: float = 0.1
     device: str = "cpu"
+    target: str = "background"
+    background: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
         d = asdict(self)
-        d["obj"] = [int(v) for v in self.obj] if self.obj is not None else None
+        for key in ("obj", "background"):
+            d[key] = [int(v) for v in getattr(self, key)] if getattr(self, key) is not None else None
         return d
 
 
 @dataclass(frozen=True, eq=False)
 class Advice:
-    """Ranked background positions for one object marker.
+    """Ranked background positions for one object marker (or object positions for one background marker).
 
     Attributes
     ----------
@@ -128,6 +142,8 @@ class Advice:
     image : ndarray of shape (H, W, 3), float32
         The marked image (for pictures).
     obj : ndarray of shape (2,), int64
+        The fixed marker: the object marker, or with ``settings.target ==
+        "object"`` the background marker.
     radius : int
     centres : ndarray of shape (M, 2), int64
         Candidates, best first.
@@ -168,21 +184,31 @@ class Advice:
         out[dist > self.radius] = np.nan
         return out
 
+    @property
+    def ranked(self) -> str:
+        """Prefix of the ranked positions' columns: ``bg`` (or ``obj`` for object advice)."""
+        return "obj" if self.settings.target == "object" else "bg"
+
     def table(self) -> list[dict[str, Any]]:
-        """Rows of ``advice.csv``: rank (1 = best), bg_row, bg_col, score."""
-        return [{"rank": i + 1, "bg_row": int(c[0]), "bg_col": int(c[1]), "score": round(float(s), 6)}
+        """Rows of ``advice.csv``: rank (1 = best), bg_row, bg_col (obj_row, obj_col for object advice), score."""
+        p = self.ranked
+        return [{"rank": i + 1, f"{p}_row": int(c[0]), f"{p}_col": int(c[1]), "score": round(float(s), 6)}
                 for i, (c, s) in enumerate(zip(self.centres, self.scores, strict=True))]
 
     def summary(self) -> dict[str, Any]:
         """What ``advice.json`` holds."""
+        fixed = "bg" if self.ranked == "obj" else "obj"
+        if self.ranked == "obj":
+            method = "every object position's model trained and scored on the marked image only (probe)"
+        else:
+            method = ("weighted rank combination of image-only descriptors"
+                      + (f", then the best {self.settings.probe} re-ranked by their model's fit on the marked image"
+                         f" ({self.settings.rerank})" if self.settings.probe else ""))
         return {
-            "image_stem": self.image_stem, "obj_row": int(self.obj[0]), "obj_col": int(self.obj[1]),
+            "image_stem": self.image_stem, "target": self.settings.target,
+            f"{fixed}_row": int(self.obj[0]), f"{fixed}_col": int(self.obj[1]),
             "radius": self.radius, "seconds": round(self.seconds, 4), "n_candidates": len(self.centres),
-            "settings": self.settings.to_dict(),
-            "method": ("weighted rank combination of image-only descriptors"
-                       + (f", then the best {self.settings.probe} re-ranked by their model's fit on the marked image"
-                          f" ({self.settings.rerank})" if self.settings.probe else "")),
-            "weights": self.weights,
+            "settings": self.settings.to_dict(), "method": method, "weights": self.weights,
             "top": self.table()[: self.settings.top],
         }
 
@@ -303,6 +329,10 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
         raise ConfigError("give exactly one of split (--split) and obj (--object ROW,COL)")
     if settings.top < 1:
         raise ConfigError(f"top (--top) must be an integer >= 1, got {settings.top!r}")
+    if settings.target not in ("background", "object"):
+        raise ConfigError(f"target (--for) must be 'background' or 'object', got {settings.target!r}")
+    if settings.target == "object":
+        return _advise_object(settings, data)
     if settings.probe < 0 or settings.rerank not in ("probe", "mix"):
         raise ConfigError(f"probe (--probe) must be >= 0 and rerank (--rerank) 'probe' or 'mix', got {settings.probe!r}, {settings.rerank!r}")
     ds, idx = _marked(settings, data)
@@ -330,6 +360,39 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     desc["marked_fit"] = fit
     return Advice(ds.stems[idx], image, obj, radius, centres[order], score[order],
                   {k: v[order] for k, v in desc.items()}, w, seconds, settings)
+
+
+def background_for_split(mask: NDArray[np.bool_], radius: int, seed: int, image: int, split: int) -> NDArray[np.int64]:
+    """The background marker a ``study --vary object`` with ``seed`` fixes for ``split`` (its first draw)."""
+    return sample_object_markers(mask, 1, radius, np.random.default_rng([seed, image, split])).background
+
+
+def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
+    """Rank object positions inside the object for one fixed background marker, by the marked-image probe."""
+    from flimexplore.analysis.probe import marked_fit
+
+    if (settings.split is None) == (settings.background is None):
+        raise ConfigError("object advice: give exactly one of split (--split) and background (--background ROW,COL)")
+    ds, idx = _marked(settings, dataset)
+    image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # the ONLY mask read
+    radius = int(settings.radius if settings.radius is not None else ds.radius)
+    t0 = time.perf_counter()
+    if settings.background is not None:
+        bg = np.asarray(settings.background, dtype=np.int64)
+        h, w = mask.shape
+        if bg.shape != (2,) or not (0 <= bg[0] < h and 0 <= bg[1] < w):
+            raise MarkerError(f"background marker {settings.background!r} is not a (row, col) inside the {h}x{w} image {ds.stems[idx]!r}")
+        if mask[bg[0], bg[1]]:
+            raise MarkerError(f"background marker ({bg[0]}, {bg[1]}) lies on the object of image {ds.stems[idx]!r}")
+    else:
+        bg = background_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
+    centres = dense_positions(mask, bg, radius, settings.spacing, on_object=True)
+    seeds = [int(np.random.SeedSequence([settings.seed, settings.image, int(r), int(c)]).generate_state(1)[0]) for r, c in centres]
+    fit = marked_fit(image, mask, centres, bg, radius, seeds, settings.epochs, settings.lr, settings.device)
+    inside = ndimage.distance_transform_edt(mask)[centres[:, 0], centres[:, 1]]
+    order = np.lexsort((centres[:, 1], centres[:, 0], -fit))  # best first; ties in raster order
+    desc = {"marked_fit": fit[order], "depth_in_object": inside[order].astype(np.float64)}
+    return Advice(ds.stems[idx], image, bg, radius, centres[order], fit[order], desc, {}, time.perf_counter() - t0, settings)
 
 
 def _probe(settings: AdviceSettings, image: NDArray, mask: NDArray, obj: NDArray, centres: NDArray,

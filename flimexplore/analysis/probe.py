@@ -36,10 +36,10 @@ def marked_fit(
     image : ndarray of shape (H, W, 3), float in [0, 1]
     mask : ndarray of shape (H, W), bool
         The marked image's own mask (training target and score reference).
-    obj : array_like of shape (2,), int
-        Object marker centre.
-    bgs : ndarray of shape (M, 2), int
-        Background marker centres, one model each.
+    obj : array_like of shape (2,) or (M, 2), int
+        Object marker centre, shared by every model, or one per model.
+    bgs : ndarray of shape (2,) or (M, 2), int
+        Background marker centres, one per model, or one shared by every model.
     radius : int
     seeds : sequence of int
         Decision-layer seed of each model (length M).
@@ -64,7 +64,9 @@ def marked_fit(
 
     dev = resolve_device(device)
     bgs = np.asarray(bgs, dtype=np.int64).reshape(-1, 2)
-    objs = np.repeat(np.asarray(obj, dtype=np.int64).reshape(1, 2), len(bgs), axis=0)
+    objs = np.asarray(obj, dtype=np.int64).reshape(-1, 2)
+    m = max(len(bgs), len(objs))
+    objs, bgs = np.broadcast_to(objs, (m, 2)).copy(), np.broadcast_to(bgs, (m, 2)).copy()
     marked = prepare_images([image], [np.asarray(mask, dtype=bool)], dev)[0]
     shape = mask.shape
     trained = train_models(marked, model_pixels(objs, radius, shape, dev), model_pixels(bgs, radius, shape, dev),

@@ -1,4 +1,4 @@
-"""``flimexplore advise``: rank background marker positions for one object marker, without training."""
+"""``flimexplore advise``: rank background positions for one object marker (or, ``--for object``, the reverse)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,18 @@ def _pair(text: str) -> tuple[int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``advise`` subcommand."""
-    s = sub.add_parser("advise", help="recommend background marker positions (no training; image and its mask only)")
+    s = sub.add_parser("advise", help="recommend where to draw a marker (from the marked image and its mask only)")
+    s.add_argument("--for", dest="target", choices=("background", "object"), default="background",
+                   help="advise background positions for a fixed object marker (default), or object positions "
+                        "for a fixed background marker (--split S: the one a `study --vary object` uses; or --background)")
     s.add_argument("--dataset", default="fish", help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
     s.add_argument("--image", type=int, default=0, help="which marked image, 0-based (default: %(default)s)")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--split", type=int, default=None, help="the object marker a study with --seed uses for this split (default: 0)")
     where.add_argument("--object", type=_pair, default=None, metavar="ROW,COL", help="the object marker centre")
+    where.add_argument("--background", type=_pair, default=None, metavar="ROW,COL",
+                       help="the fixed background marker centre (with --for object)")
     s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
     s.add_argument("--spacing", type=int, default=None, help="candidate grid spacing in px (default: the radius, the --dense grid)")
     s.add_argument("--top", type=int, default=5, help="positions to ring in advice.png (default: %(default)s)")
@@ -57,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--image, --split, --probe and --seed must be integers >= 0")
     if not args.lr > 0:
         raise ConfigError(f"--lr must be a number > 0, got {args.lr}")
+    if args.object is not None and args.target == "object":
+        raise ConfigError("--object gives the fixed object marker of background advice; with --for object give --background ROW,COL")
+    if args.background is not None and args.target == "background":
+        raise ConfigError("--background gives the fixed marker of --for object; for background advice give --object ROW,COL")
+    given = args.object if args.target == "background" else args.background
     settings = AdviceSettings(
-        dataset=args.dataset, image=args.image, split=None if args.object else (args.split or 0),
-        obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
+        dataset=args.dataset, image=args.image, split=None if given else (args.split or 0), target=args.target,
+        background=args.background, obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
         probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device,
     )
     out = Path(args.out)
@@ -69,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"cannot create output folder {out}: {err.strerror or err}; choose another --out") from None
     adv = advise(settings)
     write_advice(adv, out)
-    best = adv.table()[0]
-    print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s; best background marker at "
-          f"({best['bg_row']}, {best['bg_col']}) for object marker ({adv.obj[0]}, {adv.obj[1]}) on {adv.image_stem}; wrote {out}")
+    best, p = adv.table()[0], adv.ranked
+    fixed = "object" if p == "bg" else "background"
+    print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s; best {args.target} marker at "
+          f"({best[p + '_row']}, {best[p + '_col']}) for {fixed} marker ({adv.obj[0]}, {adv.obj[1]}) on {adv.image_stem}; wrote {out}")
     return 0
 
 
@@ -81,12 +92,15 @@ def write_advice(adv, out: Path) -> None:  # noqa: ANN001 - Advice, imported laz
 
     try:
         with open(out / "advice.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["rank", "bg_row", "bg_col", "score"])
+            w = csv.DictWriter(fh, fieldnames=["rank", f"{adv.ranked}_row", f"{adv.ranked}_col", "score"])
             w.writeheader()
             w.writerows(adv.table())
         (out / "advice.json").write_text(json.dumps(adv.summary(), indent=2) + "\n")
-        title = (f"{adv.image_stem}: where to draw the background marker\n"
-                 f"object marker ({adv.obj[0]}, {adv.obj[1]}), r = {adv.radius}, {len(adv.centres)} positions")
-        save_advice_png(out / "advice.png", adv.image, adv.score_map(), adv.top(adv.settings.top), adv.obj, adv.radius, title)
+        target = adv.settings.target
+        fixed = "object" if target == "background" else "background"
+        title = (f"{adv.image_stem}: where to draw the {target} marker\n"
+                 f"{fixed} marker ({adv.obj[0]}, {adv.obj[1]}), r = {adv.radius}, {len(adv.centres)} positions")
+        save_advice_png(out / "advice.png", adv.image, adv.score_map(), adv.top(adv.settings.top), adv.obj, adv.radius, title,
+                        target=target)
     except OSError as err:
         raise OutputError(f"cannot write advice into {out}: {err.strerror or err}; choose another --out") from None

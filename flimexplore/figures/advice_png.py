@@ -33,6 +33,7 @@ def advice_figure(
     radius: int,
     title: str = "",
     alpha: float = 0.6,
+    target: str = "background",
 ) -> Any:
     """Build the advice figure.
 
@@ -45,12 +46,15 @@ def advice_figure(
     top : ndarray of shape (N, 2), int
         ``(row, col)`` of the recommended centres, best first (ringed, numbered 1..N).
     obj : ndarray of shape (2,), int
-        ``(row, col)`` of the object marker.
+        ``(row, col)`` of the fixed marker: the object marker when background
+        positions are advised, the background marker when object positions are.
     radius : int
         Marker radius in pixels (ring size).
     title : str, optional
     alpha : float, optional
         Opacity of the advice map.
+    target : {"background", "object"}, optional
+        Which marker the ranked positions are for (legend text and fixed-marker glyph).
 
     Returns
     -------
@@ -77,13 +81,15 @@ def advice_figure(
         ax.add_patch(Circle((c, r), radius + 1.5, fill=False, edgecolor="black", linewidth=1.0))
         ax.annotate(str(i + 1), (c + radius + 2, r - radius - 2), color="white", fontsize=8, fontweight="bold",
                     bbox={"boxstyle": "round,pad=0.1", "fc": "black", "ec": "none", "alpha": 0.7})
-    ax.add_patch(Circle((obj[1], obj[0]), radius, color="#e41a1c"))
-    ax.plot([obj[1]], [obj[0]], marker="*", color="white", markersize=9, markeredgecolor="black")
+    fixed_colour, glyph = ("#e41a1c", "*") if target == "background" else ("#377eb8", "D")
+    ax.add_patch(Circle((obj[1], obj[0]), radius, color=fixed_colour))
+    ax.plot([obj[1]], [obj[0]], marker=glyph, color="white", markersize=8, markeredgecolor="black")
+    fixed = "object marker" if target == "background" else "background marker (fixed)"
     handles = [
         Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black", markersize=10,
-               label=f"top {len(np.asarray(top).reshape(-1, 2))} background positions"),
-        Line2D([], [], marker="*", linestyle="", color="white", markeredgecolor="black", markersize=11,
-               markerfacecolor="#e41a1c", label="object marker"),
+               label=f"top {len(np.asarray(top).reshape(-1, 2))} {target} positions"),
+        Line2D([], [], marker=glyph, linestyle="", color="white", markeredgecolor="black", markersize=10,
+               markerfacecolor=fixed_colour, label=fixed),
     ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=2, fontsize=8, frameon=False)
     ax.set_title(title, fontsize=10)
