@@ -11,21 +11,13 @@ import plotly.graph_objects as go
 from plotly.callbacks import InputDeviceState, Points
 from traitlets import link
 
+from flimexplore.analysis.correlate import spearman
 from flimexplore.figures import descriptor_figure
 from flimexplore.widgets._live import sync_figure
 from flimexplore.widgets.heatmap import dice_range
 from flimexplore.widgets.state import ExplorerState, guarded
 
 __all__ = ["AnalysisView"]
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    keep = np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 3 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
-        return float("nan")
-    return float(spearmanr(x[keep], y[keep]).statistic)
 
 
 class AnalysisView:
@@ -73,7 +65,7 @@ class AnalysisView:
         x, y, ids = self._data()
         s = self.state
         selected = int(np.flatnonzero(ids == s.selected)[0]) if s.selected in ids else None
-        rho = _spearman(x, y) if len(x) else None
+        rho = spearman(x, y) if len(x) else None
         self.rho = rho
         fig = descriptor_figure(x, y, ids, name=s.descriptor, rho=rho, selected=selected, vrange=dice_range(s))
         if not len(x):
