@@ -44,6 +44,37 @@ def test_study_on_a_folder_dataset(tmp_path):
     assert len(read_results(out / "results.csv")) == 3
 
 
+def test_score_analyse_advise_and_vary_object_on_a_folder_dataset(tmp_path):
+    """Issue 8's commands on a user's folder: score reproduces the study, analyse and advise run."""
+    import json
+
+    import imageio.v3 as iio
+
+    from flimexplore.data import load_dataset
+
+    ds = load_dataset("eggs", n_images=10)
+    data = tmp_path / "d"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for stem, im, m in zip(ds.stems, ds.images, ds.masks, strict=True):
+        iio.imwrite(data / "images" / f"{stem}.png", (im * 255).astype("uint8"))
+        iio.imwrite(data / "masks" / f"{stem}.png", m.astype("uint8") * 255)
+    common = ["--dataset", str(data), "--splits", "1", "--n-bg", "3", "--epochs", "2", "--quiet"]
+    assert main(["study", *common, "--out", str(tmp_path / "s")]) == 0
+    study = read_results(tmp_path / "s" / "results.csv")
+    assert main(["score", *common, "--pairs", str(tmp_path / "s" / "results.csv"), "--out", str(tmp_path / "sc")]) == 0
+    scored = read_results(tmp_path / "sc" / "results.csv")
+    assert [r["val_dice"] for r in scored] == [r["val_dice"] for r in study]
+    assert main(["analyse", str(tmp_path / "s"), "--out", str(tmp_path / "a"), "--n-boot", "50", "--quiet"]) == 0
+    report = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    assert report and (tmp_path / "a" / "analysis.png").exists()
+    assert main(["advise", "--dataset", str(data), "--split", "0", "--probe", "4", "--epochs", "2", "--out", str(tmp_path / "adv")]) == 0
+    assert (tmp_path / "adv" / "advice.csv").read_text().startswith("rank,bg_row,bg_col,score")
+    assert main(["study", *common, "--vary", "object", "--out", str(tmp_path / "v")]) == 0
+    varied = read_results(tmp_path / "v" / "results.csv")
+    assert len({(r["bg_row"], r["bg_col"]) for r in varied}) == 1 and len({(r["obj_row"], r["obj_col"]) for r in varied}) == 3
+
+
 def test_bad_input_is_one_line_and_status_2(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "flimexplore", "study", "--dataset", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
