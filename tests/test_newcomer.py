@@ -6,6 +6,7 @@ import pytest
 import flimexplore
 from flimexplore.cli import main
 from flimexplore.study import progress as study_progress
+from flimexplore.study import run as study_run
 from flimexplore.study.run import StopStudy, run_study
 from flimexplore.study.store import LOCK_NAME, ResultStore
 
@@ -59,6 +60,7 @@ def test_lock_file_is_removed_and_the_folder_can_be_locked_again(tmp_path, small
 
 def test_progress_inside_a_chunk_counts_images_and_estimates_time_left(monkeypatch, small_config, small_context):
     monkeypatch.setattr(study_progress, "INSIDE_EVERY_S", 0.0)
+    monkeypatch.setattr(study_run, "REPORT_INSIDE_PIXELS", 0)  # as for big images
     events = list(_events(run_study(small_config, model_chunk=4, context=small_context)))
     inside = [e for e in events if e.inside is not None]
     n_images = len(small_context.split.val) + len(small_context.split.test)
@@ -72,6 +74,7 @@ def test_progress_inside_a_chunk_counts_images_and_estimates_time_left(monkeypat
 
 def test_stop_inside_a_chunk_keeps_that_chunk(monkeypatch, tmp_path, small_config, small_context):
     monkeypatch.setattr(study_progress, "INSIDE_EVERY_S", 0.0)
+    monkeypatch.setattr(study_run, "REPORT_INSIDE_PIXELS", 0)  # as for big images
     gen = run_study(small_config, tmp_path, model_chunk=4, context=small_context)
     ev = next(gen)
     while ev.inside is None:
@@ -97,6 +100,7 @@ def test_closing_a_study_inside_a_chunk_leaves_no_worker_thread(monkeypatch, sma
     import threading
 
     monkeypatch.setattr(study_progress, "INSIDE_EVERY_S", 0.0)
+    monkeypatch.setattr(study_run, "REPORT_INSIDE_PIXELS", 0)  # as for big images
     gen = run_study(small_config, model_chunk=8, context=small_context)
     ev = next(gen)
     while ev.inside is None:

@@ -168,6 +168,10 @@ def drain(gen: Generator[Any, None, Any], out: str | None, quiet: bool) -> tuple
     except StopIteration as stop:
         return stop.value, done, total
     except KeyboardInterrupt:
+        # Close the generator now, not at interpreter exit: the study's chunk worker thread is then
+        # cancelled and joined, and its results folder released (a thread still inside torch when
+        # the interpreter exits aborts the process).
+        gen.close()
         if out is None:
             raise
         done = stored_models(out, done)  # a chunk may have landed after the last progress event

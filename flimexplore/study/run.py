@@ -51,6 +51,9 @@ __all__ = [
     "ModelEntry", "evaluate_models", "model_table", "plan_markers", "run_study", "run_study_all",
 ]
 
+REPORT_INSIDE_PIXELS = 16 * 2**20
+"""Validation and test pixels above which a chunk is scored in a worker thread that reports progress inside
+the chunk (big images); below it a chunk takes about a second and runs in the calling thread."""
 Engine = Literal["batched", "sequential"]
 MODEL_CHUNK = 32
 USER_SPLIT = -1
@@ -452,11 +455,14 @@ def run_study(
             f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
         )
         clock = Clock(total - len(rows))
+        scored_pixels = ctx.mask.size * (len(ctx.split.val) + len(ctx.split.test))
         for ids in model_chunks(total, step, rows):
             models = [table[m] for m in ids]
             stop = False
             clock.start_chunk(len(ids))
             if engine == "sequential":
+                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
+            elif scored_pixels < REPORT_INSIDE_PIXELS:  # a chunk takes a moment: no worker thread
                 scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
             else:
                 scores, stop = yield from evaluate_reporting(
