@@ -340,12 +340,7 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     radius = int(settings.radius if settings.radius is not None else ds.radius)
     t0 = time.perf_counter()
     if settings.obj is not None:
-        obj = np.asarray(settings.obj, dtype=np.int64)
-        h, w = mask.shape
-        if obj.shape != (2,) or not (0 <= obj[0] < h and 0 <= obj[1] < w):
-            raise MarkerError(f"object marker {settings.obj!r} is not a (row, col) inside the {h}x{w} image {ds.stems[idx]!r}")
-        if not mask[obj[0], obj[1]]:
-            raise MarkerError(f"object marker ({obj[0]}, {obj[1]}) lies on the background of image {ds.stems[idx]!r}")
+        obj = _given_marker(settings.obj, mask, ds.stems[idx], on_object=True)
     else:
         obj = object_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, obj, radius, settings.spacing)
@@ -360,6 +355,18 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     desc["marked_fit"] = fit
     return Advice(ds.stems[idx], image, obj, radius, centres[order], score[order],
                   {k: v[order] for k, v in desc.items()}, w, seconds, settings)
+
+
+def _given_marker(point: tuple[int, int], mask: NDArray[np.bool_], stem: str, on_object: bool) -> NDArray[np.int64]:
+    """A user-given fixed marker centre, checked: inside the image and on its class."""
+    what, other = ("object", "background") if on_object else ("background", "object")
+    p = np.asarray(point, dtype=np.int64)
+    h, w = mask.shape
+    if p.shape != (2,) or not (0 <= p[0] < h and 0 <= p[1] < w):
+        raise MarkerError(f"{what} marker {point!r} is not a (row, col) inside the {h}x{w} image {stem!r}")
+    if bool(mask[p[0], p[1]]) != on_object:
+        raise MarkerError(f"{what} marker ({p[0]}, {p[1]}) lies on the {other} of image {stem!r}")
+    return p
 
 
 def background_for_split(mask: NDArray[np.bool_], radius: int, seed: int, image: int, split: int) -> NDArray[np.int64]:
@@ -378,12 +385,7 @@ def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
     radius = int(settings.radius if settings.radius is not None else ds.radius)
     t0 = time.perf_counter()
     if settings.background is not None:
-        bg = np.asarray(settings.background, dtype=np.int64)
-        h, w = mask.shape
-        if bg.shape != (2,) or not (0 <= bg[0] < h and 0 <= bg[1] < w):
-            raise MarkerError(f"background marker {settings.background!r} is not a (row, col) inside the {h}x{w} image {ds.stems[idx]!r}")
-        if mask[bg[0], bg[1]]:
-            raise MarkerError(f"background marker ({bg[0]}, {bg[1]}) lies on the object of image {ds.stems[idx]!r}")
+        bg = _given_marker(settings.background, mask, ds.stems[idx], on_object=False)
     else:
         bg = background_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, bg, radius, settings.spacing, on_object=True)
