@@ -308,34 +308,7 @@ def sample_markers(
     >>> bool(mask[tuple(ms.obj)]), len(ms), bool(mask[ms.bg[:, 0], ms.bg[:, 1]].any())
     (True, 5, False)
     """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
-    if int(n_bg) != n_bg or n_bg < 1:
-        raise MarkerError(f"the number of background markers must be >= 1, got {n_bg!r}")
-    _check_radius(mask.shape, radius)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    border = _border_ok(mask.shape, radius)
-
-    obj = _draw(border & mask, rng)
-    if obj is None:
-        raise MarkerError(
-            f"no object pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from "
-            f"the border (object has {int(mask.sum())} px); use a smaller radius"
-        )
-    pool = border & ~mask
-    _exclude(pool, obj, radius)
-    bg: list[tuple[int, int]] = []
-    while len(bg) < n_bg:
-        c = _draw(pool, rng)
-        if c is None:
-            raise MarkerError(
-                f"{n_bg} background markers of radius {radius} do not fit: only {len(bg)} "
-                f"fit {MARGIN_FACTOR}*r apart and from the border with this seed; ask for at "
-                f"most {len(bg)} or use a smaller radius"
-            )
-        bg.append(c)
-        _exclude(pool, c, radius)
+    obj, bg = _sample_one_then_many(mask, n_bg, radius, seed, first_on_object=True)
     return MarkerSet(
         obj=np.asarray(obj, dtype=np.int64),
         bg=np.asarray(bg, dtype=np.int64).reshape(-1, 2),
@@ -465,33 +438,7 @@ def sample_object_markers(
     >>> bool(mask[tuple(ms.background)]), len(ms), bool(mask[ms.objects[:, 0], ms.objects[:, 1]].all())
     (False, 4, True)
     """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
-    if int(n_obj) != n_obj or n_obj < 1:
-        raise MarkerError(f"the number of object markers must be >= 1, got {n_obj!r}")
-    _check_radius(mask.shape, radius)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    border = _border_ok(mask.shape, radius)
-    bg = _draw(border & ~mask, rng)
-    if bg is None:
-        raise MarkerError(
-            f"no background pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from the border; "
-            "use a smaller radius"
-        )
-    pool = border & mask
-    _exclude(pool, bg, radius)
-    obj: list[tuple[int, int]] = []
-    while len(obj) < n_obj:
-        c = _draw(pool, rng)
-        if c is None:
-            raise MarkerError(
-                f"{n_obj} object markers of radius {radius} do not fit in the object: only {len(obj)} fit "
-                f"{MARGIN_FACTOR}*r apart and from the border with this seed; ask for at most {len(obj)} "
-                "(--n-bg) or use a smaller radius"
-            )
-        obj.append(c)
-        _exclude(pool, c, radius)
+    bg, obj = _sample_one_then_many(mask, n_obj, radius, seed, first_on_object=False)
     return ObjectMarkerSet(
         background=np.asarray(bg, dtype=np.int64),
         objects=np.asarray(obj, dtype=np.int64).reshape(-1, 2),
@@ -546,3 +493,53 @@ def _integral(values: np.ndarray) -> bool:
     if values.dtype.kind != "f":
         return False
     return bool(np.isfinite(values).all() and (values == np.round(values)).all())
+
+
+def _sample_one_then_many(
+    mask: NDArray[np.bool_], n: int, radius: int, seed: int | np.random.Generator | None, first_on_object: bool
+) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """One centre of the first class, then ``n`` of the other, each ``1.5 r`` from the border and every earlier one.
+
+    The paper's sampling (``first_on_object=True``: one object marker, then background markers) and
+    its mirror for varied object markers; the random draws are made in that order.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise MarkerError(f"the mask must be 2-D (H, W), got shape {mask.shape}")
+    many = "background" if first_on_object else "object"
+    if int(n) != n or n < 1:
+        raise MarkerError(f"the number of {many} markers must be >= 1, got {n!r}")
+    _check_radius(mask.shape, radius)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    border = _border_ok(mask.shape, radius)
+    first = _draw(border & (mask if first_on_object else ~mask), rng)
+    if first is None:
+        if first_on_object:
+            raise MarkerError(
+                f"no object pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from "
+                f"the border (object has {int(mask.sum())} px); use a smaller radius"
+            )
+        raise MarkerError(
+            f"no background pixel keeps {MARGIN_FACTOR}*r = {MARGIN_FACTOR * radius:g} px from the border; "
+            "use a smaller radius"
+        )
+    pool = border & (~mask if first_on_object else mask)
+    _exclude(pool, first, radius)
+    chosen: list[tuple[int, int]] = []
+    while len(chosen) < n:
+        c = _draw(pool, rng)
+        if c is None:
+            if first_on_object:
+                raise MarkerError(
+                    f"{n} background markers of radius {radius} do not fit: only {len(chosen)} "
+                    f"fit {MARGIN_FACTOR}*r apart and from the border with this seed; ask for at "
+                    f"most {len(chosen)} or use a smaller radius"
+                )
+            raise MarkerError(
+                f"{n} object markers of radius {radius} do not fit in the object: only {len(chosen)} fit "
+                f"{MARGIN_FACTOR}*r apart and from the border with this seed; ask for at most {len(chosen)} "
+                "(--n-bg) or use a smaller radius"
+            )
+        chosen.append(c)
+        _exclude(pool, c, radius)
+    return first, chosen
