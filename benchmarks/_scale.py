@@ -5,11 +5,12 @@ images (316 test, 3 marked, 313 validation), 5 object x 30 background
 markers per marked image, 3 marked images: 450 models.  Every measurement
 point runs in its own process, so that its peak resident memory is its own:
 
-* ``w2``: one chunk of models of marked image 0 at the full W2 size; the
-  time per model times 450 estimates the full W2 (``--w2-models`` sets the
-  chunk; the full W2 was not run on the shared 2-core machine);
+* ``full``: the whole W2 protocol as one ``flimexplore sweep`` command in a
+  child process (wall time and the child's peak RSS; ``--w2-out DIR`` keeps
+  the sweep folder, and a rerun with it resumes);
 * ``side``: the same number of validation images at sides 128, 256, 400;
-* ``val``: 400x400 with 42, 122 and 313 validation images.
+* ``val``: 400x400 with 42, 122 and 313 validation images
+  (``--w2-models`` models of marked image 0 per point).
 
 ``--workers 2`` times the same small sweep in this process and on a
 2-worker ``LocalCluster`` and reports the ratio.
@@ -66,12 +67,54 @@ def _n_val(n_images: int) -> int:
     return len(split_dataset(n_images).val)
 
 
-def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
-    """The W2 estimate and the scaling tables; ``save(partial)`` is called after every point.
+def full_sweep(out: Path, quick: bool, device: str, threads: int | None) -> dict[str, Any]:
+    """Run the whole W2 protocol with ``flimexplore sweep`` in a child process; wall time and peak RSS.
 
-    The result so far is saved after each point, so an interrupted run
-    still leaves its measured points.
+    The sweep is the user's command, unchanged: 3 marked images x 5 object
+    x 30 background markers of ``eggs`` at 400x400 with 632 images.  A
+    rerun with the same ``out`` resumes it (the JSON then says how many
+    models this run trained, and the time covers only those).
     """
+    import os
+
+    size, n_images, images, splits, n_bg = (96, 14, "0", 1, 2) if quick else (W2_SIZE, W2_IMAGES, "0,1,2", 5, 30)
+    cmd = [sys.executable, "-m", "flimexplore", "sweep", "--dataset", "eggs", "--size", str(size),
+           "--n-images", str(n_images), "--images", images, "--splits", str(splits), "--n-bg", str(n_bg),
+           "--device", device, "--out", str(out)]
+    if quick:
+        cmd += ["--epochs", "3"]
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch reads it at start
+    resumed = (out / "sweep.csv").exists() or any(out.glob("*/results.csv")) if out.exists() else False
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    with open(out.parent / f"{out.name}.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = (out.parent / f"{out.name}.log").read_text()[-3000:]
+        raise SystemExit(f"the W2 sweep failed (log {out.parent / f'{out.name}.log'}):\n{tail}")
+    report = json.loads((out / "sweep.json").read_text())
+    n_models = len(images.split(",")) * splits * n_bg
+    return {
+        "command": " ".join(["flimexplore", *cmd[3:]]),
+        "models": n_models, "resumed": bool(resumed), "wall_s": wall, "s_per_model": wall / n_models,
+        "peak_rss_mb": usage.ru_maxrss / 1024, "load_avg_1min_before": round(load0, 2),
+        "load_avg_1min_after": round(os.getloadavg()[0], 2), "sweep_json": report,
+    }
+
+
+def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
+    """The full W2 sweep, then the scaling tables; ``save(partial)`` is called after every step.
+
+    The result so far is saved after each step, so an interrupted run
+    still leaves what it measured.
+    """
+    import shutil
+    import tempfile
+
     m = 2 if args.quick else args.w2_models
     big, n_big, sides, n_side, vals = (
         (96, 14, (64, 96), 10, (10,)) if args.quick else (W2_SIZE, W2_IMAGES, (128, 256, 400), 90, (90, 250))
@@ -81,6 +124,14 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
         "n_val": _n_val(n_big), "models_measured": m, "models_full": W2_MODELS_FULL, "complete": False,
         "by_side": [], "by_val": [],
     }
+    keep = Path(args.w2_out) if args.w2_out else None
+    folder = keep or Path(tempfile.mkdtemp(prefix="flimexplore-w2-")) / "w2"
+    try:
+        out["full"] = full_sweep(folder, args.quick, device, args.threads)
+    finally:
+        if keep is None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+    save(out)
     specs = [(s, n_side) for s in sides] + [(big, n) for n in vals if (big, n) not in [(s, n_side) for s in sides]]
     specs.append((big, n_big))
     done: dict[tuple[int, int], dict[str, Any]] = {}
@@ -93,27 +144,27 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
             out["by_side"] = [done[(s, n_side)] for s in sides if (s, n_side) in done]
             out["by_val"] = [done[(big, n)] for n in (*vals, n_big) if (big, n) in done]
             save(out)
-    w2 = done[(big, n_big)]
     w1 = json.loads(W1_S_PER_MODEL_FILE.read_text()) if W1_S_PER_MODEL_FILE.exists() else None
     w1_s = w1["batched_s"] / w1["n_models"] if w1 else None
-    side = out["by_side"]
+    side, by_val, full = out["by_side"], out["by_val"], out["full"]
     out |= {
         "complete": True,
-        "s_per_model": w2["s_per_model"], "prepare_s": w2["prepare_s"],
-        "full_w2_estimate_s": w2["s_per_model"] * W2_MODELS_FULL + 3 * w2["prepare_s"],
-        "peak_rss_mb": max(p["peak_rss_mb"] for p in [*side, *out["by_val"]]),
-        "w2_peak_rss_mb": w2["peak_rss_mb"],
+        "s_per_model": full["s_per_model"],
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in [*side, *by_val, full]),
+        "w2_peak_rss_mb": full["peak_rss_mb"],
         "w1_s_per_model_from_sweep_json": w1_s,
-        "ratio_to_w1_per_model": w2["s_per_model"] / w1_s if w1_s else None,
+        "ratio_to_w1_per_model": full["s_per_model"] / w1_s if w1_s else None,
         "ratio_largest_to_smallest_side": side[-1]["s_per_model"] / side[0]["s_per_model"],
-        "note": f"W2 time per model measured on one chunk of {m} models of marked image 0 and multiplied by 450 "
-                "(plus one data preparation per marked image); the full W2 was not run on this shared machine",
+        "ratio_largest_to_smallest_val": by_val[-1]["s_per_model"] / by_val[0]["s_per_model"],
+        "note": "full: the whole W2 sweep as one `flimexplore sweep` command (time per model includes drawing "
+                "and preparing the data of each marked image); by_side/by_val: one chunk of "
+                f"{m} models of marked image 0 per point, data preparation timed apart",
     }
-    print(f"W2 on {device}: {out['s_per_model']:.3g} s per model, estimate {out['full_w2_estimate_s'] / 60:.1f} min "
-          f"for 450 models; peak RSS {out['peak_rss_mb']:.0f} MB")
+    print(f"W2 on {device}: {full['wall_s'] / 60:.1f} min for {full['models']} models "
+          f"({full['s_per_model']:.3g} s per model), peak RSS {full['peak_rss_mb']:.0f} MiB")
     cols = ["size", "n_images", "n_val", "models", "prepare_s", "s_per_model", "peak_rss_mb"]
     print(f"\nby image side ({n_side} images):\n" + _common.table(side, cols))
-    print(f"\nby validation size ({big}x{big}):\n" + _common.table(out["by_val"], cols))
+    print(f"\nby validation size ({big}x{big}):\n" + _common.table(by_val, cols))
     return out
 
 

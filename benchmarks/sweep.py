@@ -9,7 +9,7 @@ models phase by phase and reports the achieved GFLOP/s of each phase beside
 the measured float32 matrix-product peak of the same device and threads.
 
     python benchmarks/sweep.py [--device cpu|cuda] [--json PATH] [--threads N] [--quick]
-    python benchmarks/sweep.py --workload W2 [--w2-models 32]   # paper-sized data (see _scale.py)
+    python benchmarks/sweep.py --workload W2 [--w2-out DIR]      # paper-sized data (see _scale.py)
     python benchmarks/sweep.py --workers 2                       # Dask LocalCluster vs in-process
 """
 
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
+    p.add_argument("--w2-out", default=None, help="keep the full W2 sweep's folder here (a rerun resumes it)")
     p.add_argument("--extrapolate", action="store_true",
                    help="add a W2 estimate to an interrupted W2 run's JSON (--json) from its measured points")
     p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
