@@ -139,6 +139,33 @@ class FlimSettings:
         """How much smaller (per side, rounded up) the decision layer's features are than the image."""
         return self.pool_stride ** self.read_layer
 
+    def summary(self) -> str:
+        """One line a reader can check at a glance.
+
+        Examples
+        --------
+        >>> FlimSettings().summary()
+        '1 layer: 3x3 kernels, 8 per marker, 16 channels, avg pool 3/2 (paper)'
+        >>> FlimSettings(layers=2, decision_layer=1, pool="max").summary()
+        '2 layers (decision reads 1): 3x3 kernels, 8 per marker, 16 channels, max pool 3/2'
+        """
+        layers = f"{self.layers} layer{'s' if self.layers > 1 else ''}"
+        if self.decision_layer is not None and self.decision_layer != self.layers:
+            layers += f" (decision reads {self.decision_layer})"
+        k = self.kernel_size
+        text = (f"{layers}: {k}x{k} kernels, {self.kernels_per_marker} per marker, {self.channels} channels, "
+                f"{self.pool} pool {self.pool_size}/{self.pool_stride}")
+        extra = []
+        if self.clustering != "farthest":
+            extra.append(f"{self.clustering} x{self.restarts}")
+        if self.min_cluster_fraction:
+            extra.append(f"drop clusters < {self.min_cluster_fraction:g}")
+        if self.consensus != "kmeans" and 2 * self.kernels_per_marker > self.channels:
+            extra.append(f"{self.consensus} consensus")
+        if extra:
+            text += ", " + ", ".join(extra)
+        return text + (" (paper)" if self == FlimSettings() else "")
+
     # -- checks and JSON ----------------------------------------------------------------------
 
     def problems(self) -> dict[str, str]:

@@ -41,8 +41,13 @@ HEATMAP_TRACES = (
     "your object marker",
     "your bg marker",
     "advised positions",
+    "your object strokes",
+    "your bg strokes",
 )
 """Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
+
+DRAW_MODES = ("object", "background")
+"""What a freehand stroke drawn on :func:`heatmap_figure` (``drawing=``) marks."""
 
 ADVICE = "#1a9850"
 """Rings of the advised positions (green, as the paper's border of good markers)."""
@@ -91,6 +96,8 @@ def heatmap_figure(
     scale_label: str = "validation Dice",
     advice_map: NDArray[np.floating] | None = None,
     advice_top: ArrayLike | None = None,
+    user_pixels: ArrayLike | None = None,
+    drawing: str | None = None,
 ) -> go.Figure:
     """Marked image, background markers (circles) coloured by Dice, the object marker as a star.
 
@@ -130,6 +137,12 @@ def heatmap_figure(
     advice_top : array_like of shape (K, 2), optional
         The best advised positions ``(row, col)``, best first, ringed and numbered; a click on one
         reports its index in ``customdata``.
+    user_pixels : array_like of shape (N, 3), int, optional
+        The user's whole markers (scribbles, strokes) as LIDS seeds rows ``(row, col, label)``, drawn
+        pixel by pixel: object (label 1) in the object colour, background (0) in ``user_dice``'s colour.
+    drawing : {"object", "background"}, optional
+        Dragging on the image draws a freehand stroke of that class (Plotly's ``drawopenpath``);
+        the stroke arrives as a path in ``layout.shapes``.
 
     Returns
     -------
@@ -151,6 +164,10 @@ def heatmap_figure(
     user_text = "" if user_dice is None else f"{user_dice:.3f}"
     skip = dict(hoverinfo="skip") if placing else {}
     tx, ty = _xy(advice_top)
+    px = np.zeros((0, 3), np.int64) if user_pixels is None else np.asarray(user_pixels, np.int64).reshape(-1, 3)
+    pox, poy = _xy(px[px[:, 2] == 1, :2])
+    pbx, pby = _xy(px[px[:, 2] != 1, :2])
+    pixel = max(2.0, float(size) / w)  # one image pixel on screen
     traces = [
         image_trace(image),
         go.Heatmap(
@@ -206,12 +223,24 @@ def heatmap_figure(
             marker=dict(size=disk + 12, color="rgba(255,255,255,0.35)", line=dict(width=3, color=ADVICE)),
             **skip,
         ),
+        go.Scatter(
+            x=pox, y=poy, mode="markers", name="your object strokes", showlegend=len(pox) > 0, legendrank=4,
+            hoverinfo="skip", marker=dict(size=pixel, symbol="square", color=OBJECT, line=dict(width=0)),
+        ),
+        go.Scatter(
+            x=pbx, y=pby, mode="markers", name="your bg strokes", showlegend=len(pbx) > 0, legendrank=5,
+            hoverinfo="skip", marker=dict(size=pixel, symbol="square", color=user_colour, line=dict(width=0)),
+        ),
     ]
+    if drawing is not None and drawing not in DRAW_MODES:
+        raise ValueError(f"drawing must be one of {DRAW_MODES} or None, got {drawing!r}")
     fig = go.Figure(traces)
     fig.update_layout(
         title=title_clear_of_toolbar(title, 14), showlegend=True, legend=legend_below(), hovermode="closest",
         clickmode="event", width=size + 120, height=int(size * h / w) + 115,
         margin=dict(l=10, r=10, t=64, b=60), plot_bgcolor="white", uirevision=f"{h}x{w}",
+        dragmode="drawopenpath" if drawing else "zoom", shapes=[],
+        newshape=dict(line=dict(color=OBJECT if drawing == "object" else "white", width=2), opacity=0.9),
     )
     image_axes(fig, (h, w))
     return fig

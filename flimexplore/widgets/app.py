@@ -27,8 +27,11 @@ from flimexplore.analysis.advice import AdviceSettings, advise
 from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
 from flimexplore.data import Dataset, load_dataset, read_seeds, split_dataset, write_seeds
 from flimexplore.data.seeds import check_seeds_shape
+from flimexplore.engine.arch import read_arch
 from flimexplore.engine.batched import resolve_device
-from flimexplore.errors import DatasetError, MarkerError
+from flimexplore.engine.settings import FlimSettings
+from flimexplore.errors import ConfigError, DatasetError, MarkerError
+from flimexplore.markers import marker_pixels, stroke_pixels
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
 from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
@@ -132,6 +135,10 @@ class Explorer:
     feature_images, superpixels : int
         Validation images and superpixels per image of the feature projection (4 x 100 gives about
         15-20 object and 200+ background points on the fish preset; the panel says how many).
+    flim : FlimSettings or dict, optional
+        Initial FLIM encoder settings of the advanced panel (default: the paper's single layer).
+    arch : path, optional
+        A LIDS ``arch.json`` to take the FLIM settings from instead (as ``--arch``).
 
     Attributes
     ----------
@@ -163,6 +170,8 @@ class Explorer:
         projections: bool = True,
         feature_images: int = 4,
         superpixels: int = 100,
+        flim: FlimSettings | dict[str, Any] | None = None,
+        arch: str | Path | None = None,
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.projections = projections
@@ -184,11 +193,12 @@ class Explorer:
             splits=int(splits), epochs=int(epochs), seed=int(seed), dense=bool(dense),
             dense_spacing=int(dense_spacing or 0),
         )
-        self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log)
+        self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log,
+                                     self._guard(self.load_arch), self._guard(self.reset_flim))
         log = self.log.append_stderr
         markers = self._guard_at("markers")
         self.heatmap = HeatmapView(s, markers(self.save_seeds), markers(self.load_seeds), markers(self.clear_markers),
-                                   log, markers(self.inspect_pair), markers(self.try_advice))
+                                   log, markers(self.inspect_pair), markers(self.try_advice), markers(self.add_stroke))
         self.distribution = DistributionView(s, log)
         self.analysis = AnalysisView(s, DESCRIPTORS, log)
         self.detail = DetailView(s)
@@ -210,7 +220,11 @@ class Explorer:
         s.observe(markers(self._after_run), names=["running"])
         s.observe(markers(self._update_advice), names=["show_advice", "split", "result"])
         s.observe(self._guard(self._update_descriptors), names=["result", "running"])
-        s.observe(markers(lambda _: self._score_user()), names=["user_obj", "user_bg"])
+        s.observe(markers(self._on_placed), names=["user_obj", "user_bg"])
+        if flim is not None:
+            s.set_flim((flim if isinstance(flim, FlimSettings) else FlimSettings(**flim)).validate())
+        if arch is not None:
+            self.load_arch(arch)
         self._guard(self._load_preview)(n_bg is None, radius is None)
         if n_bg is not None:
             s.n_bg = int(n_bg)
@@ -299,6 +313,29 @@ class Explorer:
             self._suggesting = False
         s.error = ""
         s.status = f"{ds.name}: {len(ds)} images ({ds.description})"
+
+    def load_arch(self, path: str | Path | None = None) -> FlimSettings:
+        """Show the FLIM settings of a LIDS ``arch.json`` in the advanced panel (default: ``state.arch_path``).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, is not JSON, or asks for what the engine cannot honour.
+        """
+        s = self.state
+        if path is not None:
+            s.arch_path = str(path)
+        if not s.arch_path.strip():
+            raise ConfigError("type the path of an arch.json first (the field above 'load arch.json')")
+        settings = read_arch(s.arch_path.strip())
+        s.set_flim(settings)
+        s.status = f"FLIM settings from {s.arch_path.strip()}: {settings.summary()}"
+        return settings
+
+    def reset_flim(self) -> None:
+        """Put the paper's FLIM settings back in the advanced panel."""
+        self.state.set_flim(FlimSettings())
+        self.state.status = f"FLIM settings: {FlimSettings().summary()}"
 
     # -- running ------------------------------------------------------------------------------
     def run(self, wait: bool | None = None) -> None:
@@ -411,8 +448,8 @@ class Explorer:
         if s.advice is None or not 0 <= k < len(s.advice.centres):
             raise MarkerError(f"there is no advised position {k + 1}")
         bg = tuple(int(v) for v in s.advice.centres[k])
-        with self._silenced():
-            s.user_obj = None
+        with self._silenced():  # the advice is for the shown object marker: your own markers step aside
+            s.user_obj = s.user_markers = None
         s.user_bg = bg  # scores the pair through the single-model path
         if s.user_score is not None:
             sc = s.user_score
@@ -443,14 +480,14 @@ class Explorer:
     def _after_run(self, change: dict[str, Any]) -> None:
         """Score your markers against the finished (or stopped) study."""
         s = self.state
-        if not change["new"] and s.result is not None and (s.user_obj is not None or s.user_bg is not None):
+        if not change["new"] and s.result is not None and self._has_user_markers():
             self._score_user()
 
     def _on_split(self, change: dict[str, Any]) -> None:
         res = self.state.result
         dense = res is not None and res.config.dense and len(res.rows) > 0
         self.state.dense_map = res.heatmap(min(change["new"], len(res.markers) - 1)).value if dense else None
-        if (self.state.user_bg is not None or self.state.user_obj is not None) and not self.state.running:
+        if self._has_user_markers() and not self.state.running:
             self._score_user()
 
     def _describe(self, result: StudyResult, model: int, **kw: Any) -> Any:
@@ -508,13 +545,42 @@ class Explorer:
             bg = (row["bg_row"], row["bg_col"])
         return obj, bg
 
+    def _radius(self) -> int:
+        """Radius of your disk markers: the shown study's (as scoring uses), else the setting."""
+        s = self.state
+        return int(s.result.config.radius) if s.result is not None else int(s.radius)
+
+    def _has_user_markers(self) -> bool:
+        s = self.state
+        return s.user_obj is not None or s.user_bg is not None or s.user_markers is not None
+
+    def _on_placed(self, change: dict[str, Any]) -> None:
+        """You placed a disk marker: with whole markers (strokes, scribbles) it replaces that class's pixels."""
+        s = self.state
+        if self._quiet:
+            return
+        if s.user_markers is not None:
+            label = 1 if change["name"] == "user_obj" else 0
+            keep = s.user_markers[s.user_markers[:, 2] != label]
+            parts = [keep]
+            if change["new"] is not None:
+                disk = marker_pixels(np.asarray(change["new"]), self._radius(), self._shape())
+                parts.append(np.column_stack([disk, np.full(len(disk), label)]))
+            with self._silenced():
+                s.user_markers = np.concatenate(parts).astype(np.int64) if sum(map(len, parts)) else None
+        self._score_user()
+
     def _score_user(self) -> None:
+        """Score your markers: a disk pair, or whole markers (strokes, scribbles) trained pixel by pixel."""
         s = self.state
         if self._quiet:
             return
         s.user_score = None
         if s.selected == USER_MODEL:
             s.selected = -1
+        if s.user_markers is not None:
+            self._score_whole()
+            return
         obj, bg = self._pair()
         if s.result is None or obj is None or bg is None:
             s.status = "run a study, then place a background marker (or select one) to score your pair"
@@ -525,6 +591,85 @@ class Explorer:
             self._on_selected({"name": "val_image"})
         s.error = ""
         s.status = f"your pair: Dice {s.user_score.dice:.3f}, rank {s.user_score.rank} of {s.user_score.n + 1}"
+
+    def _whole_markers(self) -> np.ndarray | None:
+        """Your whole markers, a missing class completed as for a pair (shown object marker, selected background)."""
+        s = self.state
+        if s.user_markers is None:
+            return None
+        m = s.user_markers
+        obj, bg = self._pair() if s.result is not None else (None, None)
+        parts = [m]
+        if not (m[:, 2] == 1).any():
+            if obj is None:
+                return None
+            parts.append(pair_markers(obj, None, self._radius(), self._shape()))
+        if not (m[:, 2] == 0).any():
+            if bg is None:
+                return None
+            parts.append(pair_markers(None, bg, self._radius(), self._shape()))
+        return np.concatenate(parts).astype(np.int64)
+
+    def _score_whole(self) -> None:
+        s = self.state
+        markers = self._whole_markers()
+        if s.result is None or markers is None:
+            s.status = ("your strokes are kept; " + ("run a study to score them" if s.result is None else
+                        "draw (or place) the missing class, or select a background marker, to score them"))
+            return
+        s.status = "training your markers..."
+        s.user_score = score_markers(s.result, markers, s.split)
+        if s.selected == USER_MODEL:
+            self._on_selected({"name": "val_image"})
+        mask = s.result.context.mask
+        obj, bg = markers[markers[:, 2] == 1], markers[markers[:, 2] == 0]
+        wrong = int((~mask[obj[:, 0], obj[:, 1]]).sum()) + int(mask[bg[:, 0], bg[:, 1]].sum())
+        s.error = ""
+        s.status = (f"your markers ({len(obj)} object and {len(bg)} background pixels, scored whole): "
+                    f"Dice {s.user_score.dice:.3f}, rank {s.user_score.rank} of {s.user_score.n + 1}"
+                    + (f"; note: {wrong} of their pixels lie on the other class of the marked image's mask" if wrong
+                       else ""))
+
+    def add_stroke(self, points: Any, kind: str | None = None, radius: int | None = None) -> None:
+        """Add a freehand stroke to your markers and score them whole.
+
+        Parameters
+        ----------
+        points : array_like of shape (K, 2)
+            ``(row, col)`` of the stroke in image coordinates, in drawing order (the heatmap sends
+            what you drag in a draw mode).
+        kind : {"object", "background"}, optional
+            Default: the draw mode's class.
+        radius : int, optional
+            Brush radius (default ``state.stroke_radius``).
+
+        Your earlier disks and strokes are kept (a pixel takes the class of its latest stroke); a class
+        with no stroke yet is completed by the shown object marker or the selected background marker.
+        """
+        s = self.state
+        kind = kind or {"draw object": "object", "draw background": "background"}.get(s.click_mode)
+        if kind not in ("object", "background"):
+            raise MarkerError(f"a stroke marks 'object' or 'background', got {kind!r}")
+        shape = self._shape()
+        pixels, outside = stroke_pixels(points, s.stroke_radius if radius is None else int(radius), shape)
+        label = 1 if kind == "object" else 0
+        if s.user_markers is not None:
+            base = s.user_markers
+        elif s.user_obj is not None or s.user_bg is not None:
+            base = pair_markers(s.user_obj, s.user_bg, self._radius(), shape)
+        else:
+            base = np.zeros((0, 3), np.int64)
+        taken = np.zeros(shape, bool)
+        taken[pixels[:, 0], pixels[:, 1]] = True
+        base = base[~taken[base[:, 0], base[:, 1]]]
+        merged = np.concatenate([base, np.column_stack([pixels, np.full(len(pixels), label)])]).astype(np.int64)
+        obj, bg = pair_from_markers(merged, self._radius(), shape)
+        with self._silenced():
+            s.user_markers = merged
+            s.user_obj, s.user_bg = obj, bg
+        self._score_user()
+        if outside:
+            s.status += f" ({outside} stroke points off the image were dropped)"
 
     # -- your markers -------------------------------------------------------------------------
     def _shape(self) -> tuple[int, int]:
@@ -543,10 +688,15 @@ class Explorer:
         return Path(path).expanduser()
 
     def save_seeds(self, path: str | Path | None = None) -> Path:
-        """Save your marker pair (completed as for scoring) as disks in a LIDS ``-seeds.txt`` file."""
-        obj, bg = self._pair()
+        """Save your markers (completed as for scoring) in a LIDS ``-seeds.txt`` file: disks, or every stroke pixel."""
         target = self._path(path)
-        write_seeds(target, pair_markers(obj, bg, self.state.radius, self._shape()), self._shape())
+        whole = self._whole_markers()
+        if whole is None and self.state.user_markers is not None:
+            whole = self.state.user_markers
+        if whole is None:
+            obj, bg = self._pair()
+            whole = pair_markers(obj, bg, self.state.radius, self._shape())
+        write_seeds(target, whole, self._shape())
         self.state.seeds_path = str(target)
         self.state.status = f"saved markers to {target}"
         return target
@@ -555,28 +705,21 @@ class Explorer:
         """Load your markers from a LIDS ``-seeds.txt`` file and score them.
 
         One disk per label is shown and scored as a marker pair; other markers
-        (scribbles, several strokes) are scored whole, and shown by the centre
-        of the largest marker of each label.
+        (scribbles, several strokes) are scored whole and drawn pixel by pixel
+        on the heatmap; you can add freehand strokes to them.
         """
         target = self._path(path)
         markers, shape = read_seeds(target, image_shape=self._shape())
         s = self.state
         if s.result is not None:
             check_seeds_shape(target, markers, shape, s.result.context.mask)
-        obj, bg = pair_from_markers(markers, s.radius, shape)
-        whole = obj is not None and bg is not None and not _same_rows(markers, pair_markers(obj, bg, s.radius, shape))
+        obj, bg = pair_from_markers(markers, self._radius(), shape)
+        whole = not _same_rows(markers, pair_markers(obj, bg, self._radius(), shape))
         with self._silenced():
             s.user_obj, s.user_bg = obj, bg
-            s.user_markers = markers if whole else None
+            s.user_markers = np.asarray(markers, np.int64) if whole else None
         s.seeds_path = str(target)
-        if not whole or s.result is None:
-            self._score_user()
-            return
-        s.status = "training your markers..."
-        s.user_score = score_markers(s.result, markers, s.split)
-        s.error = ""
-        s.status = (f"your markers ({len(markers)} px, scored whole): Dice {s.user_score.dice:.3f}, "
-                    f"rank {s.user_score.rank} of {s.user_score.n + 1}")
+        self._score_user()
 
     def clear_markers(self) -> None:
         """Remove your markers and their score."""

@@ -9,9 +9,10 @@ import ipywidgets as w
 from traitlets import dlink, link
 
 from flimexplore.data import list_datasets
-from flimexplore.widgets.state import ExplorerState
+from flimexplore.engine.settings import CLUSTERINGS, CONSENSUS, MAX_LAYERS, POOLS
+from flimexplore.widgets.state import FLIM_SETTINGS, ExplorerState
 
-__all__ = ["ControlsView"]
+__all__ = ["ControlsView", "FlimPanel"]
 
 _WIDE = w.Layout(width="270px")
 _STYLE = {"description_width": "110px"}
@@ -19,6 +20,82 @@ _STYLE = {"description_width": "110px"}
 
 def _int(description: str, lo: int, hi: int, tooltip: str) -> w.BoundedIntText:
     return w.BoundedIntText(min=lo, max=hi, description=description, tooltip=tooltip, layout=_WIDE, style=_STYLE)
+
+
+class FlimPanel:
+    """The advanced panel: the FLIM encoder's settings, an ``arch.json`` to load them from, and the paper's defaults.
+
+    Parameters
+    ----------
+    state : ExplorerState
+    on_load_arch, on_reset : callable
+        Called (without arguments) by the "load arch.json" and "paper defaults" buttons.
+
+    Attributes
+    ----------
+    widget : ipywidgets.Accordion
+        Collapsed at first (CSS class ``fx-flim``); its title always says which settings apply.
+    summary : ipywidgets.HTML
+        The settings in one line, also shown while the panel is collapsed.
+    """
+
+    def __init__(self, state: ExplorerState, on_load_arch: Callable[[], None], on_reset: Callable[[], None]) -> None:
+        self.state = state
+        self.kernel_size = _int("kernel size", 1, 15, "odd side of the square kernels (paper: 3)")
+        self.kernel_size.step = 2
+        self.kernels_per_marker = _int("kernels/marker", 1, 64, "k-means clusters per marker (paper: 8)")
+        self.channels = _int("channels", 1, 256, "output channels of each layer; more kernels are reduced "
+                             "by the consensus step (paper: 16)")
+        self.pool = w.Dropdown(options=POOLS, description="pooling", layout=_WIDE, style=_STYLE)
+        self.pool_size = _int("pool size", 1, 15, "odd pooling window side (paper: 3)")
+        self.pool_size.step = 2
+        self.pool_stride = _int("pool stride", 1, 8, "pooling stride (paper: 2)")
+        self.layers = _int("layers", 1, MAX_LAYERS, "FLIM layers, all learned from the same markers (paper: 1)")
+        self.decision_layer = w.Dropdown(options=[("last", 0)] + [(str(k), k) for k in range(1, MAX_LAYERS + 1)],
+                                         description="decision reads", layout=_WIDE, style=_STYLE)
+        self.consensus = w.Dropdown(options=CONSENSUS, description="consensus", layout=_WIDE, style=_STYLE,
+                                    tooltip="how more kernels than channels are reduced: cosine k-means "
+                                    "prototypes (libift) or PCA")
+        self.stdev_factor = w.BoundedFloatText(min=1e-6, max=10.0, step=0.01, description="stdev factor",
+                                               layout=_WIDE, style=_STYLE)
+        self.clustering = w.Dropdown(options=CLUSTERINGS, description="clustering", layout=_WIDE, style=_STYLE)
+        self.restarts = _int("restarts", 1, 100, "k-means++ runs per marker, the lowest inertia is kept")
+        self.min_cluster_fraction = w.BoundedFloatText(min=0.0, max=0.5, step=0.01, description="drop clusters <",
+                                                       layout=_WIDE, style=_STYLE)
+        self.cluster_seed = w.IntText(description="cluster seed", layout=_WIDE, style=_STYLE)
+        self.arch_path = w.Text(description="arch.json", placeholder="path to a LIDS arch.json",
+                                continuous_update=False, layout=_WIDE, style=_STYLE)
+        self.load_arch = w.Button(description="load arch.json", icon="upload", layout=w.Layout(width="130px"))
+        self.reset = w.Button(description="paper defaults", icon="undo", layout=w.Layout(width="130px"))
+        self.summary = w.HTML(layout=_WIDE)
+        for name in FLIM_SETTINGS:
+            link((state, name), (getattr(self, name), "value"))
+        link((state, "arch_path"), (self.arch_path, "value"))
+        dlink((state, "running"), (self.load_arch, "disabled"))
+        dlink((state, "running"), (self.reset, "disabled"))
+        dlink((state, "clustering"), (self.restarts, "disabled"), lambda c: c == "farthest")
+        self.load_arch.on_click(lambda _: on_load_arch())
+        self.reset.on_click(lambda _: on_reset())
+        state.observe(self._describe, names=list(FLIM_SETTINGS))
+        box = w.VBox([
+            self.summary, self.kernel_size, self.kernels_per_marker, self.channels, self.pool, self.pool_size,
+            self.pool_stride, self.layers, self.decision_layer, self.consensus, self.stdev_factor, self.clustering,
+            self.restarts, self.min_cluster_fraction, self.cluster_seed, self.arch_path,
+            w.HBox([self.load_arch, self.reset]),
+        ])
+        self.widget = w.Accordion(children=[box], selected_index=None, layout=w.Layout(width="285px")).add_class("fx-flim")
+        self._describe()
+
+    def _describe(self, change: dict | None = None) -> None:
+        """Say which settings apply, in the title (seen collapsed) and at the top of the panel."""
+        try:
+            text = self.state.flim().validate().summary()
+            bad = ""
+        except Exception as exc:  # noqa: BLE001 - an invalid combination is shown, not raised, while typing
+            text, bad = "invalid", str(exc)
+        self.widget.set_title(0, f"FLIM: {text}")
+        self.summary.value = (f'<small style="color:#b00020">{html.escape(bad)}</small>' if bad
+                              else f"<small>{html.escape(text)}</small>")
 
 
 class ControlsView:
@@ -29,6 +106,8 @@ class ControlsView:
     state : ExplorerState
     on_run, on_stop : callable
         Called (without arguments) by the Run and Stop buttons.
+    on_load_arch, on_reset_flim : callable, optional
+        Called by the advanced panel's "load arch.json" and "paper defaults" buttons.
     log : ipywidgets.Output, optional
         Where tracebacks of unexpected errors go (shown under the messages).
 
@@ -40,6 +119,8 @@ class ControlsView:
         Where errors appear, as readable text.
     log : ipywidgets.Output
         Tracebacks of unexpected errors (collapsed).
+    flim : FlimPanel
+        The advanced panel of FLIM settings.
     """
 
     def __init__(
@@ -48,6 +129,8 @@ class ControlsView:
         on_run: Callable[[], None],
         on_stop: Callable[[], None],
         log: w.Output | None = None,
+        on_load_arch: Callable[[], None] = lambda: None,
+        on_reset_flim: Callable[[], None] = lambda: None,
     ) -> None:
         self.state = state
         names = [info.name for info in list_datasets()]
@@ -67,6 +150,7 @@ class ControlsView:
         self.dense = w.Checkbox(description="dense map (every grid position)", indent=False)
         self.object_label = w.Text(description="object values", placeholder="e.g. 0,128 (default: non-zero)",
                                    continuous_update=False, layout=_WIDE, style=_STYLE)
+        self.flim = FlimPanel(state, on_load_arch, on_reset_flim)
         self.device = w.HTML()
         self.run = w.Button(description="Run", button_style="primary", icon="play", layout=w.Layout(width="120px"))
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True,
@@ -94,7 +178,8 @@ class ControlsView:
         self.widget = w.VBox(
             [
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
-                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.device,
+                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.flim.widget,
+                self.device,
                 w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.log,
             ],
             layout=w.Layout(width="290px", padding="4px"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +17,28 @@ from flimexplore.figures import heatmap_figure
 from flimexplore.widgets._live import sync_figure
 from flimexplore.widgets.state import ExplorerState, guarded
 
-__all__ = ["HeatmapView", "dice_range"]
+__all__ = ["HeatmapView", "dice_range", "path_points"]
 
 REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
-             "show_test", "error", "stale", "advice", "show_advice"]
+             "show_test", "error", "stale", "advice", "show_advice", "user_markers"]
+DRAWING = {"draw object": "object", "draw background": "background"}
+"""Click modes in which a drag on the heatmap draws a freehand stroke, and the class it marks."""
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def path_points(path: str) -> np.ndarray:
+    """``(row, col)`` points of a Plotly ``drawopenpath`` shape (an SVG path ``M x,y L x,y ...`` in data units).
+
+    Examples
+    --------
+    >>> path_points("M10.5,3L11,4.25L12,5").tolist()
+    [[3.0, 10.5], [4.25, 11.0], [5.0, 12.0]]
+    """
+    values = [float(v) for v in _NUMBER.findall(path or "")]
+    if len(values) < 2 or len(values) % 2:
+        return np.zeros((0, 2))
+    xy = np.asarray(values).reshape(-1, 2)
+    return xy[:, ::-1].copy()
 
 
 def dice_range(state: ExplorerState) -> tuple[float, float]:
@@ -47,6 +66,8 @@ class HeatmapView:
         Called by the "inspect" button: show your pair in the detail view.
     on_advice : callable, optional
         Called with ``k`` when the ``k``-th advised position (0 = best) is clicked.
+    on_stroke : callable, optional
+        Called with the ``(row, col)`` points of each freehand stroke drawn in a draw mode.
     log : callable, optional
         Receives tracebacks of unexpected errors in click handlers.
 
@@ -67,10 +88,14 @@ class HeatmapView:
         log: Callable[[str], None] | None = None,
         on_inspect: Callable[[], None] | None = None,
         on_advice: Callable[[int], None] | None = None,
+        on_stroke: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.state = state
         self.figure = go.FigureWidget(self._build())
         handle = guarded(state, log, "markers")
+        self._on_stroke = on_stroke
+        # Plotly's frontend reports a drawn shape as relayout({"shapes": [...]}) through this synced trait
+        self.figure.observe(handle(self._on_relayout), names=["_js2py_relayout"])
         traces = {t.name: t for t in self.figure.data}
         traces["background markers"].on_click(handle(self._on_marker))
         for name in ("image", "object marker", "your object marker", "your bg marker"):
@@ -84,11 +109,17 @@ class HeatmapView:
         self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
         self.mode = w.ToggleButtons(
-            options=[("select", "select"), ("place object", "object"), ("place bg", "background")],
+            options=[("select", "select"), ("place object", "object"), ("place bg", "background"),
+                     ("draw object", "draw object"), ("draw bg", "draw background")],
             tooltips=["click a marker to inspect its model", "click the image to put your object marker there",
-                      "click the image to put your background marker there"],
-            style={"button_width": "106px"}, description="click:", layout=w.Layout(width="auto"),
+                      "click the image to put your background marker there",
+                      "drag on the image to draw an object stroke (a scribble)",
+                      "drag on the image to draw a background stroke (a scribble)"],
+            style={"button_width": "90px"}, description="click:", layout=w.Layout(width="auto"),
         )
+        self.brush = w.BoundedIntText(min=0, max=10, description="brush", layout=w.Layout(width="110px"),
+                                      style={"description_width": "40px"},
+                                      tooltip="brush radius of freehand strokes, in image pixels")
         self.user = w.HTML(layout=w.Layout(width="520px"))
         self.message = w.HTML(layout=w.Layout(width="520px")).add_class("fx-markers-message")
         self.path = w.Text(description="seeds file", placeholder="<image>-seeds.txt", layout=w.Layout(width="270px"),
@@ -102,11 +133,12 @@ class HeatmapView:
             self.inspect.on_click(lambda _: on_inspect())
         link((state, "split"), (self.split, "value"))
         link((state, "click_mode"), (self.mode, "value"))
+        link((state, "stroke_radius"), (self.brush, "value"))
         link((state, "seeds_path"), (self.path, "value"))
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode, self.advice], layout=w.Layout(flex_flow="row wrap")), self.figure,
+            w.HBox([self.split, self.mode, self.brush, self.advice], layout=w.Layout(flex_flow="row wrap")), self.figure,
             w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
             w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
         ], layout=w.Layout(width="540px")).add_class("fx-heatmap")
@@ -118,9 +150,13 @@ class HeatmapView:
         adv = s.advice if s.show_advice else None
         layer = dict(advice_map=None if adv is None else adv.score_map(),
                      advice_top=None if adv is None else adv.top(s.advice_top))
+        # whole markers (scribbles, strokes) are drawn pixel by pixel, not as the disks of a pair
+        whole = s.user_markers is not None
+        yours = dict(user_obj=None if whole else s.user_obj, user_bg=None if whole else s.user_bg,
+                     user_pixels=s.user_markers, drawing=DRAWING.get(s.click_mode))
         if res is None:
             image = s.preview if s.preview is not None else np.zeros((64, 64, 3))
-            return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, user_obj=s.user_obj, user_bg=s.user_bg,
+            return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, **yours,
                                   title="run a study to see its heatmap", placing=placing)
         split = min(s.split, len(res.markers) - 1)
         rows = s.rows(split)
@@ -134,8 +170,7 @@ class HeatmapView:
             res.context.image, res.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
             [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s),
             selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
-            user_obj=s.user_obj, user_bg=s.user_bg, user_dice=None if score is None else score.dice, placing=placing,
-            **layer,
+            user_dice=None if score is None else score.dice, placing=placing, **yours, **layer,
             title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}",
         )
 
@@ -153,9 +188,15 @@ class HeatmapView:
 
     def _user_text(self) -> str:
         s = self.state
-        if s.user_obj is None and s.user_bg is None:
-            return "<small>switch the click mode to <i>place object</i> or <i>place bg</i> and click the image</small>"
+        if s.user_obj is None and s.user_bg is None and s.user_markers is None:
+            return ("<small>switch the click mode to <i>place object</i> or <i>place bg</i> and click the image, "
+                    "or to <i>draw object</i> / <i>draw bg</i> and drag a stroke</small>")
         score = s.user_score
+        if score is None and s.user_markers is not None:
+            m = s.user_markers
+            return (f"<small>your strokes: {int((m[:, 2] == 1).sum())} object and {int((m[:, 2] == 0).sum())} "
+                    "background pixels (the shown object marker or the selected background marker completes "
+                    "a missing class)</small>")
         if score is None:
             return f"<small>object {s.user_obj or 'of the split'}, background {s.user_bg or 'of the selection'}</small>"
         test = f" · held-out test Dice {score.test['dice']:.3f}" if s.show_test else ""
@@ -175,6 +216,25 @@ class HeatmapView:
             with self.split.hold_trait_notifications():
                 self.split.options = options
                 self.split.value = value if 0 <= value < n else 0
+
+    def _on_relayout(self, change: dict[str, Any]) -> None:
+        """A freehand stroke arrived from the browser (a relayout of ``shapes``): pass it on, then remove it.
+
+        The drawn path itself is removed from the figure at once: the stroke is shown by its pixels (the
+        markers the model is trained on), drawn from the state.
+        """
+        data = (change["new"] or {}).get("relayout_data") or {}
+        shapes = data.get("shapes")
+        if not isinstance(shapes, list) or not shapes:
+            return
+        paths = [sh.get("path") for sh in shapes if isinstance(sh, dict) and sh.get("type") == "path" and sh.get("path")]
+        self.figure.plotly_relayout({"shapes": []})
+        if self.state.click_mode not in DRAWING or self._on_stroke is None:
+            return
+        for path in paths:
+            points = path_points(path)
+            if len(points):
+                self._on_stroke(points)
 
     def _on_marker(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
         if not points.point_inds:

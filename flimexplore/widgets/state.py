@@ -14,20 +14,26 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Bytes, Enum, HasTraits, Instance, Int, Unicode
+from traitlets import Bool, Bytes, Enum, Float, HasTraits, Instance, Int, Unicode
 
 from flimexplore.data.masks import normalise_object_label
+from flimexplore.engine.settings import CLUSTERINGS, CONSENSUS, POOLS, FlimSettings
+from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["CLICK_MODES", "ERROR_PLACES", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded"]
+__all__ = ["CLICK_MODES", "ERROR_PLACES", "FLIM_SETTINGS", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded"]
 
-CLICK_MODES = ("select", "object", "background")
-"""What a click on the heatmap does: select a model, or place your object / background marker."""
+CLICK_MODES = ("select", "object", "background", "draw object", "draw background")
+"""What a click on the heatmap does: select a model, place your object / background marker, or (dragging)
+draw a freehand object / background stroke."""
 ERROR_PLACES = ("controls", "markers", "detail")
 """Where an error is shown: next to the study settings, your markers, or the detail view."""
+FLIM_SETTINGS = FLIM_FIELDS
+"""The FLIM encoder settings of the advanced panel (:class:`~flimexplore.engine.settings.FlimSettings`)."""
 SETTINGS = (
     "dataset", "n_images", "image", "n_bg", "radius", "splits", "epochs", "seed", "dense", "dense_spacing", "object_label",
+    *FLIM_SETTINGS,
 )
 """The state traits that are study settings: changing one makes the shown result out of date."""
 USER_MODEL = -2
@@ -73,8 +79,10 @@ class ExplorerState(HasTraits):
         What the detail view shows about the selected model.
     dense_map : ndarray of shape (H, W) or None
         Painted relevance map of the shown split (dense studies only).
-    click_mode : {"select", "object", "background"}
-        What a click on the heatmap does.
+    click_mode : {"select", "object", "background", "draw object", "draw background"}
+        What a click (or, for the draw modes, a drag) on the heatmap does.
+    stroke_radius : int
+        Brush radius of freehand strokes, in image pixels (0: one-pixel lines).
     user_obj, user_bg : tuple of int or None
         Your own object and background marker centres ``(row, col)``.
     user_score : PairScore or None
@@ -93,8 +101,17 @@ class ExplorerState(HasTraits):
         Mask values that are object for folder datasets, e.g. ``"0,128"``
         (``--object-label``); empty: the default reading of masks.
     user_markers : ndarray of shape (N, 3) or None
-        The whole markers of a loaded seeds file (rows ``(row, col, label)``)
-        when they are not one disk per class (scribbles, several strokes).
+        Your whole markers as seeds rows ``(row, col, label)`` when they are
+        not one disk per class: a loaded seeds file's scribbles, or freehand
+        strokes (drawn on the heatmap).
+    kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, consensus, stdev_factor, \
+clustering, restarts, min_cluster_fraction, cluster_seed
+        The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
+        defaults: the paper's single layer).
+    decision_layer : int
+        Layer the decision layer reads (1-based); 0 means the last.
+    arch_path : str
+        LIDS ``arch.json`` the advanced panel loads FLIM settings from.
     """
 
     dataset = Unicode("fish")
@@ -126,6 +143,7 @@ class ExplorerState(HasTraits):
     detail = AnyTrait(None, allow_none=True)
     dense_map = AnyTrait(None, allow_none=True)
     click_mode = Enum(CLICK_MODES, default_value="select")
+    stroke_radius = Int(1)
     user_obj = AnyTrait(None, allow_none=True)
     user_bg = AnyTrait(None, allow_none=True)
     user_score = AnyTrait(None, allow_none=True)
@@ -137,6 +155,34 @@ class ExplorerState(HasTraits):
     descriptors = AnyTrait(None, allow_none=True)
     object_label = Unicode("")
     user_markers = AnyTrait(None, allow_none=True)
+    kernel_size = Int(FlimSettings.kernel_size)
+    kernels_per_marker = Int(FlimSettings.kernels_per_marker)
+    channels = Int(FlimSettings.channels)
+    pool = Enum(POOLS, default_value=FlimSettings.pool)
+    pool_size = Int(FlimSettings.pool_size)
+    pool_stride = Int(FlimSettings.pool_stride)
+    layers = Int(FlimSettings.layers)
+    decision_layer = Int(0)
+    consensus = Enum(CONSENSUS, default_value=FlimSettings.consensus)
+    stdev_factor = Float(FlimSettings.stdev_factor)
+    clustering = Enum(CLUSTERINGS, default_value=FlimSettings.clustering)
+    restarts = Int(FlimSettings.restarts)
+    min_cluster_fraction = Float(FlimSettings.min_cluster_fraction)
+    cluster_seed = Int(FlimSettings.cluster_seed)
+    arch_path = Unicode("")
+
+    def flim(self) -> FlimSettings:
+        """The advanced panel's FLIM settings (``decision_layer`` 0 is the last layer)."""
+        values = {name: getattr(self, name) for name in FLIM_SETTINGS}
+        values["decision_layer"] = values["decision_layer"] or None
+        return FlimSettings(**values)
+
+    def set_flim(self, settings: FlimSettings) -> None:
+        """Show ``settings`` in the advanced panel (all traits change together)."""
+        with self.hold_trait_notifications():
+            for name in FLIM_SETTINGS:
+                value = getattr(settings, name)
+                setattr(self, name, 0 if value is None else value)
 
     def config(self) -> StudyConfig:
         """The study settings as a :class:`~flimexplore.study.config.StudyConfig`."""
@@ -144,7 +190,7 @@ class ExplorerState(HasTraits):
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
             dense_spacing=self.dense_spacing or None, object_label=normalise_object_label(self.object_label.strip() or None),
-        )
+        ).with_flim(self.flim())
 
     def rows(self, split: int | None = None) -> list[dict[str, Any]]:
         """Rows of the current result (optionally of one split); empty without a result."""

@@ -21,7 +21,9 @@ Then, in the same page (issue 11 C1-C4, issue 8 section 7):
 - resume: Stop, then Run again: the status says the models finished before Stop were kept and only the
   rest were trained;
 - advice: the advice toggle rings the best positions; clicking ring 1 trains that position and shows its
-  rank among the sampled markers.
+  rank among the sampled markers;
+- freehand strokes (issue 9): in "draw bg" mode a mouse drag on the image becomes a background scribble,
+  drawn pixel by pixel on the heatmap and scored whole (its Dice and rank in the status).
 
 Screenshots go to ``test-artifacts/explorer-*.png``; with ``FLIMEXPLORE_UPDATE_SCREENSHOTS=1`` the
 README images in ``docs/img/`` are refreshed from them.
@@ -185,6 +187,19 @@ ADVICE_RING_JS = """
   const box = gd.getBoundingClientRect();
   return {x: box.left + xa._offset + xa.c2p(Number(trace.x[k])), y: box.top + ya._offset + ya.c2p(Number(trace.y[k])),
           row: Number(trace.y[k]), col: Number(trace.x[k])};
+}
+"""
+
+# Page position of image pixel (row, col) on the heatmap, and what the heatmap shows of your strokes.
+PIXEL_JS = """
+([row, col]) => {
+  const gd = document.querySelector('[data-fx-test="heatmap"]');
+  if (!gd || !gd._fullLayout) return null;
+  const layout = gd._fullLayout, xa = layout.xaxis, ya = layout.yaxis;
+  const box = gd.getBoundingClientRect();
+  const strokes = gd._fullData.find(t => t.name === 'your bg strokes');
+  return {x: box.left + xa._offset + xa.c2p(col), y: box.top + ya._offset + ya.c2p(row), dragmode: layout.dragmode,
+          shapes: (layout.shapes || []).length, stroke_pixels: strokes && strokes.x ? strokes.x.length : 0};
 }
 """
 
@@ -462,3 +477,21 @@ def _check_layout_and_flow(page, artifacts: Path) -> None:
     page.set_viewport_size(VIEWPORT_FULL)
     page.wait_for_timeout(500)
     _save(explorer, artifacts / "explorer-advice.png", "explorer-advice.png")
+
+    # Issue 9: a freehand background stroke, dragged with the mouse in "draw bg" mode.
+    page.locator(".fx-heatmap button", has_text=re.compile(r"^\s*advice\s*$")).first.click()  # advice off
+    page.locator(".fx-heatmap button", has_text=re.compile(r"^\s*draw bg\s*$")).first.click()
+    page.wait_for_function(f"() => ({PIXEL_JS})([0, 0])?.dragmode === 'drawopenpath'", timeout=30_000)
+    path = [page.evaluate(PIXEL_JS, [6, c]) for c in range(6, 31, 4)]  # a corner of water, left to right
+    page.mouse.move(path[0]["x"], path[0]["y"])
+    page.mouse.down()
+    for p in path[1:]:
+        page.mouse.move(p["x"], p["y"], steps=4)
+    page.mouse.up()
+    state = _wait_until(page, lambda s: re.search(r"your markers \(\d+ object and \d+ background pixels, scored whole\): "
+                                                  r"Dice \d\.\d{3}, rank \d+ of \d+", s["all"]) is not None,
+                        60, "a drawn stroke was not scored")
+    shown = page.evaluate(PIXEL_JS, [0, 0])
+    assert shown["shapes"] == 0, f"the drawn path stayed on the figure: {shown}"
+    assert shown["stroke_pixels"] >= 20, f"the stroke's pixels are not drawn on the heatmap: {shown}"
+    _save(explorer, artifacts / "explorer-stroke.png")
