@@ -149,3 +149,20 @@ def test_jpeg_header_size_is_read_without_decoding(tmp_path):
     data = iio.imwrite("<bytes>", np.zeros((20, 30, 3), np.uint8), extension=".jpg")
     assert image_size(data, ".jpg") == (30, 20)
     assert image_size(b"junk", ".png") is None
+
+
+def test_the_explorer_shows_mask_warnings_next_to_the_settings(tmp_path):
+    from flimexplore.widgets import Explorer
+
+    truth = [disk_mask(i % 3) for i in range(6)]
+    jpeg = write(tmp_path / "j", [t.astype(np.uint8) * 255 for t in truth], ".jpg", 75)
+    app = Explorer(str(jpeg), sync=True, projections=False, device="cpu")
+    assert app.state.error == ""
+    assert "6 masks hold more than 8 grey values" in app.state.warning and "thresholded at half" in app.state.warning
+    assert "Warning:" in app.controls.warning.value and "thresholded at half" in app.controls.warning.value
+    inverted = write(tmp_path / "inv", (~truth[0]).astype(np.uint8) * 255)
+    app.state.dataset = str(inverted)
+    assert "object covers more than half" in app.state.warning and "--object-label 0" in app.state.warning
+    app.state.object_label = "0"  # the fix the warning names: no warning, the disk is the object
+    assert app.state.warning == "" and app.controls.warning.value == ""
+    np.testing.assert_array_equal(app._dataset(str(inverted), None, (0,)).masks[0], truth[0])

@@ -15,6 +15,7 @@ import html
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from flimexplore.data.seeds import check_seeds_shape
 from flimexplore.engine.arch import read_arch
 from flimexplore.engine.batched import resolve_device
 from flimexplore.engine.settings import FlimSettings
-from flimexplore.errors import ConfigError, DatasetError, MarkerError
+from flimexplore.errors import ConfigError, DatasetError, FlimExploreWarning, MarkerError
 from flimexplore.markers import marker_pixels, stroke_pixels
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
@@ -179,6 +180,7 @@ class Explorer:
         self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels) if superpixels else None)
         self._device = str(resolve_device(device))
         self._datasets: dict[tuple[str, int | None], Dataset] = {}
+        self._warnings: dict[tuple[str, int | None], list[str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._folders = _Folders()
@@ -285,16 +287,25 @@ class Explorer:
 
     # -- data ---------------------------------------------------------------------------------
     def _dataset(self, name: str, n_images: int | None, object_label: tuple[int, ...] | None = None) -> Dataset:
+        """The dataset of some settings (cached), its warnings (guessed mask conventions) kept beside it."""
         key = (name, n_images, object_label)
         if key not in self._datasets:
-            self._datasets[key] = load_dataset(name, n_images=n_images, object_label=object_label)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", FlimExploreWarning)
+                self._datasets[key] = load_dataset(name, n_images=n_images, object_label=object_label)
+            self._warnings[key] = [str(c.message) for c in caught if issubclass(c.category, FlimExploreWarning)]
+            for c in caught:  # other warnings go on as usual
+                if not issubclass(c.category, FlimExploreWarning):
+                    warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
         return self._datasets[key]
 
     def _load_preview(self, suggest_n_bg: bool, suggest_radius: bool) -> None:
         """Load the marked image of the current settings; optionally take the dataset's n_bg and radius."""
         s = self.state
         cfg = s.config()
+        s.warning = ""
         ds = self._dataset(cfg.dataset, cfg.n_images, cfg.object_label)
+        s.warning = "\n".join(self._warnings.get((cfg.dataset, cfg.n_images, cfg.object_label), []))
         marked = split_dataset(len(ds), seed=cfg.seed).marked
         self.controls.set_images(len(marked))
         if not 0 <= cfg.image < len(marked):

@@ -22,6 +22,14 @@ def _int(description: str, lo: int, hi: int, tooltip: str) -> w.BoundedIntText:
     return w.BoundedIntText(min=lo, max=hi, description=description, tooltip=tooltip, layout=_WIDE, style=_STYLE)
 
 
+def _warning_html(text: str) -> str:
+    """Warnings as amber lines (empty: nothing shown)."""
+    if not text:
+        return ""
+    lines = "".join(f"<div>{html.escape(line)}</div>" for line in text.splitlines())
+    return f'<div style="color:#8a5a00;white-space:normal;line-height:1.3"><b>Warning:</b> {lines}</div>'
+
+
 class FlimPanel:
     """The advanced panel: the FLIM encoder's settings, an ``arch.json`` to load them from, and the paper's defaults.
 
@@ -159,6 +167,7 @@ class ControlsView:
         self.progress_label = w.HTML(layout=_WIDE).add_class("fx-progress")
         self.status = w.HTML(layout=_WIDE)
         self.message = w.HTML(layout=_WIDE)
+        self.warning = w.HTML(layout=_WIDE).add_class("fx-warning")
         self.log = log if log is not None else w.Output()
         self.log.layout = w.Layout(max_height="160px", overflow="auto", width="270px")
         for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense", "object_label"):
@@ -173,6 +182,7 @@ class ControlsView:
         dlink((state, "running"), (self.run, "disabled"))
         dlink((state, "running"), (self.stop, "disabled"), lambda running: not running)
         state.observe(self._show_error, names=["error", "error_at"])
+        dlink((state, "warning"), (self.warning, "value"), _warning_html)
         self.run.on_click(lambda _: on_run())
         self.stop.on_click(lambda _: on_stop())
         self.widget = w.VBox(
@@ -180,7 +190,8 @@ class ControlsView:
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
                 self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.flim.widget,
                 self.device,
-                w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.log,
+                w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.warning,
+                self.log,
             ],
             layout=w.Layout(width="290px", padding="4px"),
         ).add_class("fx-controls")

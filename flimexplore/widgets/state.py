@@ -59,6 +59,9 @@ class ExplorerState(HasTraits):
         Progress of the running (or last) study, in models.
     status, error : str
         One line about what happens; the last error as a readable message ("" if none).
+    warning : str
+        Warnings about the data of the current settings (masks read by a guess: lossy, label-like or
+        inverted), one per line, naming the files and the option to use ("" if none).
     error_at : {"controls", "markers", "detail"}
         Which control caused ``error`` (the message is shown next to it).
     progress_text : str
@@ -132,6 +135,7 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     total = Int(0)
     status = Unicode("")
     error = Unicode("")
+    warning = Unicode("")
     error_at = Enum(ERROR_PLACES, default_value="controls")
     progress_text = Unicode("")
     stale = Bool(False)
