@@ -56,6 +56,18 @@ def test_images_without_object_in_validation_and_test_are_scored_by_the_conventi
         assert row["val_sensitivity"] == 1.0 and row["val_specificity"] == round(1 - predicted.mean(), 6)
 
 
+def test_the_explorer_runs_on_object_free_tiles_and_counts_them(tmp_path):
+    from flimexplore.widgets import Explorer
+
+    root = folder(tmp_path / "d", empty=(VAL, TEST))
+    app = Explorer(str(root), sync=True, projections=False, device="cpu", **SMALL)
+    app.run()
+    assert app.state.error == "" and app.state.result.complete
+    assert "1 of 1 validation images hold no object" in app.state.status
+    api = run_study_all(StudyConfig(dataset=str(root), **SMALL), None, device="cpu")
+    assert [r["val_dice"] for r in app.state.result.rows] == [r["val_dice"] for r in api.rows]
+
+
 def test_only_the_marked_image_must_hold_an_object_and_the_error_lists_the_others(tmp_path, capsys):
     root = folder(tmp_path / "d", empty=(MARKED,))
     with pytest.raises(Exception, match=r"marked image 'im05' \(--image 0\).*--image 1 \('im04'\), --image 2 \('im00'\)"):

@@ -404,8 +404,11 @@ class Explorer:
             s.progress_text = eta_text(len(result.rows), s.total, 0, 0.0)
             how = "complete" if result.complete else "stopped; finished models kept, Run resumes"
             trained = len(result.rows) - (resumed or 0)
+            empty = ctx.without_object("val")
             s.status = (f"{len(result.rows)} models ({trained} trained now, {resumed or 0} kept) in "
-                        f"{result.elapsed_s:.1f} s on {result.device} ({how})")
+                        f"{result.elapsed_s:.1f} s on {result.device} ({how})"
+                        + (f"; {empty} of {len(ctx.split.val)} validation images hold no object (scored by the "
+                           "empty-image convention)" if empty else ""))
         except Exception as exc:  # noqa: BLE001 - shown in the panel
             s.report(exc, self.log.append_stderr)
         finally:
@@ -706,7 +709,7 @@ class Explorer:
             whole = self.state.user_markers
         if whole is None:
             obj, bg = self._pair()
-            whole = pair_markers(obj, bg, self.state.radius, self._shape())
+            whole = pair_markers(obj, bg, self._radius(), self._shape())
         write_seeds(target, whole, self._shape())
         self.state.seeds_path = str(target)
         self.state.status = f"saved markers to {target}"
