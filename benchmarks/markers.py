@@ -16,7 +16,7 @@ Rounds alternate the three (a shared machine's load drifts); the median of
 each is reported, and the ratio ``scribbles / disks`` is the cost of
 scribbles.
 
-    python benchmarks/markers.py [--device cpu|cuda] [--json PATH] [--threads N] [--quick] [--rounds 2]
+    python benchmarks/markers.py [--device cpu|cuda] [--json PATH] [--threads N] [--quick] [--rounds 3] [--warmup 1]
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def stroke(mask: np.ndarray, centre: np.ndarray, length: int, rng: np.random.Gen
 
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser("markers", __doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=2, help="rounds of the three runs (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of the three runs (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed rounds first: the first run of each kind pays one-off costs (default: %(default)s)")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
 
@@ -96,11 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ("disks", "disks_as_pixels", "scribbles")
     times: dict[str, list[float]] = {k: [] for k in kinds}
     dice: dict[str, list[float]] = {}
-    for _ in range(1 if args.quick else max(1, args.rounds)):
+    warmup = 0 if args.quick else max(0, args.warmup)
+    for r in range(warmup + (1 if args.quick else max(1, args.rounds))):
         for kind in kinds:
             dt, dice[kind] = _common.timed(lambda kind=kind: run(kind), device)
-            times[kind].append(dt)
+            if r >= warmup:
+                times[kind].append(dt)
     med = {k: float(np.median(v)) for k, v in times.items()}
+    # each round's ratio (its runs are minutes apart at most, so they see the same machine load)
+    per_round = [s / d for s, d in zip(times["scribbles"], times["disks"], strict=True)]
     n = len(table)
     groups = [len({(len(o), len(b)) for o, b in src[lo : lo + CHUNK]}) for src in (scrib,) for lo in range(0, n, CHUNK)]
     rows = [
@@ -120,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         "chunk": CHUNK,
         "rows": rows,
         "runs_s": times,
+        "warmup_rounds": warmup,
         "scribble_to_disk_ratio": med["scribbles"] / med["disks"],
+        "scribble_to_disk_ratio_per_round": per_round,
+        "scribble_to_disk_ratio_median_of_rounds": float(np.median(per_round)),
         "pixels_as_disks_identical": dice["disks_as_pixels"] == dice["disks"],
         "learn_groups_per_chunk_scribbles": groups,
         "peak_rss_mb": _common.peak_rss_mb(),

@@ -72,6 +72,7 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
         assert {r["sweep"] for r in result["rows"]} == {"markers", "validation"}
     if name == "markers":
         assert result["pixels_as_disks_identical"] and result["scribble_to_disk_ratio"] > 0
+        assert len(result["scribble_to_disk_ratio_per_round"]) == 1 and result["warmup_rounds"] == 0
     if name == "masks":  # thresholded JPEG masks of the fish preset equal the PNG ones; "non-zero" did not
         by = {r["masks"]: r for r in result["rows"]}
         assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]
