@@ -144,18 +144,15 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
             out["by_side"] = [done[(s, n_side)] for s in sides if (s, n_side) in done]
             out["by_val"] = [done[(big, n)] for n in (*vals, n_big) if (big, n) in done]
             save(out)
-    w1 = json.loads(W1_S_PER_MODEL_FILE.read_text()) if W1_S_PER_MODEL_FILE.exists() else None
-    w1_s = w1["batched_s"] / w1["n_models"] if w1 else None
     side, by_val, full = out["by_side"], out["by_val"], out["full"]
     out |= {
         "complete": True,
         "s_per_model": full["s_per_model"],
         "peak_rss_mb": max(p["peak_rss_mb"] for p in [*side, *by_val, full]),
         "w2_peak_rss_mb": full["peak_rss_mb"],
-        "w1_s_per_model_from_sweep_json": w1_s,
-        "ratio_to_w1_per_model": full["s_per_model"] / w1_s if w1_s else None,
         "ratio_largest_to_smallest_side": side[-1]["s_per_model"] / side[0]["s_per_model"],
         "ratio_largest_to_smallest_val": by_val[-1]["s_per_model"] / by_val[0]["s_per_model"],
+        **(relate_w1({**out, "s_per_model": full["s_per_model"]}) if W1_S_PER_MODEL_FILE.exists() else {}),
         "note": "full: the whole W2 sweep as one `flimexplore sweep` command (time per model includes drawing "
                 "and preparing the data of each marked image); by_side/by_val: one chunk of "
                 f"{m} models of marked image 0 per point, data preparation timed apart",
@@ -168,44 +165,25 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
     return out
 
 
-def extrapolate(partial: dict[str, Any]) -> dict[str, Any]:
-    """Estimate W2 from the measured points of an interrupted run (written into the JSON as ``estimate``).
+def relate_w1(w2: dict[str, Any]) -> dict[str, Any]:
+    """W2's time per model against W1's from ``results/sweep.json`` (run it on the same machine first).
 
-    Scoring streams every validation and test image through every model,
-    so the time per model grows with ``pixels x (validation + test)``; the
-    measured point nearest to W2 (largest side, then most images) is scaled
-    by that ratio (an upper bound: training on the marked image does not
-    grow with the image count).
-    Memory: the measured peak of that point plus the RGB images and masks
-    the W2 dataset holds beyond it (validation and test tensors are
-    converted chunk by chunk on the CPU, so they do not grow with the set).
+    W1 (fish, 128x128, 87 scored images, 150 models) is timed by ``sweep.py``
+    without data preparation; W2's ``full`` time per model includes drawing
+    and preparing each marked image's data, so the ratio is an upper bound
+    of the per-model engine cost ratio.  The pixel x scored-image ratio of
+    the two workloads is given beside it: what a cost linear in both predicts.
     """
-    pts = partial["by_side"] + partial["by_val"]
-    if not pts:
-        raise SystemExit("no measured point to extrapolate from")
-    base = max(pts, key=lambda p: (p["size"], p["n_images"]))  # the nearest to W2
-    scored = lambda n: n - 3  # noqa: E731 - validation + test images (3 are marked)
-    pixels = (partial["size"] / base["size"]) ** 2
-    ratio = pixels * scored(partial["n_images"]) / scored(base["n_images"])
-    pixels_w1 = (partial["size"] / 128) ** 2
-    per_image = partial["size"] ** 2 * (3 * 4 + 1) / 2**20  # MiB of RGB float32 + bool mask
-    base_images = base["n_images"] * base["size"] ** 2 * (3 * 4 + 1) / 2**20
-    s_per_model = base["s_per_model"] * ratio
-    w1 = json.loads(W1_S_PER_MODEL_FILE.read_text()) if W1_S_PER_MODEL_FILE.exists() else None
-    w1_s = w1["batched_s"] / w1["n_models"] if w1 else None
+    if not W1_S_PER_MODEL_FILE.exists():
+        raise SystemExit(f"{W1_S_PER_MODEL_FILE} is missing: run `python benchmarks/sweep.py` first")
+    w1 = json.loads(W1_S_PER_MODEL_FILE.read_text())
+    w1_s = w1["batched_s"] / w1["n_models"]
+    scored = w2["n_images"] - 3
     return {
-        "from_point": {k: base[k] for k in ("size", "n_images", "n_val", "models")},
-        "cost_ratio": ratio,
-        "s_per_model": s_per_model,
-        "full_w2_s": s_per_model * W2_MODELS_FULL,
-        "pixels_ratio": pixels,
-        "peak_rss_mb": base["peak_rss_mb"] + partial["n_images"] * per_image - base_images,
         "w1_s_per_model_from_sweep_json": w1_s,
-        # W1 is 128x128 with 87 scored images, like a 128/90 point: W2 on the machine and load of sweep.json
-        "s_per_model_from_w1": w1_s * pixels_w1 * scored(partial["n_images"]) / 87 if w1_s else None,
-        "ratio_to_w1_per_model": pixels_w1 * scored(partial["n_images"]) / 87,
-        "method": "time x (W2 pixels / point's) x (W2 validation+test images / point's); "
-                  "RSS + the W2 images' RGB and masks - the point's (working set of one chunk assumed unchanged)",
+        "w1_machine": w1.get("machine"),
+        "ratio_to_w1_per_model": w2["s_per_model"] / w1_s,
+        "pixels_x_images_ratio": (w2["size"] / 128) ** 2 * scored / 87,
     }
 
 

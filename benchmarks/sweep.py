@@ -146,22 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
     p.add_argument("--w2-out", default=None, help="keep the full W2 sweep's folder here (a rerun resumes it)")
-    p.add_argument("--extrapolate", action="store_true",
-                   help="add a W2 estimate to an interrupted W2 run's JSON (--json) from its measured points")
+    p.add_argument("--relate-w1", action="store_true",
+                   help="recompute the W2 JSON's ratio to W1 from results/sweep.json (after rerunning W1 here)")
     p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
-    if args.extrapolate:
+    if args.relate_w1:
         import json
 
         import _scale
 
         path = args.json if args.json != _common.RESULTS / "sweep.json" else _common.RESULTS / "sweep_w2.json"
         data = json.loads(path.read_text())
-        data["estimate"] = _scale.extrapolate(data)
+        data |= _scale.relate_w1(data)
         _common.write_json(path, data)
-        print(json.dumps(data["estimate"], indent=2))
+        print(f"W2 / W1 per model: {data['ratio_to_w1_per_model']:.1f}x "
+              f"(pixels x scored images: {data['pixels_x_images_ratio']:.1f}x)")
         return 0
     if args.workload == "W2" or args.workers:
         return _scale_main(args)
