@@ -16,10 +16,17 @@ __all__ = ["ControlsView", "FlimPanel"]
 
 _WIDE = w.Layout(width="270px")
 _STYLE = {"description_width": "110px"}
+_NARROW = w.Layout(width="230px")  # inside the accordion's padding
+_STYLE_NARROW = {"description_width": "100px"}
 
 
 def _int(description: str, lo: int, hi: int, tooltip: str) -> w.BoundedIntText:
     return w.BoundedIntText(min=lo, max=hi, description=description, tooltip=tooltip, layout=_WIDE, style=_STYLE)
+
+
+def _small_int(description: str, lo: int, hi: int, tooltip: str) -> w.BoundedIntText:
+    return w.BoundedIntText(min=lo, max=hi, description=description, tooltip=tooltip, layout=_NARROW,
+                            style=_STYLE_NARROW)
 
 
 def _warning_html(text: str) -> str:
@@ -41,41 +48,42 @@ class FlimPanel:
 
     Attributes
     ----------
-    widget : ipywidgets.Accordion
-        Collapsed at first (CSS class ``fx-flim``); its title always says which settings apply.
+    widget : ipywidgets.VBox
+        The settings in force in one line (:attr:`summary`, always shown), above the collapsed
+        :attr:`accordion` that holds the controls (CSS class ``fx-flim``).
     summary : ipywidgets.HTML
-        The settings in one line, also shown while the panel is collapsed.
+    accordion : ipywidgets.Accordion
     """
 
     def __init__(self, state: ExplorerState, on_load_arch: Callable[[], None], on_reset: Callable[[], None]) -> None:
         self.state = state
-        self.kernel_size = _int("kernel size", 1, 15, "odd side of the square kernels (paper: 3)")
+        self.kernel_size = _small_int("kernel size", 1, 15, "odd side of the square kernels (paper: 3)")
         self.kernel_size.step = 2
-        self.kernels_per_marker = _int("kernels/marker", 1, 64, "k-means clusters per marker (paper: 8)")
-        self.channels = _int("channels", 1, 256, "output channels of each layer; more kernels are reduced "
-                             "by the consensus step (paper: 16)")
-        self.pool = w.Dropdown(options=POOLS, description="pooling", layout=_WIDE, style=_STYLE)
-        self.pool_size = _int("pool size", 1, 15, "odd pooling window side (paper: 3)")
+        self.kernels_per_marker = _small_int("kernels/marker", 1, 64, "k-means clusters per marker (paper: 8)")
+        self.channels = _small_int("channels", 1, 256, "output channels of each layer; more kernels are "
+                                   "reduced by the consensus step (paper: 16)")
+        self.pool = w.Dropdown(options=POOLS, description="pooling", layout=_NARROW, style=_STYLE_NARROW)
+        self.pool_size = _small_int("pool size", 1, 15, "odd pooling window side (paper: 3)")
         self.pool_size.step = 2
-        self.pool_stride = _int("pool stride", 1, 8, "pooling stride (paper: 2)")
-        self.layers = _int("layers", 1, MAX_LAYERS, "FLIM layers, all learned from the same markers (paper: 1)")
+        self.pool_stride = _small_int("pool stride", 1, 8, "pooling stride (paper: 2)")
+        self.layers = _small_int("layers", 1, MAX_LAYERS, "FLIM layers, all learned from the same markers (paper: 1)")
         self.decision_layer = w.Dropdown(options=[("last", 0)] + [(str(k), k) for k in range(1, MAX_LAYERS + 1)],
-                                         description="decision reads", layout=_WIDE, style=_STYLE)
-        self.consensus = w.Dropdown(options=CONSENSUS, description="consensus", layout=_WIDE, style=_STYLE,
+                                         description="decision reads", layout=_NARROW, style=_STYLE_NARROW)
+        self.consensus = w.Dropdown(options=CONSENSUS, description="consensus", layout=_NARROW, style=_STYLE_NARROW,
                                     tooltip="how more kernels than channels are reduced: cosine k-means "
                                     "prototypes (libift) or PCA")
         self.stdev_factor = w.BoundedFloatText(min=1e-6, max=10.0, step=0.01, description="stdev factor",
-                                               layout=_WIDE, style=_STYLE)
-        self.clustering = w.Dropdown(options=CLUSTERINGS, description="clustering", layout=_WIDE, style=_STYLE)
-        self.restarts = _int("restarts", 1, 100, "k-means++ runs per marker, the lowest inertia is kept")
+                                               layout=_NARROW, style=_STYLE_NARROW)
+        self.clustering = w.Dropdown(options=CLUSTERINGS, description="clustering", layout=_NARROW, style=_STYLE_NARROW)
+        self.restarts = _small_int("restarts", 1, 100, "k-means++ runs per marker, the lowest inertia is kept")
         self.min_cluster_fraction = w.BoundedFloatText(min=0.0, max=0.5, step=0.01, description="drop clusters <",
-                                                       layout=_WIDE, style=_STYLE)
-        self.cluster_seed = w.IntText(description="cluster seed", layout=_WIDE, style=_STYLE)
+                                                       layout=_NARROW, style=_STYLE_NARROW)
+        self.cluster_seed = w.IntText(description="cluster seed", layout=_NARROW, style=_STYLE_NARROW)
         self.arch_path = w.Text(description="arch.json", placeholder="path to a LIDS arch.json",
-                                continuous_update=False, layout=_WIDE, style=_STYLE)
-        self.load_arch = w.Button(description="load arch.json", icon="upload", layout=w.Layout(width="130px"))
-        self.reset = w.Button(description="paper defaults", icon="undo", layout=w.Layout(width="130px"))
-        self.summary = w.HTML(layout=_WIDE)
+                                continuous_update=False, layout=_NARROW, style=_STYLE_NARROW)
+        self.load_arch = w.Button(description="load arch.json", icon="upload", layout=_NARROW)
+        self.reset = w.Button(description="paper defaults", icon="undo", layout=_NARROW)
+        self.summary = w.HTML(layout=_WIDE).add_class("fx-flim-summary")
         for name in FLIM_SETTINGS:
             link((state, name), (getattr(self, name), "value"))
         link((state, "arch_path"), (self.arch_path, "value"))
@@ -86,24 +94,24 @@ class FlimPanel:
         self.reset.on_click(lambda _: on_reset())
         state.observe(self._describe, names=list(FLIM_SETTINGS))
         box = w.VBox([
-            self.summary, self.kernel_size, self.kernels_per_marker, self.channels, self.pool, self.pool_size,
+            self.kernel_size, self.kernels_per_marker, self.channels, self.pool, self.pool_size,
             self.pool_stride, self.layers, self.decision_layer, self.consensus, self.stdev_factor, self.clustering,
-            self.restarts, self.min_cluster_fraction, self.cluster_seed, self.arch_path,
-            w.HBox([self.load_arch, self.reset]),
+            self.restarts, self.min_cluster_fraction, self.cluster_seed, self.arch_path, self.load_arch, self.reset,
         ])
-        self.widget = w.Accordion(children=[box], selected_index=None, layout=w.Layout(width="285px")).add_class("fx-flim")
+        self.accordion = w.Accordion(children=[box], selected_index=None, layout=w.Layout(width="280px"))
+        self.accordion.set_title(0, "FLIM settings (advanced)")
+        self.widget = w.VBox([self.summary, self.accordion]).add_class("fx-flim")
         self._describe()
 
     def _describe(self, change: dict | None = None) -> None:
-        """Say which settings apply, in the title (seen collapsed) and at the top of the panel."""
+        """Say which settings apply, above the panel (seen while it is collapsed)."""
         try:
-            text = self.state.flim().validate().summary()
-            bad = ""
+            text = "FLIM: " + self.state.flim().validate().summary()
+            colour = "inherit"
         except Exception as exc:  # noqa: BLE001 - an invalid combination is shown, not raised, while typing
-            text, bad = "invalid", str(exc)
-        self.widget.set_title(0, f"FLIM: {text}")
-        self.summary.value = (f'<small style="color:#b00020">{html.escape(bad)}</small>' if bad
-                              else f"<small>{html.escape(text)}</small>")
+            text, colour = f"FLIM: invalid. {exc}", "#b00020"
+        self.summary.value = (f'<div style="white-space:normal;line-height:1.3;color:{colour}"><small>'
+                              f"{html.escape(text)}</small></div>")
 
 
 class ControlsView:
