@@ -177,3 +177,14 @@ def test_cli_flags_and_arch(tmp_path):
     assert (cfg.layers, cfg.channels, cfg.kernels_per_marker) == (2, 12, 6)  # flags override the file
     with pytest.raises(ConfigError, match="decision_layer"):
         config_from_args(p.parse_args("--layers 2 --decision-layer 3".split()))
+
+
+def test_study_config_holds_every_flim_setting_with_the_same_defaults():
+    from dataclasses import fields
+
+    from flimexplore.engine.settings import FIELDS
+
+    assert set(FIELDS) <= {f.name for f in fields(StudyConfig)}
+    assert StudyConfig().flim() == FlimSettings()
+    changed = FlimSettings(kernel_size=5, layers=2, pool="max", clustering="kmeans++", restarts=4)
+    assert StudyConfig().with_flim(changed).flim() == changed

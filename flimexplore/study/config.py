@@ -116,20 +116,21 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
     markers_per_model: tuple[int, int] = (1, 1)
     markers: str | None = None
     size: int | None = None
-    kernel_size: int = 3
-    kernels_per_marker: int = 8
-    channels: int = 16
-    pool: str = "avg"
-    pool_size: int = 3
-    pool_stride: int = 2
-    layers: int = 1
-    decision_layer: int | None = None
-    consensus: str = "kmeans"
-    stdev_factor: float = 0.01
-    clustering: str = "farthest"
-    restarts: int = 1
-    min_cluster_fraction: float = 0.0
-    cluster_seed: int = 42
+    # the FLIM encoder: flat here (CLI flags, config.json), defaults from the one place that defines them
+    kernel_size: int = FlimSettings.kernel_size
+    kernels_per_marker: int = FlimSettings.kernels_per_marker
+    channels: int = FlimSettings.channels
+    pool: str = FlimSettings.pool
+    pool_size: int = FlimSettings.pool_size
+    pool_stride: int = FlimSettings.pool_stride
+    layers: int = FlimSettings.layers
+    decision_layer: int | None = FlimSettings.decision_layer
+    consensus: str = FlimSettings.consensus
+    stdev_factor: float = FlimSettings.stdev_factor
+    clustering: str = FlimSettings.clustering
+    restarts: int = FlimSettings.restarts
+    min_cluster_fraction: float = FlimSettings.min_cluster_fraction
+    cluster_seed: int = FlimSettings.cluster_seed
 
     def __post_init__(self) -> None:
         if isinstance(self.dataset, os.PathLike):
