@@ -9,7 +9,8 @@ point runs in its own process, so that its peak resident memory is its own:
   child process (wall time and the child's peak RSS; ``--w2-out DIR`` keeps
   the sweep folder, and a rerun with it resumes);
 * ``side``: the same number of validation images at sides 128, 256, 400;
-* ``val``: 400x400 with 42, 122 and 313 validation images
+* ``val``: 400x400 with 42, 122, 313 and 629 validation images (the last
+  is twice W2's image set: memory must not grow with it)
   (``--w2-models`` models of marked image 0 per point).
 
 ``--workers 2`` times the same small sweep in this process and on a
@@ -132,8 +133,10 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
         if keep is None:
             shutil.rmtree(folder.parent, ignore_errors=True)
     save(out)
+    # beyond W2: twice its images, to show that memory does not grow with the validation set
+    n_beyond = 2 * n_big
     specs = [(s, n_side) for s in sides] + [(big, n) for n in vals if (big, n) not in [(s, n_side) for s in sides]]
-    specs.append((big, n_big))
+    specs += [(big, n_big), (big, n_beyond)]
     done: dict[tuple[int, int], dict[str, Any]] = {}
     # --jobs > 1 runs points side by side (each in its own process): on a shared, loaded machine
     # that gets the run done; the times then include the points' contention with each other.
@@ -142,7 +145,7 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
         for fut in as_completed(futures):
             done[futures[fut]] = fut.result()
             out["by_side"] = [done[(s, n_side)] for s in sides if (s, n_side) in done]
-            out["by_val"] = [done[(big, n)] for n in (*vals, n_big) if (big, n) in done]
+            out["by_val"] = [done[(big, n)] for n in (*vals, n_big, n_beyond) if (big, n) in done]
             save(out)
     side, by_val, full = out["by_side"], out["by_val"], out["full"]
     out |= {

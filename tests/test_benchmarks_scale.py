@@ -50,7 +50,7 @@ def test_w2_benchmark_quick_writes_the_scaling_tables(tmp_path):
     result = json.loads(out.read_text())
     assert result["workload"] == "quick" and result["s_per_model"] > 0 and result["peak_rss_mb"] > 0
     assert [p["size"] for p in result["by_side"]] == [64, 96]
-    assert [p["n_val"] for p in result["by_val"]] == [2, 4]
+    assert [p["n_images"] for p in result["by_val"]] == [10, 14, 28]
     full = result["full"]  # the whole (tiny) protocol ran as one `flimexplore sweep` command
     assert full["models"] == 2 and not full["resumed"] and full["peak_rss_mb"] > 0
     assert full["command"].startswith("flimexplore sweep --dataset eggs")

@@ -12,12 +12,13 @@ with a message that names the offending image.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from flimexplore.data.store import ImageStore
 from flimexplore.errors import DatasetError, MarkerError
 
 __all__ = ["Dataset", "Split", "check_markers", "split_dataset"]
@@ -31,8 +32,10 @@ class Dataset:
     ----------
     name : str
         Short name, e.g. ``"fish"`` or the folder name.
-    images : tuple of ndarray of shape (H, W, 3), dtype float32
-        RGB images with finite values in [0, 1]; sizes may differ between images.
+    images : tuple of ndarray of shape (H, W, 3), dtype float32, or ImageStore
+        RGB images with finite values in [0, 1]; sizes may differ between images.  Large sets come as an
+        :class:`~flimexplore.data.store.ImageStore` (on disk, read one image at a time; each read is a
+        fresh copy, so editing it does not change the dataset).
     masks : tuple of ndarray of shape (H, W), dtype bool
         Ground truth, True = object; a mask may be all background (or all object).
     stems : tuple of str
@@ -65,7 +68,7 @@ class Dataset:
     """
 
     name: str
-    images: tuple[NDArray[np.float32], ...]
+    images: Sequence[NDArray[np.float32]]
     masks: tuple[NDArray[np.bool_], ...]
     stems: tuple[str, ...]
     description: str
@@ -77,7 +80,8 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for attr in ("images", "masks", "stems"):
-            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+            if not isinstance(getattr(self, attr), ImageStore):
+                object.__setattr__(self, attr, tuple(getattr(self, attr)))
         n = len(self.images)
         if n == 0:
             raise DatasetError(f"dataset {self.name!r} holds no images")
@@ -92,8 +96,12 @@ class Dataset:
         for key in ("radius", "n_bg", "n_superpixels"):
             if int(getattr(self, key)) < 1:
                 raise DatasetError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for image, mask, stem in zip(self.images, self.masks, self.stems, strict=True):
-            _check_pair(image, mask, stem)
+        if isinstance(self.images, ImageStore):  # its images were checked as they were stored
+            for i, (mask, stem) in enumerate(zip(self.masks, self.stems, strict=True)):
+                _check_mask(mask, self.images.shape(i)[:2], stem)
+        else:
+            for image, mask, stem in zip(self.images, self.masks, self.stems, strict=True):
+                _check_pair(image, mask, stem)
         shapes = dict(zip(self.stems, (m.shape for m in self.masks), strict=True))
         checked = {}
         for stem, marks in self.markers.items():
@@ -131,7 +139,7 @@ class Dataset:
         stems = tuple(self.stems[i] for i in idx)
         return Dataset(
             name=self.name,
-            images=tuple(self.images[i] for i in idx),
+            images=self.images.take(idx) if isinstance(self.images, ImageStore) else tuple(self.images[i] for i in idx),
             masks=tuple(self.masks[i] for i in idx),
             stems=stems,
             description=self.description,
@@ -254,14 +262,19 @@ def check_markers(markers: np.ndarray, shape: tuple[int, int], where: str) -> ND
     return arr
 
 
+def _check_mask(mask: np.ndarray, shape: tuple[int, ...], stem: str) -> None:
+    """Raise DatasetError unless `mask` is a bool array of the image's ``(H, W)``."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != tuple(shape):
+        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise DatasetError(f"mask {stem!r} must be a bool array of shape {tuple(shape)}, got {got}")
+
+
 def _check_pair(image: np.ndarray, mask: np.ndarray, stem: str) -> None:
     """Raise DatasetError unless `image` and `mask` meet the Dataset invariants."""
     if not isinstance(image, np.ndarray) or image.dtype != np.float32 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise DatasetError(f"image {stem!r} must be a float32 array of shape (H, W, 3), got {got}")
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != image.shape[:2]:
-        got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise DatasetError(f"mask {stem!r} must be a bool array of shape {image.shape[:2]}, got {got}")
+    _check_mask(mask, image.shape[:2], stem)
     if not np.isfinite(image).all():
         raise DatasetError(f"image {stem!r} holds NaN or infinite values")
     if image.min() < 0.0 or image.max() > 1.0:

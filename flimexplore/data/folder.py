@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from flimexplore.data._dataset import Dataset
 from flimexplore.data.masks import MaskReading, normalise_object_label, read_mask, warn_about_masks
 from flimexplore.data.seeds import check_seeds_shape, read_seeds
+from flimexplore.data.store import STORE_BYTES, ImageStore
 from flimexplore.errors import DatasetError, MarkerError
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MIN_SIDE", "as_rgb_float", "image_size", "load_folder"]
@@ -102,18 +103,18 @@ def load_folder(
     images, masks = _listing(image_dir), _listing(mask_dir)
     _match(images, masks, image_dir, mask_dir)
     stems = sorted(images)[:n_images]
-    pairs = [_read_pair(images[s], masks[s], object_label) for s in stems]
+    pixels, mask_list, readings = _read_all(stems, images, masks, object_label)
     description = f"folder dataset '{root.name}': {len(stems)} images ({image_dir.name}/ + {mask_dir.name}/)"
     if object_label is not None:
         description += f"; object = mask values {', '.join(map(str, object_label))}"
-    notes = warn_about_masks([masks[s].name for s in stems], [p[2] for p in pairs], object_label)
+    notes = warn_about_masks([masks[s].name for s in stems], readings, object_label)
     description += "".join(f"; warning: {n}" for n in notes)
-    side = float(np.median([min(p[1].shape) for p in pairs]))
-    by_stem = {s: p[1] for s, p in zip(stems, pairs, strict=True)}
+    side = float(np.median([min(m.shape) for m in mask_list]))
+    by_stem = dict(zip(stems, mask_list, strict=True))
     return Dataset(
         name=root.name or str(root),
-        images=tuple(p[0] for p in pairs),
-        masks=tuple(p[1] for p in pairs),
+        images=pixels,
+        masks=tuple(mask_list),
         stems=tuple(stems),
         description=description,
         origin=f"user folder {root.resolve()}; licence as given by its owner",
@@ -294,6 +295,30 @@ def _read(path: Path) -> np.ndarray:
             f"{path} is not a readable {what + ' ' if what else ''}image ({len(data)} bytes; damaged, truncated, "
             "or another format inside); replace the file or remove it and its partner image or mask"
         ) from err
+
+
+def _read_all(
+    stems: list[str], images: dict[str, Path], masks: dict[str, Path], object_label: tuple[int, ...] | None
+) -> tuple[tuple[NDArray[np.float32], ...] | ImageStore, list[NDArray[np.bool_]], list[MaskReading]]:
+    """Read every pair; once the images pass :data:`STORE_BYTES`, they go to an :class:`ImageStore` on disk."""
+    held: list[NDArray[np.float32]] = []
+    store: ImageStore | None = None
+    mask_list, readings, total = [], [], 0
+    for stem in stems:
+        image, mask, reading = _read_pair(images[stem], masks[stem], object_label)
+        total += image.nbytes
+        if store is None and total > STORE_BYTES:
+            store = ImageStore()
+            for name, earlier in zip(stems, held, strict=False):
+                store.append(earlier, str(images[name]))
+            held = []
+        if store is not None:
+            store.append(image, str(images[stem]))
+        else:
+            held.append(image)
+        mask_list.append(mask)
+        readings.append(reading)
+    return (store if store is not None else tuple(held)), mask_list, readings
 
 
 def _read_pair(

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from skimage.util import img_as_float32
 
 from flimexplore.data._dataset import Dataset
+from flimexplore.data.store import STORE_BYTES, ImageStore
 from flimexplore.errors import DatasetError
 
 __all__ = ["make_eggs", "make_fish", "make_fundus"]
@@ -232,31 +233,54 @@ def _make(
 ) -> Dataset:
     """Build a Dataset from the drawings, copying cached arrays so callers may edit them.
 
-    Sets larger than ``_UNCACHED_BYTES`` (paper-sized ones: 632 images of
-    400x400 are 1.3 GB) are drawn afresh and not cached, so that memory holds
-    them once.
+    Sets whose images exceed :data:`~flimexplore.data.store.STORE_BYTES`
+    (paper-sized ones: 632 images of 400x400 are 1.2 GB) are drawn once per
+    process into an :class:`~flimexplore.data.store.ImageStore` on disk, so
+    that memory holds one image at a time (and the masks); sets larger than
+    ``_UNCACHED_BYTES`` but below that are drawn afresh and not cached.
     """
     if int(n_images) < 1 or int(seed) < 0:
         raise DatasetError(f"{kind}: n_images must be >= 1 and seed >= 0, got {n_images} and {seed}")
     if isinstance(size, bool) or int(size) != size or not MIN_SIZE <= size <= MAX_SIZE:
         raise DatasetError(f"{kind}: size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}")
     size = int(size)
-    if int(n_images) * size * size * 13 <= _UNCACHED_BYTES:  # 12 bytes of image + 1 of mask per pixel
+    if int(n_images) * size * size * 12 > STORE_BYTES:  # paper-sized: on disk, drawn once per process
+        images, masks = _stored(kind, int(n_images), int(seed), size)
+        masks = tuple(m.copy() for m in masks)
+    elif int(n_images) * size * size * 13 <= _UNCACHED_BYTES:  # 12 bytes of image + 1 of mask per pixel
         pairs = tuple((im.copy(), m.copy()) for im, m in _render(kind, int(n_images), int(seed), size))
+        images, masks = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     else:
         pairs = tuple((_writable(im), _writable(m)) for im, m in _draw(kind, int(n_images), int(seed), size))
+        images, masks = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     radius, n_bg, n_superpixels = settings
     return Dataset(
         name=kind,
-        images=tuple(p[0] for p in pairs),
-        masks=tuple(p[1] for p in pairs),
-        stems=tuple(f"{kind}_{i:03d}" for i in range(len(pairs))),
+        images=images,
+        masks=masks,
+        stems=tuple(f"{kind}_{i:03d}" for i in range(len(masks))),
         description=description,
         origin=ORIGIN,
         radius=max(radius, round(radius * size / SIZE)),
         n_bg=n_bg,
         n_superpixels=n_superpixels,
     )
+
+
+@lru_cache(maxsize=2)
+def _stored(kind: str, n_images: int, seed: int, size: int) -> tuple[ImageStore, tuple[np.ndarray, ...]]:
+    """Draw a large set image by image into an :class:`ImageStore` (memory: one image and the masks).
+
+    Cached, so that the studies of one sweep draw their dataset once; the
+    store's file goes when the cache drops it and no dataset uses it.
+    """
+    key, draw = _PRESETS[kind]
+    store, masks = ImageStore(), []
+    for i in range(n_images):
+        image, mask = draw(np.random.default_rng([seed, key, i]), size)
+        store.append(image, f"{kind}_{i:03d}")
+        masks.append(mask)
+    return store, tuple(masks)
 
 
 def _writable(a: np.ndarray) -> np.ndarray:

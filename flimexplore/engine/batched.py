@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from flimexplore.data.store import ImageStore, image_shape
 from flimexplore.engine.colour import lab_norm
 from flimexplore.engine.decision import (
     BatchNormStats,
@@ -83,13 +84,14 @@ class LazyImages:
     Parameters
     ----------
     rgb : sequence of ndarray of shape (H, W, 3), float in [0, 1]
-        Kept by reference, not copied.
+        Kept by reference, not copied; an :class:`~flimexplore.data.store.ImageStore`
+        is read image by image when a slice is converted.
     device : torch.device or str
     """
 
     def __init__(self, rgb: Sequence[NDArray[np.floating]], device: torch.device | str) -> None:
-        self._rgb = list(rgb)
-        h, w = self._rgb[0].shape[:2]
+        self._rgb = rgb if isinstance(rgb, ImageStore) else list(rgb)  # a store stays on disk
+        h, w = image_shape(self._rgb, 0)[:2]
         self.shape = torch.Size((len(self._rgb), 3, h, w))
         self.device = torch.device(device)
 
@@ -131,7 +133,8 @@ def prepare_images(
 
     Parameters
     ----------
-    images : sequence of ndarray of shape (H, W, 3), float in [0, 1]
+    images : sequence of ndarray of shape (H, W, 3), float in [0, 1], or ImageStore
+        With ``lazy`` a store is never read whole: its images are read when a slice is converted.
     masks : sequence of ndarray of shape (H, W), bool
     device : torch.device or str
     lazy : bool, optional
@@ -145,13 +148,14 @@ def prepare_images(
         In order of first appearance of each shape.
     """
     by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, img in enumerate(images):
-        by_shape.setdefault(tuple(img.shape[:2]), []).append(i)
+    for i in range(len(images)):
+        by_shape.setdefault(tuple(image_shape(images, i)[:2]), []).append(i)
     groups = []
     for idx in by_shape.values():
         m = torch.from_numpy(np.stack([np.asarray(masks[i], bool) for i in idx])).to(device)
         if lazy:
-            groups.append(ImageGroup(LazyImages([images[i] for i in idx], device), m, tuple(idx)))
+            chosen = images.take(idx) if isinstance(images, ImageStore) else [images[i] for i in idx]
+            groups.append(ImageGroup(LazyImages(chosen, device), m, tuple(idx)))
             continue
         lab = np.stack([lab_norm(images[i]) for i in idx]).transpose(0, 3, 1, 2)
         groups.append(ImageGroup(torch.from_numpy(lab).to(device), m, tuple(idx)))

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from flimexplore.data import Dataset, Split, load_dataset, split_dataset
 from flimexplore.data.folder import SEEDS_SUFFIX
 from flimexplore.data.seeds import check_seeds_shape, read_seeds
+from flimexplore.data.store import ImageStore, image_shape
 from flimexplore.engine.batched import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
@@ -127,14 +128,12 @@ class StudyContext:
         self.mask = self.dataset.masks[self.marked_index]
         ds = self.dataset
         self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
-        held = sum(ds.images[i].nbytes for i in (*self.split.val, *self.split.test))
+        held = sum(4 * int(np.prod(image_shape(ds.images, i))) for i in (*self.split.val, *self.split.test))
         lazy = self.device.type == "cpu" and held > EAGER_BYTES  # on CUDA the tensors live in GPU memory
-        self.val_groups = prepare_images(
-            [ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val], self.device, lazy
-        )
-        self.test_groups = prepare_images(
-            [ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test], self.device, lazy
-        )
+        self.val_groups = prepare_images(_pick(ds.images, self.split.val), [ds.masks[i] for i in self.split.val],
+                                         self.device, lazy)
+        self.test_groups = prepare_images(_pick(ds.images, self.split.test), [ds.masks[i] for i in self.split.test],
+                                          self.device, lazy)
         self.user_markers, self.user_markers_source = load_user_markers(self.config.markers, self.dataset, self.marked_index)
 
     def without_object(self, part: str) -> int:
@@ -368,8 +367,18 @@ def _images(progress: Callable[[int, int], None] | None, before: int, n: int, to
     return lambda done, passes: progress(before + (n * done) // max(passes, 1), total)
 
 
+def _pick(images: Sequence[NDArray[np.floating]], indices: Sequence[int]) -> Sequence[NDArray[np.floating]]:
+    """The chosen images: a view of a store (nothing read), or a list of the arrays."""
+    return images.take(indices) if isinstance(images, ImageStore) else [images[i] for i in indices]
+
+
 def _check_values(dataset: Dataset) -> None:
-    """Refuse NaN, inf or out-of-range pixels (arrays of a Dataset can be changed after it was built)."""
+    """Refuse NaN, inf or out-of-range pixels (arrays of a Dataset can be changed after it was built).
+
+    An :class:`ImageStore` checked its images when it stored them, and reads give copies, so it is not read here.
+    """
+    if isinstance(dataset.images, ImageStore):
+        return
     for stem, image in zip(dataset.stems, dataset.images, strict=True):
         if not np.isfinite(image).all():
             raise DatasetError(f"image {stem!r} of dataset {dataset.name!r} holds NaN or infinite values")
