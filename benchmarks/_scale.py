@@ -168,8 +168,8 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
     return out
 
 
-def relate_w1(w2: dict[str, Any]) -> dict[str, Any]:
-    """W2's time per model against W1's from ``results/sweep.json`` (run it on the same machine first).
+def relate_w1(w2: dict[str, Any], w1_json: Path = W1_S_PER_MODEL_FILE) -> dict[str, Any]:
+    """W2's time per model against W1's from ``w1_json`` (a ``sweep.py`` run on the same machine).
 
     W1 (fish, 128x128, 87 scored images, 150 models) is timed by ``sweep.py``
     without data preparation; W2's ``full`` time per model includes drawing
@@ -177,12 +177,13 @@ def relate_w1(w2: dict[str, Any]) -> dict[str, Any]:
     of the per-model engine cost ratio.  The pixel x scored-image ratio of
     the two workloads is given beside it: what a cost linear in both predicts.
     """
-    if not W1_S_PER_MODEL_FILE.exists():
-        raise SystemExit(f"{W1_S_PER_MODEL_FILE} is missing: run `python benchmarks/sweep.py` first")
-    w1 = json.loads(W1_S_PER_MODEL_FILE.read_text())
+    if not w1_json.exists():
+        raise SystemExit(f"{w1_json} is missing: run `python benchmarks/sweep.py --json {w1_json}` first")
+    w1 = json.loads(w1_json.read_text())
     w1_s = w1["batched_s"] / w1["n_models"]
     scored = w2["n_images"] - 3
     return {
+        "w1_json": w1_json.name,
         "w1_s_per_model_from_sweep_json": w1_s,
         "w1_machine": w1.get("machine"),
         "ratio_to_w1_per_model": w2["s_per_model"] / w1_s,

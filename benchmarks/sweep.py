@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import _common
@@ -146,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
     p.add_argument("--w2-out", default=None, help="keep the full W2 sweep's folder here (a rerun resumes it)")
-    p.add_argument("--relate-w1", action="store_true",
-                   help="recompute the W2 JSON's ratio to W1 from results/sweep.json (after rerunning W1 here)")
+    p.add_argument("--relate-w1", metavar="W1_JSON", nargs="?", const=str(_common.RESULTS / "sweep.json"),
+                   help="recompute the W2 JSON's ratio to W1 from a W1 run on the same machine "
+                   "(default: results/sweep.json)")
     p.add_argument("--jobs", type=int, default=1, help="W2 points run side by side (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="compare a sweep on N Dask workers with in-process")
     args = p.parse_args(argv)
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         path = args.json if args.json != _common.RESULTS / "sweep.json" else _common.RESULTS / "sweep_w2.json"
         data = json.loads(path.read_text())
-        data |= _scale.relate_w1(data)
+        data |= _scale.relate_w1(data, Path(args.relate_w1))
         _common.write_json(path, data)
         print(f"W2 / W1 per model: {data['ratio_to_w1_per_model']:.1f}x "
               f"(pixels x scored images: {data['pixels_x_images_ratio']:.1f}x)")
