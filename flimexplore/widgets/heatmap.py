@@ -115,7 +115,7 @@ class HeatmapView:
                       "click the image to put your background marker there",
                       "drag on the image to draw an object stroke (a scribble)",
                       "drag on the image to draw a background stroke (a scribble)"],
-            style={"button_width": "90px"}, description="click:", layout=w.Layout(width="auto"),
+            style={"button_width": "96px"}, description="click:", layout=w.Layout(width="auto"),
         )
         self.brush = w.BoundedIntText(min=0, max=10, description="brush", layout=w.Layout(width="110px"),
                                       style={"description_width": "40px"},
