@@ -41,7 +41,7 @@ from flimexplore.widgets._live import resend_state
 from flimexplore.widgets.analysis import AnalysisView
 from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
-from flimexplore.widgets.heatmap import HeatmapView
+from flimexplore.widgets.heatmap import DRAWING, HeatmapView
 from flimexplore.widgets.inspect import (
     model_detail,
     pair_detail,
@@ -661,7 +661,7 @@ class Explorer:
         with no stroke yet is completed by the shown object marker or the selected background marker.
         """
         s = self.state
-        kind = kind or {"draw object": "object", "draw background": "background"}.get(s.click_mode)
+        kind = kind or DRAWING.get(s.click_mode)
         if kind not in ("object", "background"):
             raise MarkerError(f"a stroke marks 'object' or 'background', got {kind!r}")
         shape = self._shape()

@@ -109,8 +109,8 @@ class HeatmapView:
         self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
         self.mode = w.ToggleButtons(
-            options=[("select", "select"), ("place object", "object"), ("place bg", "background"),
-                     ("draw object", "draw object"), ("draw bg", "draw background")],
+            options=[("select", "select"), ("place obj", "object"), ("place bg", "background"),
+                     ("draw obj", "draw object"), ("draw bg", "draw background")],
             tooltips=["click a marker to inspect its model", "click the image to put your object marker there",
                       "click the image to put your background marker there",
                       "drag on the image to draw an object stroke (a scribble)",
@@ -189,8 +189,8 @@ class HeatmapView:
     def _user_text(self) -> str:
         s = self.state
         if s.user_obj is None and s.user_bg is None and s.user_markers is None:
-            return ("<small>switch the click mode to <i>place object</i> or <i>place bg</i> and click the image, "
-                    "or to <i>draw object</i> / <i>draw bg</i> and drag a stroke</small>")
+            return ("<small>switch the click mode to <i>place obj</i> or <i>place bg</i> and click the image, "
+                    "or to <i>draw obj</i> / <i>draw bg</i> and drag a stroke</small>")
         score = s.user_score
         if score is None and s.user_markers is not None:
             m = s.user_markers
