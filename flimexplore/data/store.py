@@ -1,4 +1,4 @@
-"""Images kept on disk and read one at a time: bounded memory for paper-sized image sets.
+"""Images kept on disk and read one at a time, so that paper-sized image sets do not sit in memory.
 
 A study reads each validation and test image once per chunk of models and
 never needs them all at once, yet a :class:`~flimexplore.data.Dataset`
@@ -7,7 +7,7 @@ and memory grew with the validation set.  :class:`ImageStore` keeps the
 images of a large set in one temporary file instead; indexing it reads one
 image (a fresh, writable float32 array) with a plain file read, so the
 process holds only the images in use.  Masks (one byte per pixel) stay in
-memory.
+memory (so memory still grows with the set, by 1/12 of the images' float32 bytes).
 
 The file lives in a private temporary folder that is removed when the last
 store using it is garbage-collected (or at exit).  Stores are meant for one
