@@ -125,6 +125,8 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
         "n_val": _n_val(n_big), "models_measured": m, "models_full": W2_MODELS_FULL, "complete": False,
         "by_side": [], "by_val": [],
     }
+    if getattr(args, "val_points", None):  # only these validation-size points (no full sweep, no side points)
+        return run_val_points(args, device, save, m, big)
     keep = Path(args.w2_out) if args.w2_out else None
     folder = keep or Path(tempfile.mkdtemp(prefix="flimexplore-w2-")) / "w2"
     try:
@@ -165,6 +167,20 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
     cols = ["size", "n_images", "n_val", "models", "prepare_s", "s_per_model", "peak_rss_mb"]
     print(f"\nby image side ({n_side} images):\n" + _common.table(side, cols))
     print(f"\nby validation size ({big}x{big}):\n" + _common.table(by_val, cols))
+    return out
+
+
+def run_val_points(args: Any, device: str, save: Any, models: int, size: int) -> dict[str, Any]:
+    """Re-measure chosen validation-size points (``--val-points 632,1264``), one process each."""
+    sizes = [int(v) for v in str(args.val_points).split(",")]
+    out: dict[str, Any] = {"workload": "W2 validation-size points", "dataset": "eggs", "size": size,
+                           "models_measured": models, "by_val": []}
+    for n in sizes:
+        out["by_val"].append(point(size, n, models, device, args.threads))
+        save(out)
+    out["peak_rss_mb"] = max(p["peak_rss_mb"] for p in out["by_val"])
+    cols = ["size", "n_images", "n_val", "models", "prepare_s", "s_per_model", "peak_rss_mb"]
+    print(f"by validation size ({size}x{size}):\n" + _common.table(out["by_val"], cols))
     return out
 
 

@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", choices=("W1", "W2"), default="W1", help="W1 (default) or paper-sized W2")
     p.add_argument("--w2-models", type=int, default=32, help="models measured per W2 point (default: %(default)s)")
     p.add_argument("--w2-out", default=None, help="keep the full W2 sweep's folder here (a rerun resumes it)")
+    p.add_argument("--val-points", default=None, metavar="N,N",
+                   help="with --workload W2: only measure these image counts at 400x400 (no full sweep)")
     p.add_argument("--relate-w1", metavar="W1_JSON", nargs="?", const=str(_common.RESULTS / "sweep.json"),
                    help="recompute the W2 JSON's ratio to W1 from a W1 run on the same machine "
                    "(default: results/sweep.json)")

@@ -9,11 +9,12 @@ import pickle
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 import flimexplore.data.folder as folder_module
 import flimexplore.data.synthetic as synthetic
 from flimexplore.data import Dataset, load_dataset, load_folder
-from flimexplore.data.store import ImageStore, image_shape
+from flimexplore.data.store import ImageStore, PackedMasks, image_shape
 from flimexplore.errors import DatasetError
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
@@ -75,6 +76,19 @@ def test_the_file_goes_with_the_last_store_that_uses_it():
     assert not os.path.exists(folder)
 
 
+def test_packed_masks_give_back_every_mask_exactly():
+    rng = np.random.default_rng(3)
+    masks = [rng.random((5 + i, 9)) > 0.5 for i in range(4)]  # sizes that are not whole bytes
+    packed = PackedMasks(masks)
+    assert len(packed) == 4 and [packed.shape(i) for i in range(4)] == [m.shape for m in masks]
+    for got, want in zip(packed, masks, strict=True):
+        assert got.dtype == np.bool_
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(packed.take([2])[0], masks[2])
+    with pytest.raises(DatasetError, match="2-D bool"):
+        packed.append(np.zeros((2, 2), np.uint8))
+
+
 def test_dataset_accepts_a_store_and_checks_masks_against_its_shapes():
     arrays = images(3)
     store = ImageStore()
@@ -100,11 +114,13 @@ def small_store_limit(monkeypatch):
 
 def test_presets_in_a_store_have_the_same_pixels_and_give_the_same_study(small_store_limit, monkeypatch):
     stored = load_dataset("fish", n_images=20)
-    assert isinstance(stored.images, ImageStore)
+    assert isinstance(stored.images, ImageStore) and isinstance(stored.masks, PackedMasks)
     monkeypatch.setattr(synthetic, "STORE_BYTES", 2**40)
     plain = load_dataset("fish", n_images=20)
     assert isinstance(plain.images, tuple)
     for a, b in zip(stored.images, plain.images, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(stored.masks, plain.masks, strict=True):
         np.testing.assert_array_equal(a, b)
     cfg = StudyConfig(dataset="fish", n_images=20, splits=1, n_bg=3, epochs=3)
     ctx = StudyContext(cfg, "cpu", dataset=stored)
@@ -122,9 +138,16 @@ def test_lazy_groups_read_a_store_image_by_image(small_store_limit, monkeypatch)
     ctx = StudyContext(StudyConfig(dataset="fish", n_images=20, splits=1, n_bg=2, epochs=2), "cpu", dataset=ds)
     lazy = ctx.val_groups[0].images
     assert isinstance(lazy._rgb, ImageStore) and len(lazy) == len(ctx.split.val)  # a view: nothing read whole
+    lazy_masks = ctx.val_groups[0].masks
+    assert isinstance(lazy_masks._masks, PackedMasks)
     monkeypatch.setattr(context_module, "EAGER_BYTES", 2**40)
     eager = StudyContext(ctx.config, "cpu", dataset=ds)
     assert np.array_equal(lazy[0:3].numpy(), eager.val_groups[0].images[0:3].numpy())
+    assert torch.equal(lazy_masks[1:4], eager.val_groups[0].masks[1:4])
+    cfg = ctx.config
+    got = run_study_all(cfg, None, device="cpu", context=ctx).rows  # scored from bits, slice by slice
+    want = run_study_all(cfg, None, device="cpu", context=eager).rows
+    assert [(r["val_dice"], r["test_dice"]) for r in got] == [(r["val_dice"], r["test_dice"]) for r in want]
 
 
 def test_large_folders_are_read_into_a_store(small_store_limit, tmp_path):
@@ -137,7 +160,7 @@ def test_large_folders_are_read_into_a_store(small_store_limit, tmp_path):
         mask[5:12, 6:15] = 255
         iio.imwrite(tmp_path / "masks" / f"im{i}.png", mask)
     stored = load_folder(tmp_path)
-    assert isinstance(stored.images, ImageStore) and len(stored) == 4
+    assert isinstance(stored.images, ImageStore) and isinstance(stored.masks, PackedMasks) and len(stored) == 4
     for i in range(4):
         want = iio.imread(tmp_path / "images" / f"im{i}.png").astype(np.float32) / 255
         np.testing.assert_allclose(stored.images[i], want, atol=1e-6)

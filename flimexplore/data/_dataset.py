@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from flimexplore.data.store import ImageStore
+from flimexplore.data.store import ImageStore, PackedMasks
 from flimexplore.errors import DatasetError, MarkerError
 
 __all__ = ["Dataset", "Split", "check_markers", "split_dataset"]
@@ -36,8 +36,9 @@ class Dataset:
         RGB images with finite values in [0, 1]; sizes may differ between images.  Large sets come as an
         :class:`~flimexplore.data.store.ImageStore` (on disk, read one image at a time; each read is a
         fresh copy, so editing it does not change the dataset).
-    masks : tuple of ndarray of shape (H, W), dtype bool
-        Ground truth, True = object; a mask may be all background (or all object).
+    masks : tuple of ndarray of shape (H, W), dtype bool, or PackedMasks
+        Ground truth, True = object; a mask may be all background (or all object).  Large sets come as
+        :class:`~flimexplore.data.store.PackedMasks` (bits, unpacked one at a time, as fresh copies).
     stems : tuple of str
         One unique name per image (file stem, or ``"fish_000"`` style).
     description : str
@@ -69,7 +70,7 @@ class Dataset:
 
     name: str
     images: Sequence[NDArray[np.float32]]
-    masks: tuple[NDArray[np.bool_], ...]
+    masks: Sequence[NDArray[np.bool_]]
     stems: tuple[str, ...]
     description: str
     origin: str
@@ -80,7 +81,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for attr in ("images", "masks", "stems"):
-            if not isinstance(getattr(self, attr), ImageStore):
+            if not isinstance(getattr(self, attr), (ImageStore, PackedMasks)):
                 object.__setattr__(self, attr, tuple(getattr(self, attr)))
         n = len(self.images)
         if n == 0:
@@ -140,7 +141,7 @@ class Dataset:
         return Dataset(
             name=self.name,
             images=self.images.take(idx) if isinstance(self.images, ImageStore) else tuple(self.images[i] for i in idx),
-            masks=tuple(self.masks[i] for i in idx),
+            masks=self.masks.take(idx) if isinstance(self.masks, PackedMasks) else tuple(self.masks[i] for i in idx),
             stems=stems,
             description=self.description,
             origin=self.origin,

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from flimexplore.data._dataset import Dataset
 from flimexplore.data.masks import MaskReading, normalise_object_label, read_mask, warn_about_masks
 from flimexplore.data.seeds import check_seeds_shape, read_seeds
-from flimexplore.data.store import STORE_BYTES, ImageStore
+from flimexplore.data.store import STORE_BYTES, ImageStore, PackedMasks
 from flimexplore.errors import DatasetError, MarkerError
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "MIN_SIDE", "as_rgb_float", "image_size", "load_folder"]
@@ -109,12 +109,13 @@ def load_folder(
         description += f"; object = mask values {', '.join(map(str, object_label))}"
     notes = warn_about_masks([masks[s].name for s in stems], readings, object_label)
     description += "".join(f"; warning: {n}" for n in notes)
-    side = float(np.median([min(m.shape) for m in mask_list]))
-    by_stem = dict(zip(stems, mask_list, strict=True))
+    side = float(np.median([min(mask_list[i].shape) for i in range(len(stems))]))
+    marked = {p.name[: -len(SEEDS_SUFFIX)] for p in (root / "markers").glob(f"*{SEEDS_SUFFIX}")} if (root / "markers").is_dir() else set()
+    by_stem = {stem: mask_list[i] for i, stem in enumerate(stems) if stem in marked}  # only masks with seeds files
     return Dataset(
         name=root.name or str(root),
         images=pixels,
-        masks=tuple(mask_list),
+        masks=mask_list if isinstance(mask_list, PackedMasks) else tuple(mask_list),
         stems=tuple(stems),
         description=description,
         origin=f"user folder {root.resolve()}; licence as given by its owner",
@@ -299,19 +300,21 @@ def _read(path: Path) -> np.ndarray:
 
 def _read_all(
     stems: list[str], images: dict[str, Path], masks: dict[str, Path], object_label: tuple[int, ...] | None
-) -> tuple[tuple[NDArray[np.float32], ...] | ImageStore, list[NDArray[np.bool_]], list[MaskReading]]:
-    """Read every pair; once the images pass :data:`STORE_BYTES`, they go to an :class:`ImageStore` on disk."""
+) -> tuple[tuple[NDArray[np.float32], ...] | ImageStore, list[NDArray[np.bool_]] | PackedMasks, list[MaskReading]]:
+    """Read every pair; once the images pass :data:`STORE_BYTES`, they go to an :class:`ImageStore` on disk and
+    the masks to :class:`PackedMasks`."""
     held: list[NDArray[np.float32]] = []
     store: ImageStore | None = None
-    mask_list, readings, total = [], [], 0
+    mask_list: list[NDArray[np.bool_]] | PackedMasks = []
+    readings, total = [], 0
     for stem in stems:
         image, mask, reading = _read_pair(images[stem], masks[stem], object_label)
         total += image.nbytes
-        if store is None and total > STORE_BYTES:
+        if store is None and total > STORE_BYTES:  # from here on: images on disk, masks as bits
             store = ImageStore()
             for name, earlier in zip(stems, held, strict=False):
                 store.append(earlier, str(images[name]))
-            held = []
+            held, mask_list = [], PackedMasks(mask_list)
         if store is not None:
             store.append(image, str(images[stem]))
         else:

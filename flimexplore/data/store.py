@@ -1,4 +1,4 @@
-"""Images kept on disk and read one at a time, so that paper-sized image sets do not sit in memory.
+"""Images kept on disk and read one at a time, masks kept as bits: bounded memory for paper-sized image sets.
 
 A study reads each validation and test image once per chunk of models and
 never needs them all at once, yet a :class:`~flimexplore.data.Dataset`
@@ -6,8 +6,9 @@ held its images in memory: 632 RGB images of 400x400 as float32 are 1.2 GB,
 and memory grew with the validation set.  :class:`ImageStore` keeps the
 images of a large set in one temporary file instead; indexing it reads one
 image (a fresh, writable float32 array) with a plain file read, so the
-process holds only the images in use.  Masks (one byte per pixel) stay in
-memory (so memory still grows with the set, by 1/12 of the images' float32 bytes).
+process holds only the images in use.  The masks of such a set are kept in
+memory as packed bits (:class:`PackedMasks`, 1/8 byte per pixel, 1/96 of the
+images' float32 bytes) and unpacked one at a time.
 
 The file lives in a private temporary folder that is removed when the last
 store using it is garbage-collected (or at exit).  Stores are meant for one
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 
 from flimexplore.errors import DatasetError
 
-__all__ = ["STORE_BYTES", "ImageStore", "image_shape"]
+__all__ = ["STORE_BYTES", "ImageStore", "PackedMasks", "image_shape"]
 
 STORE_BYTES = 256 * 2**20
 """Image sets above this many bytes (float32 RGB) are kept in an :class:`ImageStore` by the loaders."""
@@ -162,6 +163,62 @@ class _Borrowed:
     def __init__(self, path: str) -> None:
         self.path = path
         self.folder = os.path.dirname(path)
+
+
+class PackedMasks(Sequence[NDArray[np.bool_]]):
+    """Boolean masks kept as packed bits (1/8 of a byte per pixel); indexing unpacks one (a fresh copy).
+
+    Examples
+    --------
+    >>> masks = PackedMasks([np.eye(3, dtype=bool), np.ones((2, 5), bool)])
+    >>> len(masks), masks.shape(1), int(masks[0].sum()), masks.take([1])[0].shape
+    (2, (2, 5), 3, (2, 5))
+    """
+
+    def __init__(self, masks: Iterable[NDArray[np.bool_]] = ()) -> None:
+        self._bits: list[NDArray[np.uint8]] = []
+        self._shapes: list[tuple[int, int]] = []
+        for m in masks:
+            self.append(m)
+
+    def append(self, mask: NDArray[np.bool_]) -> None:
+        m = np.asarray(mask)
+        if m.dtype != np.bool_ or m.ndim != 2:
+            raise DatasetError(f"a mask must be a 2-D bool array, got {m.dtype} {m.shape}")
+        self._bits.append(np.packbits(m, axis=None))
+        self._shapes.append((int(m.shape[0]), int(m.shape[1])))
+
+    def take(self, indices: Iterable[int]) -> PackedMasks:
+        """The chosen masks (sharing their bits; nothing is unpacked)."""
+        view = PackedMasks()
+        for i in indices:
+            view._bits.append(self._bits[int(i)])
+            view._shapes.append(self._shapes[int(i)])
+        return view
+
+    def __len__(self) -> int:
+        return len(self._bits)
+
+    @overload
+    def __getitem__(self, index: int) -> NDArray[np.bool_]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PackedMasks: ...
+
+    def __getitem__(self, index: int | slice) -> NDArray[np.bool_] | PackedMasks:
+        if isinstance(index, slice):
+            return self.take(range(len(self))[index])
+        i = range(len(self))[index]
+        h, w = self._shapes[i]
+        return np.unpackbits(self._bits[i], count=h * w).astype(bool).reshape(h, w)
+
+    def __iter__(self) -> Iterator[NDArray[np.bool_]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def shape(self, i: int) -> tuple[int, int]:
+        """Shape of mask ``i``, without unpacking it."""
+        return self._shapes[i]
 
 
 def image_shape(images: Sequence[NDArray[np.floating]], i: int) -> tuple[int, ...]:

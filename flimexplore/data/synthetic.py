@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from skimage.util import img_as_float32
 
 from flimexplore.data._dataset import Dataset
-from flimexplore.data.store import STORE_BYTES, ImageStore
+from flimexplore.data.store import STORE_BYTES, ImageStore, PackedMasks
 from flimexplore.errors import DatasetError
 
 __all__ = ["make_eggs", "make_fish", "make_fundus"]
@@ -236,7 +236,7 @@ def _make(
     Sets whose images exceed :data:`~flimexplore.data.store.STORE_BYTES`
     (paper-sized ones: 632 images of 400x400 are 1.2 GB) are drawn once per
     process into an :class:`~flimexplore.data.store.ImageStore` on disk, so
-    that memory holds one image at a time (and the masks); sets larger than
+    that memory holds one image at a time (and the masks as packed bits); sets larger than
     ``_UNCACHED_BYTES`` but below that are drawn afresh and not cached.
     """
     if int(n_images) < 1 or int(seed) < 0:
@@ -245,8 +245,7 @@ def _make(
         raise DatasetError(f"{kind}: size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}")
     size = int(size)
     if int(n_images) * size * size * 12 > STORE_BYTES:  # paper-sized: on disk, drawn once per process
-        images, masks = _stored(kind, int(n_images), int(seed), size)
-        masks = tuple(m.copy() for m in masks)
+        images, masks = _stored(kind, int(n_images), int(seed), size)  # reads are copies: nothing to copy
     elif int(n_images) * size * size * 13 <= _UNCACHED_BYTES:  # 12 bytes of image + 1 of mask per pixel
         pairs = tuple((im.copy(), m.copy()) for im, m in _render(kind, int(n_images), int(seed), size))
         images, masks = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
@@ -268,19 +267,19 @@ def _make(
 
 
 @lru_cache(maxsize=2)
-def _stored(kind: str, n_images: int, seed: int, size: int) -> tuple[ImageStore, tuple[np.ndarray, ...]]:
-    """Draw a large set image by image into an :class:`ImageStore` (memory: one image and the masks).
+def _stored(kind: str, n_images: int, seed: int, size: int) -> tuple[ImageStore, PackedMasks]:
+    """Draw a large set image by image into an :class:`ImageStore` and :class:`PackedMasks` (memory: one image).
 
     Cached, so that the studies of one sweep draw their dataset once; the
     store's file goes when the cache drops it and no dataset uses it.
     """
     key, draw = _PRESETS[kind]
-    store, masks = ImageStore(), []
+    store, masks = ImageStore(), PackedMasks()
     for i in range(n_images):
         image, mask = draw(np.random.default_rng([seed, key, i]), size)
         store.append(image, f"{kind}_{i:03d}")
         masks.append(mask)
-    return store, tuple(masks)
+    return store, masks
 
 
 def _writable(a: np.ndarray) -> np.ndarray:

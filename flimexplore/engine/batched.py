@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from flimexplore.data.store import ImageStore, image_shape
+from flimexplore.data.store import ImageStore, PackedMasks, image_shape
 from flimexplore.engine.colour import lab_norm
 from flimexplore.engine.decision import (
     BatchNormStats,
@@ -105,6 +105,32 @@ class LazyImages:
         return torch.from_numpy(lab).to(self.device)
 
 
+class LazyMasks:
+    """Masks of one shape as a bool tensor, unpacked when a slice is asked for (:class:`LazyImages`' partner).
+
+    Parameters
+    ----------
+    masks : sequence of ndarray of shape (H, W), bool
+        Kept by reference; a :class:`~flimexplore.data.store.PackedMasks` is unpacked slice by slice.
+    device : torch.device or str
+    """
+
+    def __init__(self, masks: Sequence[NDArray[np.bool_]], device: torch.device | str) -> None:
+        self._masks = masks
+        h, w = np.shape(masks[0])[:2]
+        self.shape = torch.Size((len(masks), h, w))
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        if not isinstance(index, slice):
+            raise TypeError("LazyMasks supports slices only, e.g. masks[i : i + 1]")
+        picked = np.stack([np.asarray(self._masks[i], bool) for i in range(len(self))[index]])
+        return torch.from_numpy(picked).to(self.device)
+
+
 @dataclass(frozen=True, eq=False)
 class ImageGroup:
     """Images of one shape, ready for the engine.
@@ -113,13 +139,14 @@ class ImageGroup:
     ----------
     images : Tensor of shape (N, 3, H, W), float32, or LazyImages
         Normalised Lab (converted slice by slice when lazy).
-    masks : Tensor of shape (N, H, W), bool
+    masks : Tensor of shape (N, H, W), bool, or LazyMasks
+        Stacked slice by slice when lazy and the masks are packed bits.
     index : tuple of int
         Position of each image in the caller's list.
     """
 
     images: torch.Tensor | LazyImages
-    masks: torch.Tensor
+    masks: torch.Tensor | LazyMasks
     index: tuple[int, ...]
 
 
@@ -152,7 +179,10 @@ def prepare_images(
         by_shape.setdefault(tuple(image_shape(images, i)[:2]), []).append(i)
     groups = []
     for idx in by_shape.values():
-        m = torch.from_numpy(np.stack([np.asarray(masks[i], bool) for i in idx])).to(device)
+        if lazy and isinstance(masks, PackedMasks):  # bits stay bits until a slice is scored
+            m: torch.Tensor | LazyMasks = LazyMasks(masks.take(idx), device)
+        else:
+            m = torch.from_numpy(np.stack([np.asarray(masks[i], bool) for i in idx])).to(device)
         if lazy:
             chosen = images.take(idx) if isinstance(images, ImageStore) else [images[i] for i in idx]
             groups.append(ImageGroup(LazyImages(chosen, device), m, tuple(idx)))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from numpy.typing import NDArray
 from flimexplore.data import Dataset, Split, load_dataset, split_dataset
 from flimexplore.data.folder import SEEDS_SUFFIX
 from flimexplore.data.seeds import check_seeds_shape, read_seeds
-from flimexplore.data.store import ImageStore, image_shape
+from flimexplore.data.store import ImageStore, PackedMasks, image_shape
 from flimexplore.engine.batched import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
@@ -130,9 +131,9 @@ class StudyContext:
         self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
         held = sum(4 * int(np.prod(image_shape(ds.images, i))) for i in (*self.split.val, *self.split.test))
         lazy = self.device.type == "cpu" and held > EAGER_BYTES  # on CUDA the tensors live in GPU memory
-        self.val_groups = prepare_images(_pick(ds.images, self.split.val), [ds.masks[i] for i in self.split.val],
+        self.val_groups = prepare_images(_pick(ds.images, self.split.val), _pick(ds.masks, self.split.val),
                                          self.device, lazy)
-        self.test_groups = prepare_images(_pick(ds.images, self.split.test), [ds.masks[i] for i in self.split.test],
+        self.test_groups = prepare_images(_pick(ds.images, self.split.test), _pick(ds.masks, self.split.test),
                                           self.device, lazy)
         self.user_markers, self.user_markers_source = load_user_markers(self.config.markers, self.dataset, self.marked_index)
 
@@ -367,9 +368,9 @@ def _images(progress: Callable[[int, int], None] | None, before: int, n: int, to
     return lambda done, passes: progress(before + (n * done) // max(passes, 1), total)
 
 
-def _pick(images: Sequence[NDArray[np.floating]], indices: Sequence[int]) -> Sequence[NDArray[np.floating]]:
-    """The chosen images: a view of a store (nothing read), or a list of the arrays."""
-    return images.take(indices) if isinstance(images, ImageStore) else [images[i] for i in indices]
+def _pick(arrays: Sequence[NDArray[Any]], indices: Sequence[int]) -> Sequence[NDArray[Any]]:
+    """The chosen images or masks: a view of a store or of packed masks (nothing read), or a list of the arrays."""
+    return arrays.take(indices) if isinstance(arrays, (ImageStore, PackedMasks)) else [arrays[i] for i in indices]
 
 
 def _check_values(dataset: Dataset) -> None:
