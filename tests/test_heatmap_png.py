@@ -64,19 +64,21 @@ def test_split_figure_is_big_with_crisp_pixels_and_a_labelled_colour_bar():
     assert tuple(block[0, 0]) == tuple(heat_colors(np.array([0.35]), 0.0, 1.0)[0])
 
 
-def test_object_marker_is_a_white_star_unlike_any_dice_colour():
+def test_object_marker_is_the_explorers_magenta_star_unlike_any_dice_colour():
+    from flimexplore.figures._common import OBJECT
+
     fig = _split()
     ax = fig.axes[0]
     stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
     assert len(stars) == 1
     face = np.array(to_rgb(stars[0].get_markerfacecolor()))
-    assert tuple(face) == (1.0, 1.0, 1.0) and to_rgb(stars[0].get_markeredgecolor()) == (0.0, 0.0, 0.0)
+    assert tuple(face) == to_rgb(OBJECT) and to_rgb(stars[0].get_markeredgecolor()) == (1.0, 1.0, 1.0)
     heat = heat_colors(np.linspace(0, 1, 101), 0.0, 1.0) / 255.0
     assert np.abs(heat - face).sum(axis=1).min() > 0.5  # far from every colour of the Dice scale, red included
     png = _png(fig)
     k = fig.flimexplore["scale_factor"]
     centre = png[74 + OBJ[0] * k + k // 2, 24 + OBJ[1] * k + k // 2]
-    assert tuple(centre) == (255, 255, 255)
+    assert tuple(centre) == tuple(round(255 * v) for v in to_rgb(OBJECT))
     labels = [t.get_text() for t in fig.flimexplore["legend"].get_texts()]
     assert labels[:2] == ["object marker", f"best {hp.TOP} background markers"]
 
@@ -125,3 +127,46 @@ def test_builders_never_import_pyplot():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_figure_is_at_least_512_px_and_holds_its_title_and_legend():
+    """A one-object-marker overview was 390 px wide with its title and legend cut off (issue 20)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    vrange = hp.colour_range(DICE, "fixed")
+    small = np.full((20, 20, 3), 90, np.uint8)
+    figs = [
+        hp.overview_figure([_rgb(vrange)], [OBJ], [BG], [DICE], 2, vrange=vrange, dataset="fish", image_name="fish_019"),
+        hp.overview_figure([small], [[10, 10]], [[[3, 3]]], [[0.5]], 1, vrange=vrange, dataset="a-long-dataset-name",
+                           image_name="an-image-with-a-rather-long-file-name.png"),
+        hp.heatmap_split_figure(small, [10, 10], [[3, 3]], [0.5], 1, vrange=vrange, dataset="d" * 40, image_name="i" * 40),
+    ]
+    for fig in figs:
+        png = _png(fig)
+        assert max(png.shape[:2]) >= hp.MIN_SIDE_PX
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        width = fig.get_figwidth() * fig.dpi
+        for part in (fig._suptitle, fig.flimexplore["legend"]):
+            box = part.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= width, (part, box, width)
+
+
+def test_repeated_fits_add_an_uncertainty_panel_tie_rings_and_a_verdict():
+    vrange = hp.colour_range(DICE, "fixed")
+    widths = np.full((H, W, 3), 200, np.uint8)
+    tied = np.array([False, True, False, True, False])
+    verdict = "position explains 63 % of the Dice variance (95 % CI 41-78 %); 2 of 5 background markers tie with the best"
+    fig = hp.heatmap_split_figure(
+        _rgb(vrange), OBJ, BG, DICE, 2, vrange=vrange, dataset="fish", image_name="fish_007", split=1,
+        width_rgb=widths, width_range=(0.0, 0.2), tied=tied, verdict=verdict,
+    )
+    assert verdict in fig._suptitle.get_text()
+    rings = [p for p in fig.axes[0].patches if to_rgb(p.get_edgecolor()) == to_rgb(hp.TOP_EDGE)]
+    k = fig.flimexplore["scale_factor"]
+    centres = sorted(((p.center[1] + 0.5) / k - 0.5, (p.center[0] + 0.5) / k - 0.5) for p in rings)
+    assert centres == sorted([(10.0, 50.0), (30.0, 40.0)])  # exactly the tied markers, not the top 3
+    bar = fig.flimexplore["width_colorbar"]
+    assert (bar.norm.vmin, bar.norm.vmax) == (0.0, 0.2) and "95 % interval" in bar.ax.get_ylabel()
+    labels = [t.get_text() for t in fig.flimexplore["legend"].get_texts()]
+    assert any("tied with the best" in t for t in labels)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["uncertainty of each marker"]

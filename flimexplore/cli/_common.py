@@ -64,6 +64,16 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
         help="the user's <stem>-seeds.txt for the marked image (or a folder holding it), scored as one extra "
         "model (default: the dataset folder's markers/ when it has one for the marked image)",
     )
+    s.add_argument(
+        "--repeats", type=int, default=d.repeats, metavar="R",
+        help="fit every model R times with its random choices re-drawn: Dice as a mean with a 95 %% interval, "
+        "repeats.csv, and in summary.json how much marker position matters (default: %(default)s, one fit)",
+    )
+    s.add_argument(
+        "--repeat-over", choices=("both", "decision", "clustering"), default=d.repeat_over,
+        help="what a repeat re-draws: the decision layer's initialisation, the k-means++ starts (needs "
+        "--clustering kmeans++), or both (default: %(default)s)",
+    )
     add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
@@ -119,6 +129,7 @@ def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> St
         splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
         markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
+        repeats=args.repeats, repeat_over=args.repeat_over,
     )
     if getattr(args, "arch", None):
         from flimexplore.engine.arch import read_arch

@@ -33,10 +33,15 @@ def run(args: argparse.Namespace) -> int:
         return 130
     s = result.summary()
     if s["n_models"]:
+        fits = f" (mean of {config.repeats} fits each)" if config.repeats > 1 else ""
         print(
-            f"{s['n_models']} models, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
+            f"{s['n_models']} models{fits}, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
             f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
         )
+        for split in s.get("repeats", {}).get("splits", []):
+            if "verdict" in split:
+                print(f"object marker {split['split']}: {split['verdict']}" if config.vary != "object"
+                      else f"background marker {split['split']}: {split['verdict']}")
     else:
         print(f"0 models on {s['device']}; wrote {args.out}")
     return 0

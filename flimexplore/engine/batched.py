@@ -9,6 +9,7 @@ maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -226,15 +227,22 @@ class TrainedModels:
     Attributes
     ----------
     bank : FlimBank
-    params : DecisionParams with shapes (B, E, ...)
+        Of ``M`` encoders.
+    params : DecisionParams with shapes (M * heads, E, ...)
+        Decision layers; encoder ``m``'s head ``h`` is ``m * heads + h``.
     bn : BatchNormStats
-    losses : Tensor of shape (B, E)
+        Of shape (M * heads, C).
+    losses : Tensor of shape (M * heads, E)
+    heads : int
+        Decision layers trained on each encoder's features (repeated fits
+        that share their encoder), 1 otherwise.
     """
 
     bank: FlimBank
     params: DecisionParams
     bn: BatchNormStats
     losses: torch.Tensor
+    heads: int = 1
 
     def __len__(self) -> int:
         return len(self.bank)
@@ -245,6 +253,7 @@ def learn_banks_grouped(
     obj_pixels: Sequence[NDArray[np.integer]],
     bg_pixels: Sequence[NDArray[np.integer]],
     settings: FlimSettings | None = None,
+    cluster_seeds: list[int] | None = None,
 ) -> FlimBank:
     """FLIM blocks of ``B`` models whose markers hold different numbers of pixels.
 
@@ -259,11 +268,13 @@ def learn_banks_grouped(
         The marked image in normalised Lab.
     obj_pixels, bg_pixels : sequence of ndarray of shape (K_i, 2) and (L_i, 2), int
         ``(row, col)`` of each model's object and background pixels.
+    cluster_seeds : list of int, optional
+        Learn every model once per k-means++ seed (see :func:`learn_banks`).
 
     Returns
     -------
     FlimBank
-        Of ``B`` models, in input order.
+        Of ``B`` models (``B * R`` with ``R`` cluster seeds: ``b * R + r``), in input order.
     """
     groups: dict[tuple[int, int], list[int]] = {}
     for i, (o, b) in enumerate(zip(obj_pixels, bg_pixels, strict=True)):
@@ -272,11 +283,13 @@ def learn_banks_grouped(
     for idx in groups.values():
         obj = torch.as_tensor(np.stack([np.asarray(obj_pixels[i], np.int64) for i in idx]), device=image.device)
         bg = torch.as_tensor(np.stack([np.asarray(bg_pixels[i], np.int64) for i in idx]), device=image.device)
-        parts.append(learn_banks(image, obj, bg, settings))
+        parts.append(learn_banks(image, obj, bg, settings, cluster_seeds))
         order += idx
     if len(parts) == 1:
         return parts[0]
+    per = 1 if cluster_seeds is None else len(cluster_seeds)  # each model's fits stay together
     back = torch.as_tensor(np.argsort(order, kind="stable"), device=image.device)
+    back = (back[:, None] * per + torch.arange(per, device=image.device)).flatten()
 
     def cat(layers: list[FlimLayer]) -> FlimLayer:
         return FlimLayer(*(torch.cat(list(f))[back] for f in zip(*(x.astuple() for x in layers), strict=True)))
@@ -290,10 +303,11 @@ def train_models(
     marked: ImageGroup,
     obj_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
     bg_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
-    seeds: Sequence[int],
+    seeds: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 20,
     lr: float = 0.1,
     settings: FlimSettings | None = None,
+    cluster_seeds: list[int] | None = None,
 ) -> TrainedModels:
     """Learn FLIM blocks and train decision layers for ``B`` marker pairs.
 
@@ -304,24 +318,37 @@ def train_models(
         Each model's marked pixels; models of different pixel counts (scribbles,
         several disks, disks clipped by the border) are given as sequences
         (see :func:`learn_banks_grouped`).
-    seeds : sequence of int
-        Seed of each model's decision-layer initialisation.
+    seeds : sequence of int, or B sequences of R ints
+        Seed of each model's decision-layer initialisation; ``R`` seeds per
+        model give ``R`` repeated fits.
     epochs, lr : int, float
     settings : FlimSettings, optional
         FLIM encoder settings (default: the paper's single layer).
+    cluster_seeds : list of int, optional
+        ``R`` k-means++ seeds, one per repeated fit: every model's encoder is
+        then learned ``R`` times (:func:`learn_banks`) and fit ``r`` uses
+        decision seed ``seeds[b][r]``.  Without them the ``R`` fits of a
+        model share its encoder and train ``R`` decision layers on its
+        features.
 
     Returns
     -------
     TrainedModels
+        Fit ``r`` of model ``b`` is decision layer ``b * R + r``.
     """
     image, mask = marked.images[0], marked.masks[0]
     if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
-        bank = learn_banks(image, obj_pixels, bg_pixels, settings)
+        bank = learn_banks(image, obj_pixels, bg_pixels, settings, cluster_seeds)
     else:
-        bank = learn_banks_grouped(image, obj_pixels, bg_pixels, settings)
-    pooled = encode(image[None], bank)[0]  # (B, K, h, w)
+        bank = learn_banks_grouped(image, obj_pixels, bg_pixels, settings, cluster_seeds)
+    pooled = encode(image[None], bank)[0]  # (M, K, h, w)
+    heads = 1
+    if cluster_seeds is not None:  # one encoder per fit: one seed each, in the bank's b * R + r order
+        seeds = [int(v) for row in seeds for v in (row if not isinstance(row, numbers.Integral) else [row])]
+    elif seeds and not isinstance(seeds[0], numbers.Integral):
+        heads = len(seeds[0])
     params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
-    return TrainedModels(bank, params, bn, losses)
+    return TrainedModels(bank, params, bn, losses, heads)
 
 
 def _feature_floats(bank: FlimBank, shape: tuple[int, int]) -> tuple[int, int]:

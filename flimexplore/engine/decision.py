@@ -29,6 +29,7 @@ logit_background`` only, and BN followed by the 1x1 convolution is affine:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -185,7 +186,7 @@ def _gap_loss(gap: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
 def train_decision(
     pooled: torch.Tensor,
     mask: torch.Tensor,
-    seeds: Sequence[int],
+    seeds: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 20,
     lr: float = 0.1,
 ) -> tuple[DecisionParams, BatchNormStats, torch.Tensor]:
@@ -200,32 +201,49 @@ def train_decision(
     the same trajectory as the plain ``nn.Module`` trained with autograd, up
     to float rounding.
 
+    Several decision layers can share one set of features (repeated fits
+    that differ only in their initialisation): give ``seeds`` as ``M`` rows
+    of ``H`` seeds.  The standardised features are then built once per
+    feature set, and each head's gap map comes from a product of the shape a
+    lone model has, so a fit's numbers do not depend on how many fits share
+    its features.
+
     Parameters
     ----------
-    pooled : Tensor of shape (B, C, h, w)
+    pooled : Tensor of shape (M, C, h, w)
         Frozen FLIM features of the marked image, one set per model.
     mask : Tensor of shape (H, W), bool
         Ground truth of the marked image.
-    seeds : sequence of int
-        Seed of each model's Xavier initialisation.
+    seeds : sequence of int, or M sequences of H ints
+        Seed of each model's Xavier initialisation; ``H`` seeds per
+        feature set train ``H`` decision layers on it.
     epochs : int, optional
     lr : float, optional
 
     Returns
     -------
     params : DecisionParams with shapes (B, E, ...)
-        The parameters after each epoch.
+        The parameters after each epoch, ``B = M * H`` heads in row-major
+        order (feature set ``m``'s head ``h`` is ``m * H + h``).
     bn : BatchNormStats
+        Of shape (B, C) (one feature set's statistics repeated for its heads).
     losses : Tensor of shape (B, E)
         Training loss before each epoch's step.
     """
-    b, c = pooled.shape[:2]
+    m, c = pooled.shape[:2]
+    rows = [[int(s)] if isinstance(s, numbers.Integral) else [int(v) for v in s] for s in seeds]
+    if len(rows) != m or len({len(r) for r in rows}) != 1 or not rows[0]:
+        raise ValueError(f"give one seed, or one equally long row of seeds, per feature set ({m}), got {seeds!r}")
+    heads = len(rows[0])
+    b = m * heads
     n = mask.numel()
-    z = upsample(pooled.contiguous(), tuple(mask.shape)).reshape(b, c, n)
+    z = upsample(pooled.contiguous(), tuple(mask.shape)).reshape(m, c, n)
     mean = z.mean(dim=2)
     z -= mean[..., None]
     var = z.square().mean(dim=2)
     bn = BatchNormStats(mean, var, var * n / (n - 1))
+    if heads > 1:
+        bn = BatchNormStats(*(t.repeat_interleave(heads, dim=0) for t in (bn.mean, bn.var, bn.running_var)))
     z *= torch.rsqrt(var + BN_EPS)[..., None]  # standardised features
 
     dev, dt = pooled.device, pooled.dtype
@@ -241,7 +259,7 @@ def train_decision(
     weight = weight.view(b, 2, c)
     g_weight = g_weight.view(b, 2, c)
     gamma.fill_(1.0)
-    weight.copy_(xavier_weights(seeds, c))
+    weight.copy_(xavier_weights([v for r in rows for v in r], c))
     exp_avg = torch.zeros_like(flat)
     exp_avg_sq = torch.zeros_like(flat)
     history = []
@@ -249,9 +267,14 @@ def train_decision(
     for step in range(1, epochs + 1):
         dw = weight[:, 1] - weight[:, 0]  # (B, C)
         offset = (dw * beta).sum(dim=1) + bias[:, 1] - bias[:, 0]
-        gap = torch.baddbmm(offset[:, None, None], (dw * gamma)[:, None], z)[:, 0]  # (B, H*W)
-        loss, d_gap = _gap_loss(gap, target)
-        g_scale = torch.bmm(d_gap[:, None], z.transpose(1, 2))[:, 0]  # dL/d(dw * gamma), (B, C)
+        # one product per head, each of the shape a lone model has, so that a fit's numbers never
+        # depend on how many other fits share its features
+        scale, offset = (dw * gamma).view(m, heads, c), offset.view(m, heads, 1)
+        gap = torch.cat([torch.baddbmm(offset[:, h : h + 1], scale[:, h : h + 1], z) for h in range(heads)], 1)
+        loss, d_gap = _gap_loss(gap.view(b, n), target)  # gap: (B, H*W)
+        per_head = d_gap.view(m, heads, n)
+        g_scale = torch.cat([torch.bmm(per_head[:, h : h + 1], z.transpose(1, 2)) for h in range(heads)], 1)
+        g_scale = g_scale.view(b, c)  # dL/d(dw * gamma), (B, C)
         g_offset = d_gap.sum(dim=1)[:, None]
         g_dw = g_scale * gamma + g_offset * beta
         torch.mul(g_scale, dw, out=g_gamma)

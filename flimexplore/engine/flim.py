@@ -288,13 +288,24 @@ def _learn_layer(
     layer_input: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings
 ) -> FlimLayer:
     """One FLIM layer of ``B`` models from its input (``(C, H, W)`` shared or ``(B, C, H, W)``)."""
-    mean, std = marker_statistics(layer_input, obj_pixels, bg_pixels, settings.stdev_factor)
-    k = settings.kernel_size
+    return _learn_layer_variants(layer_input, obj_pixels, bg_pixels, [settings])[0]
+
+
+def _learn_layer_variants(
+    layer_input: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, variants: list[FlimSettings]
+) -> list[FlimLayer]:
+    """One FLIM layer of ``B`` models per settings variant (e.g. k-means++ seeds): statistics and patches once."""
+    first = variants[0]
+    mean, std = marker_statistics(layer_input, obj_pixels, bg_pixels, first.stdev_factor)
+    k = first.kernel_size
     obj = sample_patches(layer_input, obj_pixels, mean, std, k)
     bg = sample_patches(layer_input, bg_pixels, mean, std, k)
-    kernels, labels = estimate_kernels(obj, bg, settings=settings)
     b, c = mean.shape
-    return FlimLayer(kernels.reshape(b, -1, c, k, k), mean, std, labels)
+    out = []
+    for settings in variants:
+        kernels, labels = estimate_kernels(obj, bg, settings=settings)
+        out.append(FlimLayer(kernels.reshape(b, -1, c, k, k), mean, std, labels))
+    return out
 
 
 def _one(layer: FlimLayer, i: int) -> FlimLayer:
@@ -302,7 +313,11 @@ def _one(layer: FlimLayer, i: int) -> FlimLayer:
 
 
 def learn_banks(
-    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings | None = None
+    image: torch.Tensor,
+    obj_pixels: torch.Tensor,
+    bg_pixels: torch.Tensor,
+    settings: FlimSettings | None = None,
+    cluster_seeds: list[int] | None = None,
 ) -> FlimBank:
     """Learn the FLIM encoders of ``B`` (object, background) marker pairs.
 
@@ -315,15 +330,44 @@ def learn_banks(
         Pixels of each model's object and background markers.
     settings : FlimSettings, optional
         The default is the paper's single layer.
+    cluster_seeds : list of int, optional
+        Learn each model ``R`` times, once per k-means++ seed (repeated fits
+        that differ in their clustering); the first layer's marker
+        statistics and patches are computed once for all of them.
 
     Returns
     -------
     FlimBank
-        Layer ``l + 1`` is learned on the output of layers ``1..l`` run with
-        pooling stride 1, at the same marker pixels (libift's convention).
+        Of ``B`` models, or with ``cluster_seeds`` of ``B * R`` (model ``b``'s
+        fit with seed ``r`` is ``b * R + r``).  Layer ``l + 1`` is learned on
+        the output of layers ``1..l`` run with pooling stride 1, at the same
+        marker pixels (libift's convention).
     """
     settings = settings or DEFAULT_SETTINGS
-    layers = [_learn_layer(image, obj_pixels, bg_pixels, settings)]
+    if cluster_seeds is not None:
+        variants = [settings.replace(cluster_seed=int(s)) for s in cluster_seeds]
+        firsts = _learn_layer_variants(image, obj_pixels, bg_pixels, variants)
+        banks = [_deeper_layers(image, obj_pixels, bg_pixels, v, f) for v, f in zip(variants, firsts, strict=True)]
+        return _interleave(banks, settings)
+    return _deeper_layers(image, obj_pixels, bg_pixels, settings, _learn_layer(image, obj_pixels, bg_pixels, settings))
+
+
+def _interleave(banks: list[FlimBank], settings: FlimSettings) -> FlimBank:
+    """``R`` banks of ``B`` models as one bank of ``B * R`` (model-major: ``b * R + r``)."""
+
+    def mix(parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(parts, dim=1).flatten(0, 1)
+
+    layers = [FlimLayer(*(mix(list(t)) for t in zip(*(b.layers[i].astuple() for b in banks), strict=True)))
+              for i in range(len(banks[0].layers))]
+    return FlimBank(*layers[0].astuple(), deeper=tuple(layers[1:]), settings=settings)
+
+
+def _deeper_layers(
+    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings, first: FlimLayer
+) -> FlimBank:
+    """The bank whose first layer is ``first``, with its layers 2.. learned on top."""
+    layers = [first]
     x: torch.Tensor = image[None]  # (1, C, H, W): shared input
     for _ in range(1, settings.layers):
         # model by model, so that a model's next layer never depends on the batch (grouped

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike, NDArray
 
-from flimexplore.colormap import plotly_colorscale
+from flimexplore.colormap import BACKGROUND_HEX, OBJECT_HEX, plotly_colorscale
 
 __all__ = [
     "BACKGROUND",
@@ -31,11 +31,11 @@ __all__ = [
 
 HEAT = plotly_colorscale()
 """The blue-to-red Dice scale, shared with the PNG heatmaps."""
-OBJECT = "#e7298a"
+OBJECT = OBJECT_HEX
 """Object markers and object points in every panel (magenta: a colour the blue-to-red Dice scale never takes)."""
 OBJECT_SYMBOL = "star"
 """The object marker's glyph (background markers are circles)."""
-BACKGROUND = "#4d4d4d"
+BACKGROUND = BACKGROUND_HEX
 """Background markers and points where they are not coloured by Dice (dark grey, not a Dice colour)."""
 SELECTED = "#00e000"
 """Ring around the selected marker (the paper's "green border" of good markers)."""

@@ -54,6 +54,7 @@ def distribution_figure(
     title: str = "",
     width: int = 420,
     full_range: bool = False,
+    intervals: ArrayLike | None = None,
 ) -> go.Figure:
     """Validation Dice of every model, one jittered row per object marker.
 
@@ -76,6 +77,8 @@ def distribution_figure(
     width : int
     full_range : bool
         Dice axis 0-1 instead of the data's range (:func:`dice_axis_range`).
+    intervals : array_like of shape (N, 2), optional
+        ``(lo, hi)`` of each model's 95 % interval over repeated fits, drawn as error bars.
 
     Returns
     -------
@@ -92,9 +95,17 @@ def distribution_figure(
     xr = dice_axis_range(d, full_range)
     user_x = None if user_dice is None else float(np.clip(user_dice, xr[0], xr[1]))
     outside = user_dice is not None and user_x != user_dice
+    errors: dict = {}
+    if intervals is not None and len(d):
+        ci = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+        errors = dict(error_x=dict(type="data", symmetric=False, array=np.maximum(ci[:, 1] - d, 0.0),
+                                   arrayminus=np.maximum(d - ci[:, 0], 0.0), color="#777777", thickness=1.2, width=3))
+        xr = dice_axis_range(np.concatenate([d, ci[np.isfinite(ci)]]), full_range)
+        user_x = None if user_dice is None else float(np.clip(user_dice, xr[0], xr[1]))
+        outside = user_dice is not None and user_x != user_dice
     fig = go.Figure([
         go.Scatter(
-            x=d, y=y, mode="markers", name="markers", customdata=ids,
+            x=d, y=y, mode="markers", name="markers", customdata=ids, **errors,
             hovertemplate="model %{customdata}<br>Dice %{x:.3f}<extra></extra>",
             marker=dict(size=9, color=d, colorscale=HEAT, cmin=vrange[0], cmax=vrange[1],
                         line=dict(width=1, color="white")),

@@ -43,6 +43,7 @@ HEATMAP_TRACES = (
     "advised positions",
     "your object strokes",
     "your bg strokes",
+    "tied with the best",
 )
 """Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
 
@@ -55,6 +56,20 @@ ADVICE_SCALE = [[0.0, "rgba(255,255,255,0)"], [1.0, "rgba(26,152,80,0.85)"]]
 """The advice map: transparent (worst) to green (best), never a Dice colour."""
 
 _DICE_HOVER = "model %{customdata}<br>Dice %{marker.color:.3f}<extra>background marker</extra>"
+_DICE_HOVER_CI = "model %{customdata}<br>Dice %{marker.color:.3f}%{text}<extra>background marker</extra>"
+TIED = "white"
+"""Rings of the markers statistically tied with the best (repeated fits); the selection keeps its green ring."""
+
+
+def interval_text(lo: float, hi: float, n: int) -> str:
+    """Hover text of a marker's 95 % interval over its fits.
+
+    Examples
+    --------
+    >>> interval_text(0.7, 0.8, 5)
+    '<br>95 % CI 0.700-0.800 (5 fits)'
+    """
+    return f"<br>95 % CI {lo:.3f}-{hi:.3f} ({n} fits)"
 
 
 def _xy(points: ArrayLike | None) -> tuple[list[int], list[int]]:
@@ -98,6 +113,8 @@ def heatmap_figure(
     advice_top: ArrayLike | None = None,
     user_pixels: ArrayLike | None = None,
     drawing: str | None = None,
+    intervals: ArrayLike | None = None,
+    tied: ArrayLike | None = None,
 ) -> go.Figure:
     """Marked image, background markers (circles) coloured by Dice, the object marker as a star.
 
@@ -143,6 +160,10 @@ def heatmap_figure(
     drawing : {"object", "background"}, optional
         Dragging on the image draws a freehand stroke of that class (Plotly's ``drawopenpath``);
         the stroke arrives as a path in ``layout.shapes``.
+    intervals : array_like of shape (M, 3), optional
+        ``(lo, hi, fits)`` of each marker's 95 % interval over repeated fits, shown on hover.
+    tied : array_like of shape (M,), bool, optional
+        Markers statistically tied with the best, ringed in white.
 
     Returns
     -------
@@ -168,6 +189,10 @@ def heatmap_figure(
     pox, poy = _xy(px[px[:, 2] == 1, :2])
     pbx, pby = _xy(px[px[:, 2] != 1, :2])
     pixel = max(2.0, float(size) / w)  # one image pixel on screen
+    ci = np.asarray(intervals, dtype=np.float64).reshape(-1, 3) if intervals is not None else None
+    hover = dict(text=[interval_text(lo, hi, int(n)) for lo, hi, n in ci], hovertemplate=_DICE_HOVER_CI) \
+        if ci is not None and len(ci) == len(bg) else dict(hovertemplate=_DICE_HOVER)
+    tx2, ty2 = _xy(bg[np.asarray(tied, dtype=bool).reshape(-1)] if tied is not None and len(bg) else None)
     traces = [
         image_trace(image),
         go.Heatmap(
@@ -182,7 +207,7 @@ def heatmap_figure(
         ),
         go.Scatter(
             x=bx, y=by, mode="markers", name="background markers", customdata=ids,
-            hovertemplate=_DICE_HOVER, showlegend=len(bx) > 0, legendrank=2,
+            showlegend=len(bx) > 0, legendrank=2, **hover,
             marker=dict(
                 size=6 if many else disk, color=dice, colorscale=HEAT, cmin=vrange[0], cmax=vrange[1],
                 opacity=0.6 if many else 0.9, line=dict(width=1, color="white"), symbol="circle",
@@ -230,6 +255,11 @@ def heatmap_figure(
         go.Scatter(
             x=pbx, y=pby, mode="markers", name="your bg strokes", showlegend=len(pbx) > 0, legendrank=5,
             hoverinfo="skip", marker=dict(size=pixel, symbol="square", color=user_colour, line=dict(width=0)),
+        ),
+        go.Scatter(
+            x=tx2, y=ty2, mode="markers", name="tied with the best", showlegend=len(tx2) > 0, legendrank=3,
+            hoverinfo="skip", marker=dict(size=disk + 5, color="rgba(0,0,0,0)", symbol="circle-open",
+                                          line=dict(width=2.5, color=TIED)),
         ),
     ]
     if drawing is not None and drawing not in DRAW_MODES:

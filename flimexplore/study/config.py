@@ -14,6 +14,7 @@ import numpy as np
 from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
 from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import ConfigError
+from flimexplore.study.repeats import REPEAT_OVER
 
 __all__ = ["VARY", "StudyConfig"]
 
@@ -31,6 +32,7 @@ _INTEGERS = {
     "seed": (0, False),
     "dense_spacing": (1, True),
     "size": (32, True),
+    "repeats": (1, False),
 }
 
 
@@ -86,6 +88,15 @@ class StudyConfig:
     size : int or None
         Side of a synthetic preset's images (32 to 512, paper-sized: 400);
         None draws the default 128x128 images.  Only for the presets.
+    repeats : int
+        Fits of every model with its random choices re-drawn (``--repeats``,
+        :mod:`flimexplore.study.repeats`); a marker's Dice is then the mean
+        over its fits with a 95 % interval.  1 (the default) is the paper's
+        single fit, with the same numbers as before repeats existed.
+    repeat_over : {"both", "decision", "clustering"}
+        Which random choices a repeat re-draws: the decision layer's
+        initialisation, the k-means++ starts (``clustering="kmeans++"`` only;
+        the default farthest-point clustering has no random choice), or both.
     kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, decision_layer, \
 consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_seed
         The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
@@ -116,6 +127,8 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
     markers_per_model: tuple[int, int] = (1, 1)
     markers: str | None = None
     size: int | None = None
+    repeats: int = 1
+    repeat_over: str = "both"
     # the FLIM encoder: flat here (CLI flags, config.json), defaults from the one place that defines them
     kernel_size: int = FlimSettings.kernel_size
     kernels_per_marker: int = FlimSettings.kernels_per_marker
@@ -211,6 +224,13 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
             problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with dense (--dense), got {per!r}")
         elif self.vary == "object" and per != (1, 1):
             problems.append(f"markers_per_model (--markers-per-model) must be 1,1 with vary (--vary) object, got {per!r}")
+        if self.repeat_over not in REPEAT_OVER:
+            problems.append(f"repeat_over (--repeat-over) must be one of {', '.join(REPEAT_OVER)}, got {self.repeat_over!r}")
+        elif self.repeat_over == "clustering" and self.clustering != "kmeans++":
+            problems.append(
+                "repeat_over (--repeat-over) 'clustering' needs clustering (--clustering) kmeans++: the "
+                f"{self.clustering!r} clustering has no random choice to re-draw; use --repeat-over decision or both"
+            )
         if self.markers is not None and (not isinstance(self.markers, str) or not self.markers.strip()):
             problems.append(f"markers (--markers) must be None or a seeds file or folder path, got {self.markers!r}")
         for name, what in self.flim().problems().items():

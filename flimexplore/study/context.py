@@ -44,8 +44,9 @@ from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import DatasetError, MarkerError
 from flimexplore.markers import marker_pixels
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.repeats import cluster_seeds, decision_seeds
 
-__all__ = ["PairScores", "StudyContext"]
+__all__ = ["FitScores", "PairScores", "StudyContext"]
 
 # Validation and test images larger than this (RGB bytes) are converted to Lab chunk by chunk on the
 # CPU instead of once up front: 313 + 316 images of 400x400 would otherwise hold 1.2 GB of tensors.
@@ -61,23 +62,52 @@ LAYER_KEYS = ("kernels", "norm_mean", "norm_std", "kernel_labels")
 
 
 @dataclass(frozen=True, eq=False)
+class FitScores:
+    """Scores of the repeated fits of ``B`` marker pairs (:mod:`flimexplore.study.repeats`).
+
+    Attributes
+    ----------
+    repeats : tuple of int
+        The ``R`` fits computed (0 is the fit of a study without repeats).
+    best_epoch : ndarray of shape (B, R), int
+    val, test : dict of str to ndarray of shape (B, R)
+        Each fit's mean per-image scores at its best epoch.
+    seeds : ndarray of shape (B, R), int
+        Decision-layer seed of each fit.
+    cluster_seeds : ndarray of shape (R,), int, or None
+        k-means++ seed of each fit when the repeats re-draw the clustering.
+    """
+
+    repeats: tuple[int, ...]
+    best_epoch: NDArray[np.int64]
+    val: dict[str, NDArray[np.float64]]
+    test: dict[str, NDArray[np.float64]]
+    seeds: NDArray[np.int64]
+    cluster_seeds: NDArray[np.int64] | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class PairScores:
     """Scores and parameters of ``B`` evaluated marker pairs.
 
     Attributes
     ----------
     best_epoch : ndarray of shape (B,), int
-        1-based epoch with the best mean validation Dice.
+        1-based epoch with the best mean validation Dice (of the first fit).
     val, test : dict of str to ndarray of shape (B,)
-        Mean per-image Dice, Jaccard, sensitivity, specificity at the best epoch.
+        Mean per-image Dice, Jaccard, sensitivity, specificity at the best
+        epoch; with repeated fits, their mean over the fits.
     arrays : dict of str to ndarray with leading axis B
-        Parameters (see ``ARRAY_KEYS``) for predictions and projections.
+        Parameters (see ``ARRAY_KEYS``) of the first fit, for predictions and projections.
+    fits : FitScores or None
+        Every fit's scores (None from the reference path without repeats).
     """
 
     best_epoch: NDArray[np.int64]
     val: dict[str, NDArray[np.float64]]
     test: dict[str, NDArray[np.float64]]
     arrays: dict[str, NDArray]
+    fits: FitScores | None = None
 
 
 class StudyContext:
@@ -182,6 +212,7 @@ class StudyContext:
         seeds: Sequence[int],
         memory_mb: float = DEFAULT_MEMORY_MB,
         progress: Callable[[int, int], None] | None = None,
+        repeats: Sequence[int] | None = None,
     ) -> PairScores:
         """Train and score ``B`` marker pairs with the batched engine.
 
@@ -195,6 +226,8 @@ class StudyContext:
         progress : callable, optional
             Called as ``progress(n, N)`` while the trained models are scored:
             ``n`` of the ``N`` validation and test images are done.
+        repeats : sequence of int, optional
+            Which repeated fits to compute (default: all ``config.repeats``).
 
         Returns
         -------
@@ -205,6 +238,7 @@ class StudyContext:
         MarkerError
             If a centre lies outside the marked image or on the wrong class.
         """
+        repeats = self.all_repeats if repeats is None else repeats
         r, shape = self.config.radius, self.mask.shape
         obj, bg = _check_pairs(obj, bg, self.mask)
         if len(seeds) != len(obj):
@@ -214,11 +248,17 @@ class StudyContext:
         if clipped:  # user markers near the border: disks of different sizes
             return self._score(
                 [marker_pixels(o, r, shape) for o in obj], [marker_pixels(b, r, shape) for b in bg], seeds, memory_mb,
-                progress,
+                progress, repeats,
             )
         return self._score(
-            model_pixels(obj, r, shape, self.device), model_pixels(bg, r, shape, self.device), seeds, memory_mb, progress
+            model_pixels(obj, r, shape, self.device), model_pixels(bg, r, shape, self.device), seeds, memory_mb, progress,
+            repeats,
         )
+
+    @property
+    def all_repeats(self) -> tuple[int, ...]:
+        """Every repeated fit of a model: ``0 .. config.repeats - 1``."""
+        return tuple(range(self.config.repeats))
 
     def evaluate_markers(
         self,
@@ -226,6 +266,7 @@ class StudyContext:
         bg_pixels: Sequence[NDArray[np.integer]],
         seeds: Sequence[int],
         memory_mb: float = DEFAULT_MEMORY_MB,
+        repeats: Sequence[int] | None = None,
     ) -> PairScores:
         """Train and score ``B`` models whose markers are any sets of labelled pixels.
 
@@ -245,6 +286,8 @@ class StudyContext:
         seeds : sequence of int
             Decision-layer seed of each model.
         memory_mb : float, optional
+        repeats : sequence of int, optional
+            Which repeated fits to compute (default: all ``config.repeats``).
 
         Returns
         -------
@@ -282,7 +325,7 @@ class StudyContext:
                         f"{name} pixel ({a[j, 0]}, {a[j, 1]}) of model {i} is outside the {h}x{w} marked image"
                     )
                 out.append(a)
-        return self._score(checked[0], checked[1], seeds, memory_mb)
+        return self._score(checked[0], checked[1], seeds, memory_mb, repeats=self.all_repeats if repeats is None else repeats)
 
     def _score(
         self,
@@ -291,56 +334,88 @@ class StudyContext:
         seeds: Sequence[int],
         memory_mb: float,
         progress: Callable[[int, int], None] | None = None,
+        repeats: Sequence[int] = (0,),
     ) -> PairScores:
-        """Train the models of the given marker pixels and score them on validation and test images."""
-        trained = train_models(self.marked, obj_pixels, bg_pixels, seeds, epochs=self.config.epochs, lr=self.config.lr,
-                               settings=self.config.flim())
-        a, c = head_gap(trained.params, trained.bn)
+        """Train the models of the given marker pixels and score them on validation and test images.
+
+        Every model is fitted once per entry of ``repeats`` (:mod:`flimexplore.study.repeats`).
+        Fits that share a model's encoder (only the decision seed varies) are
+        scored as extra heads on the same validation features, so a repeat
+        costs a decision layer and its counting, not a FLIM encoding.
+        """
+        cfg = self.config
+        repeats = tuple(int(r) for r in repeats)
+        b, r_n = len(seeds), len(repeats)
+        dseeds = decision_seeds(seeds, repeats, cfg.repeat_over)  # (B, R)
+        cseeds = cluster_seeds(cfg.cluster_seed, repeats, cfg.repeat_over, cfg.clustering)
+        if cseeds == [cfg.cluster_seed]:  # fit 0 alone: the study's own encoder
+            cseeds = None
+        trained = train_models(self.marked, obj_pixels, bg_pixels, [s[0] for s in dseeds] if r_n == 1 else dseeds,
+                               epochs=cfg.epochs, lr=cfg.lr, settings=cfg.flim(), cluster_seeds=cseeds)
+        a, c = head_gap(trained.params, trained.bn)  # (B * R, E, C), (B * R, E): fit r of model b is b * R + r
+        m, heads, e = len(trained.bank), trained.heads, a.shape[1]
         n_val, n_test = len(self.split.val), len(self.split.test)
-        val_counts = score_models(trained.bank, a, c, self.val_groups, memory_mb, _images(progress, 0, n_val, n_val + n_test)).numpy()
-        curve = metrics_from_counts(val_counts)["dice"].mean(axis=2)  # (B, E)
-        best = curve.argmax(axis=1)
-        pick = torch.as_tensor(best, device=a.device)
-        idx = torch.arange(len(best), device=a.device)
+        val_counts = score_models(
+            trained.bank, a.reshape(m, heads * e, -1), c.reshape(m, heads * e), self.val_groups, memory_mb,
+            _images(progress, 0, n_val, n_val + n_test),
+        ).numpy().reshape(b, r_n, e, n_val, 4)
+        val_metrics = metrics_from_counts(val_counts)
+        curve = val_metrics["dice"].mean(axis=3)  # (B, R, E)
+        best = curve.argmax(axis=2)  # (B, R)
+        pick = torch.as_tensor(best.reshape(-1), device=a.device)
+        idx = torch.arange(b * r_n, device=a.device)
         test_counts = score_models(
-            trained.bank, a[idx, pick][:, None], c[idx, pick][:, None], self.test_groups, memory_mb,
-            _images(progress, n_val, n_test, n_val + n_test),
-        ).numpy()
-        b = np.arange(len(best))
-        val = {k: v.mean(axis=2)[b, best] for k, v in metrics_from_counts(val_counts).items()}
-        test = {k: v.mean(axis=2)[:, 0] for k, v in metrics_from_counts(test_counts).items()}
+            trained.bank, a[idx, pick].reshape(m, heads, -1), c[idx, pick].reshape(m, heads), self.test_groups,
+            memory_mb, _images(progress, n_val, n_test, n_val + n_test),
+        ).numpy().reshape(b, r_n, n_test, 4)
+        bi, ri = np.ogrid[:b, :r_n]
+        val = {k: v.mean(axis=3)[bi, ri, best] for k, v in val_metrics.items()}  # (B, R)
+        test = {k: v.mean(axis=2) for k, v in metrics_from_counts(test_counts).items()}
+        fits = FitScores(repeats, best + 1, val, test, np.asarray(dseeds, dtype=np.int64),
+                         None if cseeds is None else np.asarray(cseeds, dtype=np.int64))
+        first = torch.arange(b, device=a.device) * r_n  # every model's first fit
+        bank = trained.bank if heads == r_n else trained.bank.select(first)
         p = trained.params.at_epoch(pick)
         t = lambda x: x.detach().cpu().numpy()  # noqa: E731
         arrays = {
-            "kernels": t(trained.bank.kernels), "norm_mean": t(trained.bank.mean),
-            "norm_std": t(trained.bank.std), "kernel_labels": t(trained.bank.kernel_labels),
-            "gamma": t(p.gamma), "beta": t(p.beta), "weight": t(p.weight), "bias": t(p.bias),
-            "bn_mean": t(trained.bn.mean), "bn_var": t(trained.bn.var),
-            "bn_running_var": t(trained.bn.running_var), "val_dice_curve": curve,
+            "kernels": t(bank.kernels), "norm_mean": t(bank.mean),
+            "norm_std": t(bank.std), "kernel_labels": t(bank.kernel_labels),
+            "gamma": t(p.gamma[first]), "beta": t(p.beta[first]), "weight": t(p.weight[first]), "bias": t(p.bias[first]),
+            "bn_mean": t(trained.bn.mean[first]), "bn_var": t(trained.bn.var[first]),
+            "bn_running_var": t(trained.bn.running_var[first]), "val_dice_curve": curve[:, 0],
         }
-        for number, layer in enumerate(trained.bank.deeper, start=2):
+        for number, layer in enumerate(bank.deeper, start=2):
             arrays |= {f"{key}{number}": t(v) for key, v in zip(LAYER_KEYS, layer.astuple(), strict=True)}
-        return PairScores(best + 1, val, test, arrays)
+        return PairScores(best[:, 0] + 1, {k: v.mean(axis=1) for k, v in val.items()},
+                          {k: v.mean(axis=1) for k, v in test.items()}, arrays, fits)
 
-    def evaluate_reference(self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int]) -> PairScores:
-        """Score ``B`` marker pairs one at a time with the reference path (no parameters kept)."""
+    def evaluate_reference(
+        self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int], repeats: Sequence[int] | None = None
+    ) -> PairScores:
+        """Score ``B`` marker pairs one fit at a time with the reference path (no parameters kept)."""
         obj, bg = _check_pairs(obj, bg, self.mask)
-        ds = self.dataset
+        cfg, ds = self.config, self.dataset
+        repeats = tuple(self.all_repeats if repeats is None else repeats)
         val = ([ds.images[i] for i in self.split.val], [ds.masks[i] for i in self.split.val])
         test = ([ds.images[i] for i in self.split.test], [ds.masks[i] for i in self.split.test])
+        dseeds = decision_seeds(seeds, repeats, cfg.repeat_over)
+        cseeds = cluster_seeds(cfg.cluster_seed, repeats, cfg.repeat_over, cfg.clustering)
+        settings = [cfg.flim() if cseeds is None else cfg.flim().replace(cluster_seed=c) for c in (cseeds or repeats)]
         results = [
-            run_reference(self.image, self.mask, o, g, self.config.radius, int(s), val, test,
-                          epochs=self.config.epochs, lr=self.config.lr, settings=self.config.flim())
-            for o, g, s in zip(np.asarray(obj), np.asarray(bg), seeds, strict=True)
+            [run_reference(self.image, self.mask, o, g, cfg.radius, int(ds_[j]), val, test,
+                           epochs=cfg.epochs, lr=cfg.lr, settings=settings[j]) for j in range(len(repeats))]
+            for o, g, ds_ in zip(np.asarray(obj), np.asarray(bg), dseeds, strict=True)
         ]
-        best = np.array([r.best_epoch for r in results])
-        vm = [metrics_from_counts(r.val_counts) for r in results]
-        tm = [metrics_from_counts(r.test_counts) for r in results]
+        best = np.array([[r.best_epoch for r in row] for row in results])
+        vm = [[metrics_from_counts(r.val_counts) for r in row] for row in results]
+        tm = [[metrics_from_counts(r.test_counts) for r in row] for row in results]
+        val = {k: np.array([[m[k].mean() for m in row] for row in vm]) for k in METRICS}
+        test = {k: np.array([[m[k].mean() for m in row] for row in tm]) for k in METRICS}
+        fits = FitScores(repeats, best, val, test, np.asarray(dseeds, dtype=np.int64),
+                         None if cseeds is None else np.asarray(cseeds, dtype=np.int64))
         return PairScores(
-            best,
-            {k: np.array([m[k].mean() for m in vm]) for k in METRICS},
-            {k: np.array([m[k].mean() for m in tm]) for k in METRICS},
-            {"val_dice_curve": np.stack([r.val_dice for r in results])},
+            best[:, 0], {k: v.mean(axis=1) for k, v in val.items()}, {k: v.mean(axis=1) for k, v in test.items()},
+            {"val_dice_curve": np.stack([row[0].val_dice for row in results])}, fits,
         )
 
     def predict(self, arrays: dict[str, NDArray], image: NDArray[np.floating]) -> NDArray[np.bool_]:
@@ -500,11 +575,19 @@ def _merge(parts: Sequence[PairScores], groups: Sequence[NDArray[np.intp]]) -> P
     def cat(values: Sequence[NDArray]) -> NDArray:
         return np.concatenate(values)[order]
 
+    fits = None
+    if all(p.fits is not None for p in parts):
+        f = [p.fits for p in parts]
+        fits = FitScores(
+            f[0].repeats, cat([x.best_epoch for x in f]), {k: cat([x.val[k] for x in f]) for k in f[0].val},
+            {k: cat([x.test[k] for x in f]) for k in f[0].test}, cat([x.seeds for x in f]), f[0].cluster_seeds,
+        )
     return PairScores(
         cat([p.best_epoch for p in parts]),
         {k: cat([p.val[k] for p in parts]) for k in parts[0].val},
         {k: cat([p.test[k] for p in parts]) for k in parts[0].test},
         {k: cat([p.arrays[k] for p in parts]) for k in parts[0].arrays},
+        fits,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,7 @@ def render_heatmap(
     vmax: float | None = None,
     obj_pixels: NDArray[np.integer] | None = None,
     marker_colour: tuple[int, int, int] = (255, 0, 0),
+    colours: Callable[[NDArray[np.floating], float, float], NDArray[np.uint8]] = heat_colors,
 ) -> NDArray[np.uint8]:
     """Blend a heat layer over a greyed copy of the image.
 
@@ -136,6 +138,9 @@ def render_heatmap(
         Object marker of any shape, drawn in solid red pixel by pixel.
     marker_colour : tuple of int, optional
         RGB of the ``obj_centre`` disks (red; a fixed background marker is drawn green).
+    colours : callable, optional
+        Maps values and the range to RGB (default: the Dice scale,
+        :func:`~flimexplore.colormap.heat_colors`).
 
     Returns
     -------
@@ -146,7 +151,7 @@ def render_heatmap(
     finite = np.isfinite(layer.value)
     lo = np.nanmin(layer.value) if vmin is None and finite.any() else (vmin or 0.0)
     hi = np.nanmax(layer.value) if vmax is None and finite.any() else (1.0 if vmax is None else vmax)
-    colour = heat_colors(np.where(finite, layer.value, lo), lo, hi).astype(np.float64)
+    colour = colours(np.where(finite, layer.value, lo), lo, hi).astype(np.float64)
     alpha = np.where(finite, layer.weight, 0.0)[..., None]
     out = alpha * colour + (1.0 - alpha) * base
     if obj_centre is not None and radius > 0:

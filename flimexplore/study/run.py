@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from flimexplore.colormap import OBJECT_HEX, width_colors
 from flimexplore.engine.batched import DEFAULT_MEMORY_MB
 from flimexplore.engine.precision import check_precision, precision_scope
 from flimexplore.engine.scores import METRICS
@@ -44,7 +45,9 @@ from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
 from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
-from flimexplore.study.store import ResultStore
+from flimexplore.study.repeats import varied
+from flimexplore.study.store import ResultStore, aggregate_fits
+from flimexplore.study.uncertainty import ALPHA, position_summary
 
 __all__ = [
     "Progress", "StopStudy", "StudyResult", "dense_positions", "model_chunks", "model_rows", "model_seed",
@@ -160,6 +163,11 @@ class StudyResult:
     elapsed_s : float
     complete : bool
         False when the study was stopped before its last model.
+    context : StudyContext
+    fits : list of dict
+        Every fit of every finished model (columns of
+        :data:`flimexplore.study.store.FIT_COLUMNS`), sorted by model and
+        repeat; with one fit per model, one per row.
     """
 
     config: StudyConfig
@@ -170,6 +178,7 @@ class StudyResult:
     elapsed_s: float
     complete: bool
     context: StudyContext = field(repr=False)
+    fits: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def column(self, name: str, split: int | None = None) -> NDArray:
         """One results column as an array (optionally of one split; -1 is the user's model)."""
@@ -226,6 +235,8 @@ class StudyResult:
                 "n_object_pixels": int((labels == 1).sum()), "n_background_pixels": int((labels == 0).sum()),
                 "val_dice": user[0]["val_dice"], "test_dice": user[0]["test_dice"],
             }
+        if self.config.repeats > 1 and self.complete:
+            out["repeats"] = self.repeat_summary()
         if len(val):
             test = np.array([r["test_dice"] for r in self.rows if r["split"] >= 0])
             out |= {
@@ -240,6 +251,51 @@ class StudyResult:
                 ],
             }
         return out
+
+
+    def repeat_summary(self) -> dict[str, Any]:
+        """What the repeated fits say (``summary.json["repeats"]``): spread, position share, ties with the best.
+
+        Per split (one fixed marker and its varied markers) and over all
+        sampled models: :func:`~flimexplore.study.uncertainty.position_summary`;
+        ``rank_agreement_halves`` is Spearman's rho between the markers' mean
+        Dice over the first and over the second half of the fits.
+        """
+        from scipy.stats import spearmanr
+
+        cfg, n_rep = self.config, self.config.repeats
+        sampled = [f for f in self.fits if f["split"] >= 0 and f["repeat"] < n_rep]
+        rows = [r for r in self.rows if r["split"] >= 0]
+        what = "object markers" if cfg.vary == "object" else "background markers"
+        sd = np.array([r["val_dice_sd"] for r in rows], dtype=np.float64)
+        width = np.array([r["val_dice_hi"] - r["val_dice_lo"] for r in rows], dtype=np.float64)
+        out: dict[str, Any] = {
+            "n_repeats": n_rep, "repeat_over": cfg.repeat_over, "varied": list(varied(cfg.repeat_over, cfg.clustering)),
+            "interval": f"Student t, 95 %, {n_rep - 1} df, of each marker's mean validation Dice over its fits",
+            "ties": f"Welch t-test against the best marker, two-sided, Holm-corrected, alpha {ALPHA}",
+            "val_dice_sd_median": _rounded(np.nanmedian(sd)) if len(sd) else None,
+            "val_dice_sd_max": _rounded(np.nanmax(sd)) if len(sd) else None,
+            "interval_width_median": _rounded(np.nanmedian(width)) if len(width) else None,
+        }
+        half = n_rep // 2
+        by_model: dict[int, list[float]] = {}
+        for f in sorted(sampled, key=lambda f: (f["model"], f["repeat"])):
+            by_model.setdefault(f["model"], []).append(f["val_dice"])
+        full = [v for v in by_model.values() if len(v) == n_rep]
+        if len(full) > 2:
+            a, b = np.array([np.mean(v[:half]) for v in full]), np.array([np.mean(v[half:]) for v in full])
+            rho = spearmanr(a, b).statistic if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
+            out["rank_agreement_halves"] = _rounded(rho)
+        out["all_models"] = position_summary(sampled, n_rep, seed=cfg.seed, what="models")
+        out["splits"] = [
+            {"split": s} | (position_summary([f for f in sampled if f["split"] == s], n_rep, seed=cfg.seed, what=what) or {})
+            for s in range(len(self.markers))
+        ]
+        return out
+
+
+def _rounded(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(float(value)) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,16 +346,18 @@ def _central(pixels: NDArray[np.int64]) -> NDArray[np.int64]:
 def evaluate_models(
     ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
     progress: Callable[[int, int], None] | None = None, precision: str = "fp32",
+    repeats: Sequence[int] | None = None,
 ) -> PairScores:
     """Scores of some models, in order: disk pairs by :meth:`StudyContext.evaluate` (or the reference path),
-    markers of any shape by :meth:`StudyContext.evaluate_markers`, in the given arithmetic ``precision``."""
+    markers of any shape by :meth:`StudyContext.evaluate_markers`, in the given arithmetic ``precision``;
+    each fitted once per entry of ``repeats`` (default: every repeat of the study)."""
     with precision_scope(precision, ctx.device):
-        return _evaluate_in_scope(ctx, models, engine, memory_mb, progress)
+        return _evaluate_in_scope(ctx, models, engine, memory_mb, progress, ctx.all_repeats if repeats is None else repeats)
 
 
 def _evaluate_in_scope(
     ctx: StudyContext, models: list[ModelEntry], engine: str, memory_mb: float,
-    progress: Callable[[int, int], None] | None,
+    progress: Callable[[int, int], None] | None, repeats: Sequence[int],
 ) -> PairScores:
     disks = [j for j, m in enumerate(models) if m.pixels is None]
     shaped = [j for j, m in enumerate(models) if m.pixels is not None]
@@ -309,9 +367,9 @@ def _evaluate_in_scope(
         bg = np.stack([models[j].bg for j in disks])
         seeds = [models[j].seed for j in disks]
         if engine == "sequential":
-            parts.append(ctx.evaluate_reference(obj, bg, seeds))
+            parts.append(ctx.evaluate_reference(obj, bg, seeds, repeats))
         else:
-            parts.append(ctx.evaluate(obj, bg, seeds, memory_mb, progress=progress))
+            parts.append(ctx.evaluate(obj, bg, seeds, memory_mb, progress=progress, repeats=repeats))
         groups.append(np.array(disks))
     if shaped:
         parts.append(
@@ -320,6 +378,7 @@ def _evaluate_in_scope(
                 [models[j].pixels[1] for j in shaped],  # type: ignore[index]
                 [models[j].seed for j in shaped],
                 memory_mb,
+                repeats,
             )
         )
         groups.append(np.array(shaped))
@@ -327,30 +386,63 @@ def _evaluate_in_scope(
         return parts[0]
     if engine == "sequential":  # the reference path keeps no parameters: keep only what both have
         keys = set(parts[0].arrays) & set(parts[1].arrays)
-        parts = [PairScores(p.best_epoch, p.val, p.test, {k: p.arrays[k] for k in keys}) for p in parts]
+        parts = [PairScores(p.best_epoch, p.val, p.test, {k: p.arrays[k] for k in keys}, p.fits) for p in parts]
     return _merge(parts, groups)
 
 
 def model_rows(ctx: StudyContext, ids: list[int], table: list[ModelEntry], scores: Any) -> list[dict[str, Any]]:
-    """Result rows of models ``ids`` (columns of :data:`flimexplore.study.store.COLUMNS`) from their scores."""
+    """Fit rows (columns of :data:`flimexplore.study.store.FIT_COLUMNS`) of models ``ids``, every computed fit.
+
+    ``scores.fits`` gives each fit's scores (one fit, ``repeat`` 0, when it is None).
+    """
+    fits = scores.fits
+    repeats = fits.repeats if fits is not None else (0,)
+    no_seed = -1 if ctx.config.clustering != "kmeans++" else ctx.config.cluster_seed
     rows = []
     for j, m in enumerate(ids):
         t = table[m]
-        split, k, obj, bg, seed = t.split, t.k, t.obj, t.bg, t.seed
-        row = {
-            "model": m, "image": ctx.config.image, "image_stem": ctx.stem, "split": split,
-            "bg_index": k, "obj_row": int(obj[0]), "obj_col": int(obj[1]), "bg_row": int(bg[0]),
-            "bg_col": int(bg[1]), "radius": ctx.config.radius, "seed": seed,
-            "best_epoch": int(scores.best_epoch[j]),
-        }
-        for metric in METRICS:  # rounded as results.csv stores them: resumed and fresh rows are equal
-            row[f"val_{metric}"] = round(float(scores.val[metric][j]), 6)
-            row[f"test_{metric}"] = round(float(scores.test[metric][j]), 6)
-        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:  # scores come from confusion counts and are always defined; never store nonsense
-            raise FloatingPointError(f"model {m} has non-finite scores {bad}; this is a bug in flimexplore")
-        rows.append(row)
+        for i, r in enumerate(repeats):
+            row = {
+                "model": m, "image": ctx.config.image, "image_stem": ctx.stem, "split": t.split,
+                "bg_index": t.k, "obj_row": int(t.obj[0]), "obj_col": int(t.obj[1]), "bg_row": int(t.bg[0]),
+                "bg_col": int(t.bg[1]), "radius": ctx.config.radius, "repeat": int(r),
+                "seed": int(fits.seeds[j, i]) if fits is not None else t.seed,
+                "cluster_seed": int(fits.cluster_seeds[i]) if fits is not None and fits.cluster_seeds is not None else no_seed,
+                "best_epoch": int(fits.best_epoch[j, i] if fits is not None else scores.best_epoch[j]),
+            }
+            for metric in METRICS:  # rounded as the tables store them: resumed and fresh rows are equal
+                val = fits.val[metric][j, i] if fits is not None else scores.val[metric][j]
+                test = fits.test[metric][j, i] if fits is not None else scores.test[metric][j]
+                row[f"val_{metric}"] = round(float(val), 6)
+                row[f"test_{metric}"] = round(float(test), 6)
+            bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:  # scores come from confusion counts and are always defined; never store nonsense
+                raise FloatingPointError(f"model {m} has non-finite scores {bad}; this is a bug in flimexplore")
+            rows.append(row)
     return rows
+
+
+def fits_to_do(total: int, repeats: int, fits: dict[tuple[int, int], Any], arrays: dict[int, Any]) -> dict[int, tuple[int, ...]]:
+    """The fits still to compute per model: every missing repeat, and fit 0 again where its parameters are missing."""
+    todo = {}
+    for m in range(total):
+        missing = tuple(r for r in range(repeats) if (m, r) not in fits)
+        if m not in arrays and 0 not in missing:
+            missing = (0, *missing)
+        if missing:
+            todo[m] = missing
+    return todo
+
+
+def work_chunks(total: int, step: int, todo: dict[int, tuple[int, ...]]) -> list[tuple[list[int], tuple[int, ...]]]:
+    """Models to compute together, with their fits: the chunks of :func:`model_chunks`, split by missing fits."""
+    out = []
+    for ids in model_chunks(total, step, {m: None for m in range(total) if m not in todo}):
+        by_fits: dict[tuple[int, ...], list[int]] = {}
+        for m in ids:
+            by_fits.setdefault(todo[m], []).append(m)
+        out += [(group, reps) for reps, group in by_fits.items()]
+    return out
 
 
 def run_study(
@@ -437,57 +529,62 @@ def run_study(
         markers = list(markers)
         identity["markers_sha256"] = _fingerprint(markers)
     table = model_table(ctx, markers)
-    total = len(table)
+    total, n_rep = len(table), cfg.repeats
     store = ResultStore(out, cfg, identity) if out is not None else None
-    rows: dict[int, dict[str, Any]] = {}
+    fits: dict[tuple[int, int], dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
     complete = False
     try:
         if store is not None:
+            fits = store.fits()
             arrays = store.load_arrays()
-            # a model counts as done only with both its row and its parameters
-            rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
+        todo = fits_to_do(total, n_rep, fits, arrays)
+        done = total - len(todo)
         user = f" (the last scores the user's markers from {ctx.user_markers_source})" if ctx.user_markers is not None else ""
+        reps = f" x {n_rep} fits each" if n_rep > 1 else ""
         yield Progress(
-            len(rows), total,
+            done, total,
             f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
-            f"{total} models on {ctx.device} ({engine}){user}; {len(rows)} already done",
+            f"{total} models{reps} on {ctx.device} ({engine}){user}; {done} already done",
         )
-        clock = Clock(total - len(rows))
+        clock = Clock(len(todo))
         scored_pixels = ctx.mask.size * (len(ctx.split.val) + len(ctx.split.test))
-        for ids in model_chunks(total, step, rows):
+        for ids, repeats in work_chunks(total, step, todo):
             models = [table[m] for m in ids]
             stop = False
             clock.start_chunk(len(ids))
-            if engine == "sequential":
-                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
-            elif scored_pixels < REPORT_INSIDE_PIXELS:  # a chunk takes a moment: no worker thread
-                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision)
+            if engine == "sequential" or scored_pixels < REPORT_INSIDE_PIXELS:  # a chunk takes a moment: no thread
+                scores = evaluate_models(ctx, models, engine, memory_mb, precision=precision, repeats=repeats)
             else:
                 scores, stop = yield from evaluate_reporting(
-                    functools.partial(_evaluate_batched, ctx, models, memory_mb, precision),
-                    clock, len(rows), total, ids,
+                    functools.partial(_evaluate_batched, ctx, models, memory_mb, precision, repeats),
+                    clock, done, total, ids,
                 )
             new = model_rows(ctx, ids, table, scores)
-            chunk_arrays = scores.arrays
+            keep = [m for m in ids if m not in arrays] if 0 in repeats else []
+            chunk_arrays = {k: v[[ids.index(m) for m in keep]] for k, v in scores.arrays.items()} if keep else {}
             if store is not None:
-                store.add(new, chunk_arrays)
-            for j, r in enumerate(new):
-                rows[r["model"]] = r
-                arrays[r["model"]] = {k: v[j] for k, v in chunk_arrays.items()}
-            best = max(r["val_dice"] for r in new)
+                store.add(new, chunk_arrays, keep)
+                fits = store.fits()
+            else:
+                fits |= {(f["model"], f["repeat"]): f for f in new}
+            for j, m in enumerate(keep):
+                arrays[m] = {k: v[j] for k, v in chunk_arrays.items()}
+            done += len(ids)
+            best = max(scores.val["dice"])
             eta = clock.end_chunk()
             if stop:
                 raise StopStudy
-            yield Progress(len(rows), total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){time_left(eta)}", eta)
+            yield Progress(done, total, f"models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}){time_left(eta)}", eta)
         complete = True
     except StopStudy:
         pass
     finally:
+        rows = aggregate_fits(fits, n_rep)
         result = StudyResult(
-            cfg, markers, [rows[k] for k in sorted(rows)], arrays, str(ctx.device),
-            time.perf_counter() - t0, complete, ctx,
+            cfg, markers, [rows[k] for k in sorted(rows) if k in arrays], arrays, str(ctx.device),
+            time.perf_counter() - t0, complete, ctx, [fits[k] for k in sorted(fits) if k[1] < n_rep and k[0] in arrays],
         )
         if store is not None:
             try:
@@ -499,9 +596,10 @@ def run_study(
 
 
 def _evaluate_batched(
-    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str, progress: Callable[[int, int], None]
+    ctx: StudyContext, models: list[ModelEntry], memory_mb: float, precision: str, repeats: Sequence[int],
+    progress: Callable[[int, int], None],
 ) -> PairScores:
-    return evaluate_models(ctx, models, "batched", memory_mb, progress=progress, precision=precision)
+    return evaluate_models(ctx, models, "batched", memory_mb, progress=progress, precision=precision, repeats=repeats)
 
 
 def _marked_name(ctx: StudyContext) -> str:
@@ -554,20 +652,24 @@ def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "st
     vrange = colour_range(result.column("val_dice")[result.column("split") >= 0] if result.rows else [], scale)
     name, dataset = _marked_name(result.context), result.context.dataset.name
     image = result.context.image
-    panels, whats, fixed = [], [], "object"
+    summary = result.summary()
+    repeated = summary.get("repeats", {}).get("splits", [])
+    wrange = _width_range(result)
+    panels, whats, fixed, ties, notes = [], [], "object", [], []
     for s, ms in enumerate(result.markers):
         rows = [r for r in result.rows if r["split"] == s]
         dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
         n_models = len(rows)
+        said = repeated[s] if s < len(repeated) and "verdict" in repeated[s] else None
         if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
             fixed = "background"
             glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
             what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
             rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
-        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted white
+        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted magenta
             glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
             what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
-            rgb = _white_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
+            rgb = _object_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
         elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
             glyph = np.asarray(ms.obj).reshape(-1, 2)
             scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
@@ -581,36 +683,58 @@ def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "st
         scored = scored.reshape(-1, 2)
         panels.append((rgb, glyph, scored, dice))
         whats.append(what.replace(" at (row ", " (").replace(", col ", ", "))
+        extra: dict[str, Any] = {}
+        if said is not None and len(scored):
+            per_disk = len(scored) // max(len(rows), 1)
+            widths = np.repeat([r["val_dice_hi"] - r["val_dice_lo"] for r in rows], per_disk)
+            layer = paint_heatmap(result.context.mask.shape, scored, widths, result.config.radius)
+            extra = {
+                "width_rgb": render_heatmap(image, layer, vmin=wrange[0], vmax=wrange[1], colours=width_colors),
+                "width_range": wrange, "verdict": said["verdict"],
+                "tied": np.repeat([r["model"] in said["tied_models"] for r in rows], per_disk),
+            }
+            notes.append(f"position {100 * said['icc']:.0f} %, {said['n_tied_with_best']} tie with the best")
+        else:
+            notes.append("")
+        ties.append(extra.get("tied"))
         fig = heatmap_split_figure(
             rgb, glyph, scored, dice, result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
-            image_name=name, split=s, what=what, fixed=fixed, n_models=n_models,
+            image_name=name, split=s, what=what, fixed=fixed, n_models=n_models, **extra,
         )
         store.write_bytes(f"heatmap_split{s}.png", png_bytes(fig))
     if panels:
         fig = overview_figure(
             *zip(*panels, strict=True), result.config.radius, vrange=vrange, scale=scale, dataset=dataset,
-            image_name=name, whats=whats, fixed=fixed,
+            image_name=name, whats=whats, fixed=fixed, tied=ties if any(t is not None for t in ties) else None,
+            notes=notes if any(notes) else None,
         )
         store.write_bytes("heatmap_overview.png", png_bytes(fig))
     markers = result.context.user_markers
     if markers is not None and len(result.column("val_dice", USER_SPLIT)):
-        rgb = _white_pixels(
+        rgb = _object_pixels(
             render_heatmap(image, result.heatmap(USER_SPLIT), vmin=vrange[0], vmax=vrange[1]), markers[markers[:, 2] == 1, :2]
         )
         d = result.column("val_dice", USER_SPLIT).astype(np.float64)
         fig = heatmap_split_figure(
             rgb, np.zeros((0, 2)), np.zeros((0, 2)), d, result.config.radius, vrange=vrange, scale=scale,
-            dataset=dataset, image_name=name, what="your own markers (object pixels in white)",
+            dataset=dataset, image_name=name, what="your own markers (object pixels in magenta)",
         )
         store.write_bytes("heatmap_user.png", png_bytes(fig))
-    store.write_json("summary.json", result.summary())
+    store.write_json("summary.json", summary)
 
 
-def _white_pixels(rgb: NDArray[np.uint8], pixels: NDArray[np.integer]) -> NDArray[np.uint8]:
-    """Paint object-marker pixels white (a colour the Dice scale never uses)."""
+def _width_range(result: StudyResult) -> tuple[float, float]:
+    """Colour range of the uncertainty panels: 0 to the widest 95 % interval of the study (at least 0.05)."""
+    widths = [r["val_dice_hi"] - r["val_dice_lo"] for r in result.rows if "val_dice_hi" in r and r["split"] >= 0]
+    finite = [w for w in widths if math.isfinite(w)]
+    return 0.0, max([0.05, *finite])
+
+
+def _object_pixels(rgb: NDArray[np.uint8], pixels: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """Paint object-marker pixels magenta, the object marker's colour in every figure (no Dice colour is magenta)."""
     px = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
     out = rgb.copy()
-    out[px[:, 0], px[:, 1]] = 255
+    out[px[:, 0], px[:, 1]] = [int(OBJECT_HEX[i : i + 2], 16) for i in (1, 3, 5)]
     return out
 
 

@@ -3,7 +3,8 @@
 Layout of an output folder::
 
     config.json          the study's settings (and the dataset's identity)
-    results.csv          one row per finished model, sorted by model id
+    results.csv          one row per finished model, sorted by model id (with repeated fits: their mean and interval)
+    repeats.csv          with repeated fits (``--repeats R``, R > 1): one row per fit
     models/<a>-<b>.npz   parameters of models a..b (for figures and projections)
     summary.json         written when the study completes
     heatmap_split<k>.png one heatmap figure per object marker
@@ -34,11 +35,14 @@ from numpy.typing import NDArray
 from flimexplore.errors import OutputError, ResumeError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["COLUMNS", "ResultStore", "atomic_write_bytes", "read_results", "typed_row"]
+__all__ = [
+    "COLUMNS", "FIT_COLUMNS", "REPEAT_COLUMNS", "ResultStore", "aggregate_fits", "atomic_write_bytes", "read_results",
+    "result_columns", "typed_row",
+]
 
 TMP_SUFFIX = ".tmp"
 _OUR_FILES = (
-    "config.json", "results.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
+    "config.json", "results.csv", "repeats.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
 )
 LOCK_NAME = ".lock"
 
@@ -64,7 +68,21 @@ COLUMNS = (
     "test_sensitivity",
     "test_specificity",
 )
-_INT_COLUMNS = {"model", "image", "split", "bg_index", "obj_row", "obj_col", "bg_row", "bg_col", "radius", "seed", "best_epoch"}
+REPEAT_COLUMNS = ("val_dice_sd", "val_dice_lo", "val_dice_hi", "n_repeats")
+"""Appended to ``results.csv`` when every model is fitted more than once (``--repeats R``, R > 1)."""
+FIT_COLUMNS = (*COLUMNS[:10], "repeat", "seed", "cluster_seed", *COLUMNS[11:])
+"""``repeats.csv``: one row per fit of a model (``repeat`` 0..R-1; ``cluster_seed`` -1 for a clustering without one)."""
+_INT_COLUMNS = {
+    "model", "image", "split", "bg_index", "obj_row", "obj_col", "bg_row", "bg_col", "radius", "seed", "best_epoch",
+    "repeat", "cluster_seed", "n_repeats",
+}
+_TEXT_COLUMNS = {"image_stem"}
+_KNOWN = set(COLUMNS) | set(REPEAT_COLUMNS) | set(FIT_COLUMNS)
+
+
+def result_columns(repeats: int) -> tuple[str, ...]:
+    """Columns of ``results.csv`` for a study fitting every model ``repeats`` times."""
+    return COLUMNS + REPEAT_COLUMNS if repeats > 1 else COLUMNS
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -118,7 +136,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
 def typed_row(raw: dict[str, str]) -> dict[str, Any]:
     """One row of results text with its values typed (ints, the stem as text, floats); other text columns stay text."""
     return {
-        k: (int(v) if k in _INT_COLUMNS else float(v) if k in COLUMNS and k != "image_stem" else v)
+        k: (int(v) if k in _INT_COLUMNS else float(v) if k in _KNOWN and k not in _TEXT_COLUMNS else v)
         for k, v in raw.items()
     }
 
@@ -172,7 +190,9 @@ class ResultStore:
 
     def _open(self, config: StudyConfig, identity: dict[str, Any]) -> None:
         record = {"config": config.to_dict(), "identity": identity}
-        cfg_path, csv_path = self.out / "config.json", self.out / "results.csv"
+        self.repeats = config.repeats
+        self.columns = result_columns(config.repeats)
+        cfg_path, csv_path, fits_path = self.out / "config.json", self.out / "results.csv", self.out / "repeats.csv"
         diffs: dict[str, tuple[Any, Any]] = {}
         if cfg_path.exists():
             diffs = _differences(cfg_path, record)  # also refuses a config.json that is not ours
@@ -183,24 +203,28 @@ class ResultStore:
                 "study folder (or its config.json was deleted); use another --out folder"
             )
         self._rows: dict[int, dict[str, Any]] = {}
+        self._fits: dict[tuple[int, int], dict[str, Any]] = {}
         if csv_path.exists():
-            try:
-                rows = read_results(csv_path)
-                if rows and tuple(rows[0]) != COLUMNS:
-                    raise ValueError(f"its columns are not {', '.join(COLUMNS)}")
-            except (OSError, ValueError, TypeError) as err:
-                raise OutputError(
-                    f"cannot read {csv_path}: {_reason(err)}; it was not written by this version of "
-                    "flimexplore. Use another --out folder"
-                ) from err
+            rows = _read_table(csv_path, (COLUMNS, COLUMNS + REPEAT_COLUMNS))
             self._rows = {r["model"]: r for r in rows}
+        if fits_path.exists():
+            self._fits = {(r["model"], r["repeat"]): r for r in _read_table(fits_path, (FIT_COLUMNS,))}
+        elif self._rows and "n_repeats" in next(iter(self._rows.values())):
+            raise OutputError(f"{self.out} holds a results.csv of repeated fits but no repeats.csv; use another --out folder")
+        else:  # a folder of single fits: each row is fit 0 of its model
+            seed = -1 if config.clustering != "kmeans++" else config.cluster_seed
+            self._fits = {(m, 0): _fit_of(r, 0, seed) for m, r in self._rows.items()}
+        old_repeats = (diffs.pop("repeats")[0] or 1) if "repeats" in diffs else None  # None: from before repeats
+        if old_repeats is not None and old_repeats > config.repeats and self._rows:
+            diffs["repeats"] = (old_repeats, config.repeats)  # fewer fits than stored: refuse, never drop finished fits
         if diffs and self._rows:
             said = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in sorted(diffs.items()))
             raise ResumeError(
                 f"{self.out} holds {len(self._rows)} finished models of a study with different settings "
                 f"({said}); use another --out folder, or the same settings to resume"
+                + (" (--repeats may grow: the fits already made are kept)" if "repeats" in diffs else "")
             )
-        if diffs or not cfg_path.exists():  # a new study, or one that had not finished any model yet
+        if diffs or old_repeats is not None or not cfg_path.exists():  # a new study, more repeats, or nothing finished
             self._write(cfg_path, json.dumps(record, indent=2, sort_keys=True).encode())
         self._drop_orphans()
 
@@ -252,25 +276,39 @@ class ResultStore:
         """All finished rows, sorted by model id."""
         return [self._rows[k] for k in sorted(self._rows)]
 
-    def add(self, rows: Iterable[dict[str, Any]], arrays: dict[str, NDArray]) -> None:
-        """Record finished models: their parameters first, then their rows."""
-        rows = list(rows)
-        if not rows:
+    def fits(self) -> dict[tuple[int, int], dict[str, Any]]:
+        """Every stored fit, keyed by ``(model, repeat)`` (columns of :data:`FIT_COLUMNS`)."""
+        return dict(self._fits)
+
+    def add(self, fits: Iterable[dict[str, Any]], arrays: dict[str, NDArray], models: Iterable[int] = ()) -> None:
+        """Record finished fits: the parameters of ``models`` first (their fit 0), then the tables.
+
+        Parameters
+        ----------
+        fits : iterable of dict
+            Rows of :data:`FIT_COLUMNS`.
+        arrays : dict of str to ndarray with leading axis ``len(models)``
+            Parameters of ``models`` (none when only later fits were made).
+        models : iterable of int
+            The models ``arrays`` belong to.
+        """
+        fits, models = list(fits), [int(m) for m in models]
+        if not fits:
             return
-        ids = [r["model"] for r in rows]
-        buf = io.BytesIO()
-        np.savez(buf, model=np.asarray(ids), **arrays)
-        self._write(self.out / "models" / f"{min(ids):06d}-{max(ids):06d}.npz", buf.getvalue())
-        table = dict(self._rows)
-        for r in rows:
-            table[r["model"]] = {k: r[k] for k in COLUMNS}
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for k in sorted(table):
-            writer.writerow([_format(table[k][c]) for c in COLUMNS])
-        self._write(self.out / "results.csv", text.getvalue().encode())
-        # keep the values as they are on disk, so a resumed run rewrites the same text
+        if models:
+            buf = io.BytesIO()
+            np.savez(buf, model=np.asarray(models), **arrays)
+            self._write(self.out / "models" / f"{min(models):06d}-{max(models):06d}.npz", buf.getvalue())
+        table = dict(self._fits)
+        for f in fits:
+            table[(f["model"], f["repeat"])] = {k: f[k] for k in FIT_COLUMNS}
+        if self.repeats > 1 or (self.out / "repeats.csv").exists():
+            self._write(self.out / "repeats.csv", _csv_text(FIT_COLUMNS, [table[k] for k in sorted(table)]))
+            # keep the values as they are on disk, so a resumed run aggregates the same numbers
+            table = {(r["model"], r["repeat"]): r for r in read_results(self.out / "repeats.csv")}
+        self._fits = table
+        rows = aggregate_fits(self._fits, self.repeats)
+        self._write(self.out / "results.csv", _csv_text(self.columns, [rows[k] for k in sorted(rows)]))
         self._rows = {r["model"]: r for r in read_results(self.out / "results.csv")}
 
     def load_arrays(self) -> dict[int, dict[str, NDArray]]:
@@ -299,6 +337,59 @@ class ResultStore:
         import imageio.v3 as iio
 
         self._write(self.out / name, iio.imwrite("<bytes>", rgb, extension=".png"))
+
+
+def aggregate_fits(fits: dict[tuple[int, int], dict[str, Any]], repeats: int) -> dict[int, dict[str, Any]]:
+    """One ``results.csv`` row per model from its fits ``0 .. repeats - 1``.
+
+    The row takes the model's place, seed and best epoch from its first fit
+    and the mean of every score over its fits; with ``repeats > 1`` it adds
+    :data:`REPEAT_COLUMNS` (:func:`flimexplore.study.repeats.interval_columns`).
+    With one fit the row is that fit's, as a study without repeats writes it.
+    """
+    from flimexplore.study.repeats import interval_columns
+
+    by_model: dict[int, list[dict[str, Any]]] = {}
+    for (m, r), f in sorted(fits.items()):
+        if r < repeats:
+            by_model.setdefault(m, []).append(f)
+    out = {}
+    for m, group in by_model.items():
+        row = {k: group[0][k] for k in COLUMNS}
+        if len(group) > 1:
+            for k in COLUMNS[COLUMNS.index("val_dice"):]:
+                row[k] = round(float(np.mean([g[k] for g in group])), 6)
+        if repeats > 1:
+            row |= interval_columns(np.array([g["val_dice"] for g in group], dtype=np.float64))
+        out[m] = row
+    return out
+
+
+def _fit_of(row: dict[str, Any], repeat: int, cluster_seed: int) -> dict[str, Any]:
+    """A fit row (:data:`FIT_COLUMNS`) from a results row of a single-fit study."""
+    return {k: (repeat if k == "repeat" else cluster_seed if k == "cluster_seed" else row[k]) for k in FIT_COLUMNS}
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_format(r[c]) for c in columns])
+    return text.getvalue().encode()
+
+
+def _read_table(path: Path, allowed: tuple[tuple[str, ...], ...]) -> list[dict[str, Any]]:
+    """Rows of a results table whose header is one of ``allowed``; OutputError otherwise."""
+    try:
+        rows = read_results(path)
+        if rows and tuple(rows[0]) not in allowed:
+            raise ValueError(f"its columns are not {', '.join(allowed[-1])}")
+    except (OSError, ValueError, TypeError) as err:
+        raise OutputError(
+            f"cannot read {path}: {_reason(err)}; it was not written by this version of flimexplore. Use another --out folder"
+        ) from err
+    return rows
 
 
 def _reason(err: BaseException) -> str:

@@ -146,7 +146,7 @@ def finished(folder: Path, config: StudyConfig) -> dict[str, Any] | None:
         return None
     if not isinstance(summary, dict) or summary.get("complete") is not True:
         return None
-    asked = config.to_dict()
-    if any(v is not None and stored.get(k) != v for k, v in asked.items()):
+    asked, defaults = config.to_dict(), StudyConfig().to_dict()
+    if any(v is not None and stored.get(k, defaults.get(k)) != v for k, v in asked.items()):
         return None
     return summary

@@ -29,8 +29,9 @@ from flimexplore.study.run import (
     StudyResult,
     _check_run_options,
     _finish,
-    model_chunks,
+    fits_to_do,
     run_study,
+    work_chunks,
 )
 from flimexplore.study.store import ResultStore
 from flimexplore.sweep.executors import Submitter, submitter
@@ -261,7 +262,7 @@ class _Open:
     task: SweepTask
     store: ResultStore
     plan: ChunkResult
-    rows: dict[int, dict[str, Any]]
+    todo: dict[int, tuple[int, ...]]
     arrays: dict[int, dict[str, Any]]
     t0: float = field(default_factory=time.perf_counter)
 
@@ -279,26 +280,29 @@ def _distributed(
             if ids is None:  # a study's plan came back: open its folder, send what is missing
                 store = ResultStore(out / task.folder, res.config, res.identity)
                 arrays = store.load_arrays()
-                rows = {r["model"]: r for r in store.rows() if r["model"] in arrays}
-                study = studies[task.folder] = _Open(task, store, res, rows, arrays)
-                track.totals[task.folder], track.done[task.folder] = res.total, len(rows)
-                chunks = model_chunks(res.total, step or res.total, rows)
+                work = fits_to_do(res.total, res.config.repeats, store.fits(), arrays)
+                study = studies[task.folder] = _Open(task, store, res, work, arrays)
+                done = res.total - len(work)
+                track.totals[task.folder], track.done[task.folder] = res.total, done
                 prio = -todo.index(task)
-                for chunk in chunks:
-                    pending.add(submit("models", task.config, chunk, prio, compute_models, task.config, chunk, **opts),
-                                (task, chunk))
-                yield track.event(f"{task.label}: {res.total} models on {res.device}; {len(rows)} already done")
+                for chunk, reps in work_chunks(res.total, step or res.total, work):
+                    pending.add(submit("models", task.config, chunk, prio, compute_models, task.config, chunk,
+                                       repeats=reps, **opts), (task, chunk))
+                yield track.event(f"{task.label}: {res.total} models on {res.device}; {done} already done")
             else:
                 study = studies[task.folder]
-                study.store.add(res.rows, res.arrays)
-                for j, r in enumerate(res.rows):
-                    study.rows[r["model"]] = r
-                    study.arrays[r["model"]] = {k: v[j] for k, v in res.arrays.items()}
-                track.computed += len(res.rows)
-                track.done[task.folder] = len(study.rows)
+                keep = [m for m in res.models if m not in study.arrays]
+                chunk_arrays = {k: v[[res.models.index(m) for m in keep]] for k, v in res.arrays.items()} if keep else {}
+                study.store.add(res.rows, chunk_arrays, keep)
+                for j, m in enumerate(keep):
+                    study.arrays[m] = {k: v[j] for k, v in chunk_arrays.items()}
+                for m in ids:
+                    study.todo.pop(m, None)
+                track.computed += len(ids)
+                track.done[task.folder] = study.plan.total - len(study.todo)
                 best = max(r["val_dice"] for r in res.rows)
                 yield track.event(f"{task.label}: models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}, pid {res.pid})")
-            if len(study.rows) == study.plan.total and task.folder not in track.complete:
+            if not study.todo and task.folder not in track.complete:
                 summaries[task.folder] = _close(study, track)
                 write_report(out, track.tasks, summaries)
                 yield track.event(f"{task.label}: complete")
@@ -315,9 +319,11 @@ def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
         plan.image, plan.mask, plan.user_markers, plan.user_markers_source, plan.without_object, plan.config,
         plan.stem, SimpleNamespace(name=plan.dataset_name),
     )
+    fits = study.store.fits()
     result = StudyResult(
         plan.config, plan.markers, study.store.rows(), study.arrays, plan.device,
         time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]
+        [fits[k] for k in sorted(fits) if k[1] < plan.config.repeats],
     )
     _finish(study.store, result)
     study.store.close()

@@ -40,8 +40,11 @@ class ChunkResult:
     total : int
         Models in the study.
     rows : list of dict
-        One per computed model (columns of ``flimexplore.study.store.COLUMNS``).
-    arrays : dict of str to ndarray with leading axis ``len(rows)``
+        One per computed fit of a model (columns of ``flimexplore.study.store.FIT_COLUMNS``).
+    arrays : dict of str to ndarray with leading axis ``len(models)``
+        Parameters (of fit 0) of ``models``.
+    models : list of int
+        The models whose fit 0 was computed, in the order of ``arrays``.
     markers : list of MarkerSet or MarkerGroups
         The study's markers, one entry per split.
     image : ndarray of shape (H, W, 3), float32
@@ -66,6 +69,7 @@ class ChunkResult:
     total: int
     rows: list[dict[str, Any]]
     arrays: dict[str, NDArray] = field(repr=False)
+    models: list[int]
     markers: list[Any] = field(repr=False)
     image: NDArray[np.float32] = field(repr=False)
     mask: NDArray[np.bool_] = field(repr=False)
@@ -106,6 +110,7 @@ def compute_models(
     memory_mb: float = 512,
     threads: int | None = None,
     precision: str = "fp32",
+    repeats: Sequence[int] | None = None,
 ) -> ChunkResult:
     """Train and score models ``ids`` of a study (none: only describe the study).
 
@@ -124,6 +129,8 @@ def compute_models(
         single-threaded workers do not oversubscribe the cores).
     precision : {"fp32", "tf32", "bf16"}, optional
         Arithmetic on CUDA (:mod:`flimexplore.engine.precision`).
+    repeats : sequence of int, optional
+        Which fits of each model to compute (default: all of the study's).
 
     Returns
     -------
@@ -146,13 +153,15 @@ def compute_models(
     groups: dict[int, list[int]] = {}
     for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
         groups.setdefault(int(m) // model_chunk, []).append(int(m))
+    repeats = ctx.all_repeats if repeats is None else tuple(repeats)
     for sub in groups.values():
-        scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision)
+        scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision, repeats=repeats)
         rows += model_rows(ctx, sub, table, scores)
         parts.append(scores.arrays)
-    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts and 0 in repeats else {}
+    models = [int(m) for sub in groups.values() for m in sub] if 0 in repeats else []
     return ChunkResult(
-        ctx.config, ctx.identity(), len(table), rows, arrays,
+        ctx.config, ctx.identity(), len(table), rows, arrays, models,
         markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
         {part: ctx.without_object(part) for part in ("val", "test")}, ctx.stem, ctx.dataset.name, str(ctx.device),
         time.perf_counter() - t0, os.getpid(),

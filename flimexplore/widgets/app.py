@@ -140,6 +140,9 @@ class Explorer:
         Initial FLIM encoder settings of the advanced panel (default: the paper's single layer).
     arch : path, optional
         A LIDS ``arch.json`` to take the FLIM settings from instead (as ``--arch``).
+    repeats : int
+        Fits of every model (``--repeats``); with more than one the views show each marker's 95 %
+        interval, the markers tied with the best and a verdict line above the heatmap.
 
     Attributes
     ----------
@@ -173,6 +176,7 @@ class Explorer:
         superpixels: int = 100,
         flim: FlimSettings | dict[str, Any] | None = None,
         arch: str | Path | None = None,
+        repeats: int = 1,
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.projections = projections
@@ -193,7 +197,7 @@ class Explorer:
         s = self.state = ExplorerState(
             device=self._device, dataset=str(dataset), n_images=int(n_images or 0), image=int(image),
             splits=int(splits), epochs=int(epochs), seed=int(seed), dense=bool(dense),
-            dense_spacing=int(dense_spacing or 0),
+            dense_spacing=int(dense_spacing or 0), repeats=int(repeats),
         )
         self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log,
                                      self._guard(self.load_arch), self._guard(self.reset_flim))
@@ -421,6 +425,7 @@ class Explorer:
         More models of the same study (live chunks, a resumed run) keep the selection and the object marker.
         """
         s, old, new = self.state, change["old"], change["new"]
+        s.uncertainty = new.repeat_summary() if new is not None and new.complete and new.config.repeats > 1 else None
         if old is not None and new is not None and same_study(old.config, new.config):
             if s.selected >= 0 and s.row(s.selected) is None:
                 s.selected = -1

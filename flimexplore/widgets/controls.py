@@ -162,6 +162,8 @@ class ControlsView:
         self.radius = _int("marker radius", 1, 64, "marker radius in pixels")
         self.splits = _int("object markers", 1, 50, "object markers (splits), each with its own background markers")
         self.epochs = _int("epochs", 1, 1000, "decision-layer epochs")
+        self.repeats = _int("fits per model", 1, 50, "fit every model this many times with its random choices "
+                            "re-drawn: each marker's Dice becomes a mean with a 95 % interval")
         self.seed = w.IntText(description="seed", layout=_WIDE, style=_STYLE)
         self.dense = w.Checkbox(description="dense map (every grid position)", indent=False)
         self.object_label = w.Text(description="object values", placeholder="e.g. 0,128 (default: non-zero)",
@@ -178,7 +180,8 @@ class ControlsView:
         self.warning = w.HTML(layout=_WIDE).add_class("fx-warning")
         self.log = log if log is not None else w.Output()
         self.log.layout = w.Layout(max_height="160px", overflow="auto", width="270px")
-        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "seed", "dense", "object_label"):
+        for name in ("dataset", "image", "n_images", "n_bg", "radius", "splits", "epochs", "repeats", "seed", "dense",
+                     "object_label"):
             link((state, name), (getattr(self, name), "value"))
         dlink((state, "total"), (self.progress, "max"), lambda n: max(1, n))
         dlink((state, "done"), (self.progress, "value"))
@@ -196,7 +199,8 @@ class ControlsView:
         self.widget = w.VBox(
             [
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
-                self.n_bg, self.radius, self.splits, self.epochs, self.seed, self.dense, self.object_label, self.flim.widget,
+                self.n_bg, self.radius, self.splits, self.epochs, self.repeats, self.seed, self.dense, self.object_label,
+                self.flim.widget,
                 self.device,
                 w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.warning,
                 self.log,

@@ -24,11 +24,12 @@ _HINT = ("<i>Click a background marker on the heatmap (or a point of the distrib
          "place your own markers and press <b>inspect</b> to see your pair.</i>")
 
 
-def detail_text(detail: Any, n_val: int | None = None, show_test: bool = False) -> str:
+def detail_text(detail: Any, n_val: int | None = None, show_test: bool = False, fits: list[float] | None = None) -> str:
     """One HTML paragraph with a model's validation scores (test scores only with ``show_test``).
 
     Test images are held out: choosing markers by their scores would use the test set, so they
-    are shown only on request, labelled as held-out.
+    are shown only on request, labelled as held-out.  With repeated fits (``fits``: each fit's
+    validation Dice) the Dice is their mean, shown with its 95 % interval and every fit.
     """
     r = detail.row
     s = detail.image_scores
@@ -38,8 +39,12 @@ def detail_text(detail: Any, n_val: int | None = None, show_test: bool = False) 
     test = (f"<br><small>held-out test set (do not choose markers by it): Dice {r['test_dice']:.3f} · "
             f"Jaccard {r['test_jaccard']:.3f}</small>" if show_test else "")
     of = f" of {n_val}" if n_val else ""
+    spread = ""
+    if fits and len(fits) > 1 and "val_dice_lo" in r:
+        spread = (f" (mean of {len(fits)} fits, 95 % CI {r['val_dice_lo']:.3f}-{r['val_dice_hi']:.3f}; "
+                  f"fits: {', '.join(f'{v:.3f}' for v in fits)}; the prediction below is fit 1's)")
     return (
-        f"{who}: validation Dice <b>{r['val_dice']:.3f}</b> · Jaccard {r['val_jaccard']:.3f} · "
+        f"{who}: validation Dice <b>{r['val_dice']:.3f}</b>{spread} · Jaccard {r['val_jaccard']:.3f} · "
         f"sensitivity {r['val_sensitivity']:.3f} · specificity {r['val_specificity']:.3f} · best epoch "
         f"{r['best_epoch']}<br>"
         f"<small>validation image {detail.val_image + 1}{of}: Dice {s['dice']:.3f} · Jaccard {s['jaccard']:.3f} · "
@@ -124,8 +129,9 @@ class DetailView:
             self.text.value = _HINT
             self._figure_box.layout.display = "none"
             return
+        fits = s.user_score.fit_dice if d.model == USER_MODEL and s.user_score is not None else s.fits(d.model)
         self.text.value = ("<b>OUT OF DATE</b> (settings changed — press Run) · " if s.stale else "") + detail_text(
-            d, self._n_val(), s.show_test)
+            d, self._n_val(), s.show_test, list(fits))
         pending = " (projections pending)" if d.patches is None else ""
         who = "your pair" if d.model == USER_MODEL else f"model {d.model}"
         fig = detail_figure(d.image, d.truth, d.pred, d.patches, d.features,
@@ -171,12 +177,14 @@ class DistributionView:
         rows = self.state.rows()
         ids = [r["model"] for r in rows]
         score = self.state.user_score
+        spread = [(r["val_dice_lo"], r["val_dice_hi"]) for r in rows] if rows and "val_dice_lo" in rows[0] else None
         return distribution_figure(
-            [r["val_dice"] for r in rows], [r["split"] for r in rows], ids,
+            [r["val_dice"] for r in rows], [r["split"] for r in rows], ids, intervals=spread,
             selected=ids.index(self.state.selected) if self.state.selected in ids else None,
             user_dice=None if score is None else score.dice, vrange=dice_range(self.state),
-            title=("OUT OF DATE · " if self.state.stale else "") + (f"Dice of {len(rows)} markers" if rows
-                                                                    else "Dice distribution"),
+            title=("OUT OF DATE · " if self.state.stale else "") + (
+                f"Dice of {len(rows)} markers" + (" (bars: 95 % interval over fits)" if spread else "") if rows
+                else "Dice distribution"),
             full_range=self.full_range.value,
         )
 

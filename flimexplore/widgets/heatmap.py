@@ -20,7 +20,7 @@ from flimexplore.widgets.state import ExplorerState, guarded
 __all__ = ["HeatmapView", "dice_range", "path_points"]
 
 REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
-             "show_test", "error", "stale", "advice", "show_advice", "user_markers"]
+             "show_test", "error", "stale", "advice", "show_advice", "user_markers", "uncertainty"]
 DRAWING = {"draw object": "object", "draw background": "background"}
 """Click modes in which a drag on the heatmap draws a freehand stroke, and the class it marks."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -120,6 +120,7 @@ class HeatmapView:
         self.brush = w.BoundedIntText(min=0, max=10, description="brush", layout=w.Layout(width="110px"),
                                       style={"description_width": "40px"},
                                       tooltip="brush radius of freehand strokes, in image pixels")
+        self.verdict = w.HTML(layout=w.Layout(width="520px")).add_class("fx-verdict")
         self.user = w.HTML(layout=w.Layout(width="520px"))
         self.message = w.HTML(layout=w.Layout(width="520px")).add_class("fx-markers-message")
         self.path = w.Text(description="seeds file", placeholder="<image>-seeds.txt", layout=w.Layout(width="270px"),
@@ -138,7 +139,8 @@ class HeatmapView:
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode, self.brush, self.advice], layout=w.Layout(flex_flow="row wrap")), self.figure,
+            w.HBox([self.split, self.mode, self.brush, self.advice], layout=w.Layout(flex_flow="row wrap")), self.verdict,
+            self.figure,
             w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
             w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
         ], layout=w.Layout(width="540px")).add_class("fx-heatmap")
@@ -166,9 +168,15 @@ class HeatmapView:
         total = sum(len(ms.bg) for ms in res.markers)
         models_text = f"{n} models" if n == total else f"{n} of {total} models"
         lead = "OUT OF DATE · " if s.stale else ""
+        said = s.split_uncertainty(split)
+        spread = dict(
+            intervals=[(r["val_dice_lo"], r["val_dice_hi"], r["n_repeats"]) for r in rows] if "n_repeats" in (rows or [{}])[0]
+            else None,
+            tied=[m in said["tied_models"] for m in models] if said else None,
+        )
         return heatmap_figure(
             res.context.image, res.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
-            [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s),
+            [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s), **spread,
             selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
             user_dice=None if score is None else score.dice, placing=placing, **yours, **layer,
             title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}",
@@ -179,6 +187,9 @@ class HeatmapView:
         sync_figure(self.figure, self._build())
         self.user.value = self._user_text()
         s = self.state
+        said = s.split_uncertainty(s.split) if s.result is not None else None
+        self.verdict.value = (f'<div style="white-space:normal;line-height:1.3"><b>Repeated fits:</b> '
+                              f"{html.escape(said['verdict'])} <small>(white rings)</small></div>" if said else "")
         self.inspect.disabled = s.user_score is None
         text = s.error if s.error_at == "markers" else ""
         self.message.value = (
@@ -200,8 +211,9 @@ class HeatmapView:
         if score is None:
             return f"<small>object {s.user_obj or 'of the split'}, background {s.user_bg or 'of the selection'}</small>"
         test = f" · held-out test Dice {score.test['dice']:.3f}" if s.show_test else ""
+        spread = score.interval_text()
         return (
-            f"your pair: validation Dice <b>{score.dice:.3f}</b>{test}, "
+            f"your pair: validation Dice <b>{score.dice:.3f}</b>{spread}{test}, "
             f"rank {score.rank} of {score.n + 1} ({score.percentile:.0f}th percentile of the sampled markers)"
         )
 

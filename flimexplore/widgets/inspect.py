@@ -18,6 +18,7 @@ from flimexplore.analysis.projections import feature_projection, patch_projectio
 from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.errors import MarkerError
 from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
+from flimexplore.study.repeats import interval_columns
 from flimexplore.study.run import StudyResult, model_seed
 
 __all__ = [
@@ -107,15 +108,25 @@ class PairScore:
     percentile: float
     best_epoch: int = 0
     arrays: dict[str, NDArray] | None = None
+    fit_dice: tuple[float, ...] = ()
 
     def row(self, model: int = -2) -> dict[str, Any]:
-        """The pair as a results row (the columns the detail view reads)."""
+        """The pair as a results row (the columns the detail view reads; with the interval columns for several fits)."""
         out: dict[str, Any] = {
             "model": int(model), "split": self.split, "bg_index": -1, "obj_row": self.obj[0], "obj_col": self.obj[1],
             "bg_row": self.bg[0], "bg_col": self.bg[1], "best_epoch": self.best_epoch,
         }
         out |= {f"val_{k}": v for k, v in self.val.items()} | {f"test_{k}": v for k, v in self.test.items()}
+        if len(self.fit_dice) > 1:
+            out |= interval_columns(np.asarray(self.fit_dice))
         return out
+
+    def interval_text(self) -> str:
+        """`` (95 % CI lo-hi over R fits)`` for several fits, else empty."""
+        if len(self.fit_dice) < 2:
+            return ""
+        r = self.row()
+        return f" (95 % CI {r['val_dice_lo']:.3f}-{r['val_dice_hi']:.3f} over {len(self.fit_dice)} fits)"
 
     @property
     def dice(self) -> float:
@@ -268,6 +279,7 @@ def score_pair(result: StudyResult, obj: ArrayLike, bg: ArrayLike, split: int = 
         obj=(int(o[0]), int(o[1])), bg=(int(b[0]), int(b[1])), split=int(split), val=val,
         test={k: float(v[0]) for k, v in scores.test.items()}, rank=rank, n=len(sampled), percentile=pct,
         best_epoch=int(scores.best_epoch[0]), arrays={k: v[0] for k, v in scores.arrays.items()},
+        fit_dice=_fit_dice(scores),
     )
 
 
@@ -307,7 +319,15 @@ def score_markers(result: StudyResult, markers: ArrayLike, split: int = 0) -> Pa
         rank=1 + int((sampled > val["dice"]).sum()), n=len(sampled),
         percentile=100.0 * float((sampled <= val["dice"]).mean()) if len(sampled) else 100.0,
         best_epoch=int(scores.best_epoch[0]), arrays={k: v[0] for k, v in scores.arrays.items()},
+        fit_dice=_fit_dice(scores),
     )
+
+
+def _fit_dice(scores: Any) -> tuple[float, ...]:
+    """Validation Dice of each fit of the first scored model (one value without repeats)."""
+    if scores.fits is None:
+        return (float(scores.val["dice"][0]),)
+    return tuple(round(float(v), 6) for v in scores.fits.val["dice"][0])
 
 
 def pair_markers(obj: ArrayLike | None, bg: ArrayLike | None, radius: int, shape: tuple[int, int]) -> NDArray[np.int64]:

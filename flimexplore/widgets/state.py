@@ -33,7 +33,7 @@ FLIM_SETTINGS = FLIM_FIELDS
 """The FLIM encoder settings of the advanced panel (:class:`~flimexplore.engine.settings.FlimSettings`)."""
 SETTINGS = (
     "dataset", "n_images", "image", "n_bg", "radius", "splits", "epochs", "seed", "dense", "dense_spacing", "object_label",
-    *FLIM_SETTINGS,
+    "repeats", *FLIM_SETTINGS,
 )
 """The state traits that are study settings: changing one makes the shown result out of date."""
 USER_MODEL = -2
@@ -107,6 +107,13 @@ class ExplorerState(HasTraits):
         Your whole markers as seeds rows ``(row, col, label)`` when they are
         not one disk per class: a loaded seeds file's scribbles, or freehand
         strokes (drawn on the heatmap).
+    repeats : int
+        Fits of every model (``--repeats``): with more than one, each marker's Dice is a mean with a 95 %
+        interval and the views show the uncertainty.
+    uncertainty : dict or None
+        What the repeated fits of a finished study say (:meth:`StudyResult.repeat_summary`: per object
+        marker the share of variance explained by position, the markers tied with the best, a verdict
+        line); None without repeats.
     kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, consensus, stdev_factor, \
 clustering, restarts, min_cluster_fraction, cluster_seed
         The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
@@ -159,6 +166,8 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     descriptors = AnyTrait(None, allow_none=True)
     object_label = Unicode("")
     user_markers = AnyTrait(None, allow_none=True)
+    repeats = Int(1)
+    uncertainty = AnyTrait(None, allow_none=True)
     kernel_size = Int(FlimSettings.kernel_size)
     kernels_per_marker = Int(FlimSettings.kernels_per_marker)
     channels = Int(FlimSettings.channels)
@@ -194,6 +203,7 @@ clustering, restarts, min_cluster_fraction, cluster_seed
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
             dense_spacing=self.dense_spacing or None, object_label=normalise_object_label(self.object_label.strip() or None),
+            repeats=self.repeats,
         ).with_flim(self.flim())
 
     def rows(self, split: int | None = None) -> list[dict[str, Any]]:
@@ -205,6 +215,20 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     def row(self, model: int) -> dict[str, Any] | None:
         """The results row of one model, or None."""
         return next((r for r in self.rows() if r["model"] == model), None)
+
+    def fits(self, model: int) -> list[float]:
+        """Validation Dice of each fit of one model (empty without repeated fits)."""
+        if self.result is None or self.result.config.repeats < 2:
+            return []
+        return [f["val_dice"] for f in self.result.fits if f["model"] == model]
+
+    def split_uncertainty(self, split: int) -> dict[str, Any] | None:
+        """What the repeated fits say about one object marker's markers (verdict, ties), or None."""
+        u = self.uncertainty
+        if not u:
+            return None
+        found = [x for x in u.get("splits", []) if x.get("split") == split and "verdict" in x]
+        return found[0] if found else None
 
     def report(self, exc: BaseException, log: Callable[[str], None] | None = None, where: str = "controls") -> None:
         """Show an exception as a readable message next to ``where``; unexpected ones also go to ``log``."""
