@@ -13,12 +13,14 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DeviceError",
+    "FlimExploreDeprecationWarning",
     "FlimExploreError",
     "FlimExploreWarning",
     "MaskWarning",
     "MarkerError",
     "OutputError",
     "ResumeError",
+    "UsageError",
 ]
 
 
@@ -50,6 +52,10 @@ class OutputError(FlimExploreError):
     """The output folder cannot be created, read, locked or written."""
 
 
+class UsageError(FlimExploreError):
+    """A command line that can be read more than one way (e.g. two study folders where one is read)."""
+
+
 class FlimExploreWarning(UserWarning):
     """Base class of warnings about input that is usable but probably not what was meant.
 
@@ -61,3 +67,11 @@ class FlimExploreWarning(UserWarning):
 
 class MaskWarning(FlimExploreWarning):
     """Masks were read with a guess: lossy values thresholded, label values or a large object."""
+
+
+class FlimExploreDeprecationWarning(FlimExploreWarning, FutureWarning):
+    """A spelling that still works in this release and will be removed in the next one.
+
+    A :class:`FutureWarning` too, so Python shows it by default: it is meant
+    for the people who type the command, not only for developers.
+    """

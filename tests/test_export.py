@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from flimexplore.cli.export import DEPRECATED
 from flimexplore.cli.main import main
 from flimexplore.engine.arch import read_arch
 from flimexplore.errors import OutputError
@@ -52,7 +53,7 @@ def test_export_round_trips_exactly(study, tmp_path):
     out, res = study
     model = res.rows[1]["model"]
     dest = tmp_path / "export"
-    assert main(["export", "--out", str(out), "--model", str(model), str(dest)]) == 0
+    assert main(["export", str(out), "--model", str(model), "--out", str(dest)]) == 0
     settings = res.config.flim()
     names = {p.name for p in dest.iterdir()}
     assert {"arch.json", "conv1-kernels.npy", "conv1-mean.txt", "conv1-stdev.txt", "model.pt", "decision.json"} <= names
@@ -87,4 +88,55 @@ def test_export_refuses_a_missing_model(study, tmp_path):
         from flimexplore.export import export_model
 
         export_model(out, 9999, tmp_path / "x")
-    assert main(["export", "--out", str(tmp_path), "--model", "0", str(tmp_path / "y")]) == 2
+    assert main(["export", str(tmp_path), "--model", "0", "--out", str(tmp_path / "y")]) == 2
+
+
+# -- the command line's spellings (issue 20 §2) -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory, small_config):
+    out = tmp_path_factory.mktemp("tiny_study")
+    res = run_study_all(small_config.replace(n_images=12, splits=1, n_bg=2, epochs=2), out, device="cpu")
+    return out, res.rows[0]["model"]
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_the_deprecated_spelling_writes_the_same_files_and_warns_once(tiny_study, tmp_path, capsys):
+    study, model = tiny_study
+    new, old = tmp_path / "new", tmp_path / "old"
+    assert main(["export", str(study), "--model", str(model), "--out", str(new)]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["export", "--out", str(study), "--model", str(model), str(old)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"flimexplore: warning: {DEPRECATED}"]
+    assert captured.err == (
+        "flimexplore: warning: 'export --out STUDY DEST' is deprecated and will be removed in the next release; "
+        "use 'flimexplore export STUDY --model N --out DEST'\n"
+    )
+    assert f"into {old}" in captured.out
+    assert _files(new) == _files(old)
+    assert {"arch.json", "conv1-kernels.npy", "model.pt"} <= set(_files(new))
+    assert not (study / "arch.json").exists()  # the study folder is read, never written
+
+
+def test_the_study_may_follow_the_options(tiny_study, tmp_path, capsys):
+    study, model = tiny_study
+    assert main(["export", "--model", str(model), "--out", str(tmp_path / "m"), str(study)]) == 0
+    assert capsys.readouterr().err == ""
+    assert (tmp_path / "m" / "model.pt").is_file()
+
+
+def test_two_study_folders_are_refused_in_one_line(tiny_study, tmp_path, capsys):
+    study, model = tiny_study
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text((study / "config.json").read_text())
+    assert main(["export", str(study), "--model", str(model), "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flimexplore: error: both ") and len(err.splitlines()) == 1
+    assert "flimexplore export STUDY --model N --out DEST" in err
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]  # nothing written

@@ -30,8 +30,8 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
     """
     d = StudyConfig()
     if not sweep:
-        s.add_argument("--dataset", default=d.dataset, help="preset name or folder path (default: %(default)s)")
-    s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
+        s.add_argument("--dataset", default=d.dataset, metavar="NAME|DIR", help="preset name or folder path (default: %(default)s)")
+    s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset (default: all)")
     s.add_argument("--size", type=int, default=None, help="side of a synthetic preset's images, 32-512 (default: 128)")
     if not sweep:
         s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
@@ -76,7 +76,8 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None
     )
     add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    s.add_argument("--engine", choices=("batched", "sequential"), default="batched")
+    s.add_argument("--engine", choices=("batched", "sequential"), default="batched",
+                   help="train a chunk of models together, or one at a time, the reference (default: %(default)s)")
     s.add_argument("--chunk", type=int, default=32, help="models trained together (default: %(default)s)")
     s.add_argument("--memory-mb", type=float, default=512, help="working-memory bound (default: %(default)s)")
     s.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",

@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+from flimexplore.cli._grammar import add_out
 from flimexplore.errors import ConfigError, OutputError
 
 PROBE = 192  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
@@ -26,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``advise`` subcommand."""
     s = sub.add_parser("advise", help="recommend where to draw a marker (from the marked image and its mask only)")
     s.add_argument("--for", dest="target", choices=("background", "object"), default="background",
-                   help="advise background positions for a fixed object marker (default), or object positions "
-                        "for a fixed background marker (--split S: the one a `study --vary object` uses; or --background)")
-    s.add_argument("--dataset", default="fish", help="preset name or folder path (default: %(default)s)")
-    s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset")
+                   help="advise background positions for a fixed object marker, or object positions for a fixed "
+                        "background marker: --background ROW,COL, or with --split S the one a `study --vary object` "
+                        "uses (default: %(default)s)")
+    s.add_argument("--dataset", default="fish", metavar="NAME|DIR", help="preset name or folder path (default: %(default)s)")
+    s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset (default: all)")
     s.add_argument("--image", type=int, default=0, help="which marked image, 0-based (default: %(default)s)")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--split", type=int, default=None, help="the object marker a study with --seed uses for this split (default: 0)")
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lr", type=float, default=0.1, help="learning rate of the probe models (default: %(default)s)")
     s.add_argument("--device", default="cpu", help="device of the probe models: cpu, cuda or auto (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seed of the split and the study's object markers (default: %(default)s)")
-    s.add_argument("--out", required=True, help="output folder (advice.csv, advice.json, advice.png)")
+    add_out(s, "advice.csv, advice.json and advice.png")
 
 
 def run(args: argparse.Namespace) -> int:

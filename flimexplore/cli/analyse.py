@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flimexplore.cli._common import drain
+from flimexplore.cli._grammar import add_out, add_study_dir, set_usage
 
 __all__ = ["register", "run"]
 
@@ -16,18 +17,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="correlate marker-pair descriptors with Dice on a finished study (writes analysis.json and analysis.png)",
         description=(
             "Recompute the descriptors of every model of a finished study folder, then Spearman's rho of each "
-            "with the validation Dice (all models and per split) with seeded bootstrap 95 %% intervals, and a "
+            "with the validation Dice (all models and per split) with seeded bootstrap 95 % intervals, and a "
             "plain-words verdict on the paper's RQ2 claims (Fig. 4b, Fig. 4c) and, for --vary object studies, "
             "on object markers at the object border. The Fig. 4c measure reads validation masks (analysis only)."
         ),
     )
-    s.add_argument("study", metavar="STUDY_DIR", help="folder of a finished flimexplore study")
-    s.add_argument("--out", required=True, help="output folder for analysis.json, analysis.png, descriptors.csv")
-    s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples per interval (default: %(default)s)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and pixel samples (default: %(default)s)")
-    s.add_argument("--max-val-images", type=int, default=None, help="use only the first N validation images for Fig. 4c")
-    s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    add_study_dir(s, "config.json, results.csv and models/ of a finished study")
+    add_out(s, "analysis.json, analysis.png and descriptors.csv")
+    s.add_argument("--n-boot", type=int, default=2000, metavar="N", help="bootstrap resamples per interval (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap and pixel samples (default: %(default)s)")
+    s.add_argument("--max-val-images", type=int, default=None, metavar="N",
+                   help="use only the first N validation images for Fig. 4c (default: all)")
+    s.add_argument("--device", default="auto", metavar="D", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    set_usage(s, "STUDY_DIR --out DIR", "[--n-boot N] [--seed S] [--max-val-images N] [--device D] [--quiet]")
 
 
 def run(args: argparse.Namespace) -> int:

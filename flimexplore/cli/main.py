@@ -7,6 +7,11 @@ stderr.  Bad input ends with one line on stderr and exit status 2 (the full
 traceback with ``--debug``); Ctrl-C keeps what was finished (exit 130) and
 the same command resumes it, as it does after ``kill -9`` or a power cut.
 
+One grammar holds for every verb (:data:`~flimexplore.cli._grammar.RULE`, the
+epilog of ``flimexplore --help``): ``--out DIR`` is always, and only, where a
+verb writes; a study folder that a verb reads is its positional ``STUDY_DIR``
+(``flimexplore export STUDY_DIR --model N --out DIR``).
+
 Each subcommand is a module of this package with ``register(subparsers)``
 and ``run(args) -> int``; :data:`COMMANDS` lists them in help order.
 """
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 
 from flimexplore import __version__
 from flimexplore.cli._common import CliParser
+from flimexplore.cli._grammar import RULE
 from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
@@ -29,7 +35,7 @@ COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep", "export"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = CliParser(prog="flimexplore", description="Where should markers go when training FLIM networks?")
+    p = CliParser(prog="flimexplore", description="Where should markers go when training FLIM networks?", epilog=RULE)
     p.add_argument("--version", action="version", version=f"flimexplore {__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks (give it before the subcommand)")
     sub = p.add_subparsers(dest="command", required=True)

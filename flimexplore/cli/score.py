@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flimexplore.cli._common import add_study_arguments, config_from_args, drain
+from flimexplore.cli._grammar import add_out
 
 __all__ = ["register", "run"]
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--pairs", required=True, metavar="FILE", help="CSV of obj_row,obj_col,bg_row,bg_col (header optional) or a -seeds.txt")
     add_study_arguments(s)
-    s.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    add_out(s, "results.csv, summary.json, the heatmap PNGs, config.json and models/ (as a study's)", resumes=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flimexplore.cli._common import add_study_arguments, config_from_args, drain
+from flimexplore.cli._grammar import add_out
 
 __all__ = ["register", "run"]
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scale", choices=("fixed", "study"), default="fixed",
         help="colour range of the heatmap PNGs: fixed 0-1 validation Dice, or the study's own min-max (default: %(default)s)",
     )
-    s.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    add_out(s, "results.csv, summary.json, the heatmap PNGs, config.json and models/", resumes=True)
 
 
 def run(args: argparse.Namespace) -> int:

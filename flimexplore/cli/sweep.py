@@ -7,6 +7,7 @@ import sys
 import time
 
 from flimexplore.cli._common import add_study_arguments, config_from_args
+from flimexplore.cli._grammar import add_out
 from flimexplore.errors import ConfigError
 
 __all__ = ["register", "run"]
@@ -18,16 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run every (dataset, marked image) study of the protocol, in this process or on a Dask cluster",
     )
-    s.add_argument("--dataset", action="append", required=True, dest="datasets",
+    s.add_argument("--dataset", action="append", required=True, dest="datasets", metavar="NAME|DIR",
                    help="preset name or folder path (repeat for more)")
     s.add_argument("--images", default="all", help="marked images, e.g. 0,1,2 or all (default: %(default)s)")
     add_study_arguments(s, sweep=True)
-    s.add_argument("--out", required=True, help="sweep folder (rerun the same command to resume)")
+    add_out(s, "one study folder per (dataset, marked image), sweep.csv and sweep.json", resumes=True)
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="run on a local Dask cluster of N worker processes")
-    where.add_argument("--scheduler", default=None, help="run on the Dask cluster at tcp://HOST:PORT")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run on a local Dask cluster of N worker processes (default: in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on the Dask cluster at tcp://HOST:PORT")
     s.add_argument("--granularity", choices=("chunk", "study"), default="chunk",
-                   help="Dask task = a chunk of models (default) or a whole study")
+                   help="Dask task = a chunk of models or a whole study (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
