@@ -47,6 +47,7 @@ KEYS = {
     },
     "markers": {"n_models", "device", "rows", "scribble_to_disk_ratio", "pixels_as_disks_identical", "peak_rss_mb", "machine"},
     "masks": {"rows", "device", "n_images", "peak_rss_mb", "machine"},
+    "uncertainty": {"rows", "splits", "machine", "protocol", "peak_rss_mb"},
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
 }
 

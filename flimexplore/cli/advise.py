@@ -1,4 +1,4 @@
-"""``flimexplore advise``: rank background positions for one object marker (or, ``--for object``, the reverse)."""
+"""``flimexplore advise``: rank background positions for one object marker (or, ``--vary object``, the reverse)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def _pair(text: str) -> tuple[int, int]:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``advise`` subcommand."""
     s = sub.add_parser("advise", help="recommend where to draw a marker (from the marked image and its mask only)")
-    s.add_argument("--for", dest="target", choices=("background", "object"), default="background",
-                   help="advise background positions for a fixed object marker, or object positions for a fixed "
-                        "background marker: --background ROW,COL, or with --split S the one a `study --vary object` "
-                        "uses (default: %(default)s)")
+    s.add_argument("--vary", "--for", dest="target", choices=("background", "object"), default="background",
+                   help="which marker to advise, as `study --vary`: background positions for a fixed object marker, "
+                        "or object positions for a fixed background marker (--background ROW,COL, or with --split S "
+                        "the one a `study --vary object` uses); --for is the older name (default: %(default)s)")
     s.add_argument("--dataset", default="fish", metavar="NAME|DIR", help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset (default: all)")
     s.add_argument("--image", type=int, default=0, help="which marked image, 0-based (default: %(default)s)")
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--split", type=int, default=None, help="the object marker a study with --seed uses for this split (default: 0)")
     where.add_argument("--object", type=_pair, default=None, metavar="ROW,COL", help="the object marker centre")
     where.add_argument("--background", type=_pair, default=None, metavar="ROW,COL",
-                       help="the fixed background marker centre (with --for object)")
+                       help="the fixed background marker centre (with --vary object)")
     s.add_argument("--radius", type=int, default=None, help="marker radius in px (default: the dataset's)")
     s.add_argument("--spacing", type=int, default=None, help="candidate grid spacing in px (default: the radius, the --dense grid)")
     s.add_argument("--top", type=int, default=5, help="positions to ring in advice.png (default: %(default)s)")
@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.lr > 0:
         raise ConfigError(f"--lr must be a number > 0, got {args.lr}")
     if args.object is not None and args.target == "object":
-        raise ConfigError("--object gives the fixed object marker of background advice; with --for object give --background ROW,COL")
+        raise ConfigError("--object gives the fixed object marker of background advice; with --vary object give --background ROW,COL")
     if args.background is not None and args.target == "background":
-        raise ConfigError("--background gives the fixed marker of --for object; for background advice give --object ROW,COL")
+        raise ConfigError("--background gives the fixed marker of --vary object; for background advice give --object ROW,COL")
     given = args.object if args.target == "background" else args.background
     settings = AdviceSettings(
         dataset=args.dataset, image=args.image, split=None if given else (args.split or 0), target=args.target,

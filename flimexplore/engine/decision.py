@@ -189,6 +189,7 @@ def train_decision(
     seeds: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 20,
     lr: float = 0.1,
+    train_on: torch.Tensor | None = None,
 ) -> tuple[DecisionParams, BatchNormStats, torch.Tensor]:
     """Train ``B`` decision layers on the marked image, keeping every epoch.
 
@@ -219,6 +220,10 @@ def train_decision(
         feature set train ``H`` decision layers on it.
     epochs : int, optional
     lr : float, optional
+    train_on : Tensor of shape (H, W), bool, optional
+        Train on these pixels only (batch-norm statistics and loss): the
+        advisor's self-validation fits one part of the marked image and
+        scores the other.  Default: every pixel (the paper).
 
     Returns
     -------
@@ -238,6 +243,10 @@ def train_decision(
     b = m * heads
     n = mask.numel()
     z = upsample(pooled.contiguous(), tuple(mask.shape)).reshape(m, c, n)
+    target_mask = mask.reshape(n)
+    if train_on is not None:
+        keep = train_on.reshape(n).nonzero()[:, 0]
+        z, target_mask, n = z[:, :, keep].contiguous(), target_mask[keep], int(len(keep))
     mean = z.mean(dim=2)
     z -= mean[..., None]
     var = z.square().mean(dim=2)
@@ -247,7 +256,7 @@ def train_decision(
     z *= torch.rsqrt(var + BN_EPS)[..., None]  # standardised features
 
     dev, dt = pooled.device, pooled.dtype
-    target = mask.reshape(n).to(dt)
+    target = target_mask.to(dt)
     # All parameters of a model live in one row of ``flat`` (and their
     # gradients in one row of ``grad``), so each Adam step is a few
     # elementwise passes over one small tensor.

@@ -286,7 +286,8 @@ def study_heatmap(result: Any, split: int = 0, **kwargs: Any) -> go.Figure:
     split : int
         Which object marker.
     **kwargs
-        Passed on to :func:`heatmap_figure` (``selected``, ``dense``, ``size``...).
+        Passed on to :func:`heatmap_figure` (``selected``, ``dense``, ``size``, ``tied``...); with
+        repeated fits the rows' 95 % intervals are shown on hover.
 
     Returns
     -------
@@ -297,6 +298,8 @@ def study_heatmap(result: Any, split: int = 0, **kwargs: Any) -> go.Figure:
     dice = [r["val_dice"] for r in result.rows]
     kwargs.setdefault("vrange", (min(dice), max(dice)) if dice else (0.0, 1.0))
     kwargs.setdefault("title", f"{result.context.stem}: object marker {split + 1}, {len(rows)} background markers")
+    if rows and "n_repeats" in rows[0]:  # repeated fits: each marker's interval on hover
+        kwargs.setdefault("intervals", [(r["val_dice_lo"], r["val_dice_hi"], r["n_repeats"]) for r in rows])
     return heatmap_figure(
         result.context.image, result.markers[split].obj, [(r["bg_row"], r["bg_col"]) for r in rows],
         [r["val_dice"] for r in rows], result.config.radius, models=[r["model"] for r in rows], **kwargs,
