@@ -88,7 +88,8 @@ def head_evidence(features: torch.Tensor, a: torch.Tensor, c: torch.Tensor, size
     gap : Tensor of shape (N, B, H, W)
         Positive where a model predicts object.
     """
-    gap = torch.einsum("bk,nbkhw->nbhw", a, features) + c[None, :, None, None]
+    n, b, k, h, w = features.shape
+    gap = torch.matmul(a[:, None, :], features.reshape(n, b, k, h * w)).reshape(n, b, h, w) + c[None, :, None, None]
     return upsample(gap[:, :, None], size)[:, :, 0]
 
 
@@ -208,14 +209,14 @@ def attention_scores(
     n_total = sum(len(g.index) for g in groups)
     hits = torch.zeros(len(bank), len(readouts), n_total, dtype=torch.float64)
     mass = torch.zeros_like(hits)
-    for chunk in stream_features(bank, groups, decoding_bytes(bank.n_channels), memory_mb, progress):
-        size = tuple(chunk.masks.shape[1:])
-        index = list(chunk.index)
+    for block in stream_features(bank, groups, decoding_bytes(bank.n_channels), memory_mb, progress):
+        size = tuple(block.masks.shape[1:])
+        index = list(block.index)
         for j, r in enumerate(readouts):
             if r == HEAD:
-                maps = head_evidence(chunk.features, a[chunk.models], c[chunk.models], size)
+                maps = head_evidence(block.features, a[block.models], c[block.models], size)
             else:
-                maps = saliency(chunk.features, labels[chunk.models], size, r, radius, align_corners)
-            hits[chunk.models, j, index] = pointing(maps, chunk.masks, tolerance).cpu()
-            mass[chunk.models, j, index] = mass_in_object(maps, chunk.masks).cpu()
+                maps = saliency(block.features, labels[block.models], size, r, radius, align_corners)
+            hits[block.models, j, index] = pointing(maps, block.masks, tolerance).cpu()
+            mass[block.models, j, index] = mass_in_object(maps, block.masks).cpu()
     return AttentionScores(readouts, hits, mass)

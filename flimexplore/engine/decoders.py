@@ -82,8 +82,8 @@ TAU_SHIFT = 0.1  # low = tau - var only when tau exceeds this
 SPARSE_SHARE = 0.1  # A1: an object-like channel has fewer pixels above its threshold
 DENSE_SHARE = 0.2  # A2: a background-like channel has more
 VAR_FLOOR = 1e-7
-# bytes per model and image pixel a chunk of full-resolution decoding needs, per kernel and fixed
-_BYTES_PER_KERNEL, _BYTES_FIXED = 20, 48
+# bytes per model and image pixel that full-resolution decoding of a block needs, per kernel and fixed
+_BYTES_PER_KERNEL, _BYTES_FIXED = 12, 32
 
 
 def minmax(maps: torch.Tensor) -> torch.Tensor:
@@ -105,10 +105,34 @@ def minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 def _upsample(x: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
-    """Bilinear interpolation of ``(..., C, h, w)`` to ``size``."""
+    """Bilinear interpolation of ``(..., C, h, w)`` to ``size``, returned contiguous.
+
+    On the CPU the fastest route from :func:`~flimexplore.engine.flim.encode`'s
+    channels-last features is channels-last all the way through the
+    interpolation, then one copy to the contiguous layout, in which minima
+    and maxima over a map are many times faster.
+    """
     lead = x.shape[:-3]
-    out = F.interpolate(x.reshape(-1, *x.shape[-3:]), size=size, mode="bilinear", align_corners=align_corners)
+    flat = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=align_corners).contiguous()
     return out.reshape(*lead, *out.shape[-3:])
+
+
+def _combine(weights: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+    """``sum_k weights[..., k] * channels[..., k, :, :]``: weights (N or 1, B, K), channels (N, B, K, H, W).
+
+    One matrix product per map, reading the channels in place (``einsum``
+    would copy them into another layout first).
+    """
+    n, b, k, h, w = channels.shape
+    out = torch.matmul(weights[..., None, :], channels.reshape(n, b, k, h * w))
+    return out.reshape(n, b, h, w)
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """The elements of a dense tensor as a 1-D view, in memory order (for order-free reductions)."""
+    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
+    return x.permute(order).reshape(-1)
 
 
 def unit_channels(
@@ -136,26 +160,27 @@ def unit_channels(
     up = _upsample(features, size, align_corners)
     lo = up.amin(dim=(-2, -1), keepdim=True)
     span = up.amax(dim=(-2, -1), keepdim=True) - lo
-    up.sub_(lo).div_(torch.where(span > 0, span, torch.ones_like(span)))
-    return up.mul_(varying[..., None, None]), varying
+    keep = varying[..., None, None] & (span > 0)
+    # (x - lo) / inf = 0: constant channels become 0 in the same pass
+    up.sub_(lo).div_(torch.where(keep, span, torch.full_like(span, torch.inf)))
+    return up, varying
 
 
-def _channel_thresholds(channels: torch.Tensor) -> torch.Tensor:
-    """``threshold_otsu`` of each channel in [0, 1] (0 for an all-zero channel).
+def _channel_thresholds(channels: torch.Tensor, varying: torch.Tensor) -> torch.Tensor:
+    """``threshold_otsu`` of each varying channel in [0, 1] (0 for the others).
 
-    On [0, 1] the 256 bins are ``floor(256 x)`` exactly (the last one closed)
-    and their centres ``(2k + 1) / 512``, as ``np.histogram`` gives them.
+    On [0, 1] (minimum 0, maximum 1) the 256 bins are ``floor(256 x)``
+    exactly (the last one closed) and their centres ``(2k + 1) / 512``, as
+    ``np.histogram`` gives them; one ``bincount`` counts every channel.
     """
-    rows = channels.reshape(-1, channels.shape[-2] * channels.shape[-1])
-    r = rows.shape[0]
-    idx = (rows * LEVELS).long().clamp_(max=LEVELS - 1)
-    idx += LEVELS * torch.arange(r, device=rows.device)[:, None]
-    hist = torch.bincount(idx.reshape(-1), minlength=r * LEVELS).reshape(r, LEVELS)
-    del idx
-    centres = (torch.arange(LEVELS, device=rows.device, dtype=torch.float64) + 0.5) / LEVELS
-    t = centres[otsu_from_histogram(hist, centres)].to(rows.dtype)
-    t = torch.where(rows.amax(dim=1) > 0, t, torch.zeros_like(t))
-    return t.reshape(channels.shape[:-2])
+    r = varying.numel()
+    rows = torch.arange(r, device=channels.device, dtype=torch.int32).reshape(*varying.shape, 1, 1)
+    key = (channels * LEVELS).to(torch.int32).clamp_(max=LEVELS - 1).add_(rows * LEVELS)
+    hist = torch.bincount(_flat(key), minlength=r * LEVELS).reshape(r, LEVELS)
+    del key
+    centres = (torch.arange(LEVELS, device=channels.device, dtype=torch.float64) + 0.5) / LEVELS
+    t = centres[otsu_from_histogram(hist, centres)].to(channels.dtype).reshape(varying.shape)
+    return torch.where(varying, t, torch.zeros_like(t))
 
 
 def vanilla_weights(channels: torch.Tensor, varying: torch.Tensor) -> torch.Tensor:
@@ -180,7 +205,9 @@ def vanilla_weights(channels: torch.Tensor, varying: torch.Tensor) -> torch.Tens
     var = (((mu - centre[..., None]) * varying) ** 2).sum(dim=-1) / count
     low = torch.where(tau > TAU_SHIFT, tau - var, tau)[..., None]
     high = (tau + var)[..., None]
-    above = (channels > _channel_thresholds(channels)[..., None, None]).mean(dim=(-2, -1), dtype=channels.dtype)
+    thresholds = _channel_thresholds(channels, varying)[..., None, None]
+    above = torch.count_nonzero(channels > thresholds, dim=(-2, -1)).to(channels.dtype)
+    above /= channels.shape[-2] * channels.shape[-1]
     neg = varying & (mu >= high) & (above > DENSE_SHARE)
     pos = varying & ~neg & (mu <= low) & (above < SPARSE_SHARE)
     return pos.to(channels.dtype) - neg.to(channels.dtype)
@@ -202,7 +229,7 @@ def vanilla_saliency(features: torch.Tensor, size: tuple[int, int], align_corner
     """
     channels, varying = unit_channels(features, size, align_corners)
     w = vanilla_weights(channels, varying)
-    return minmax(torch.einsum("nbk,nbkhw->nbhw", w, channels).relu_())
+    return minmax(_combine(w, channels).relu_())
 
 
 def decoder_labels(bank: FlimBank) -> torch.Tensor:
@@ -239,7 +266,7 @@ def labeled_saliency(
     """
     channels, _ = unit_channels(features, size, align_corners)
     w = (labels == 1).to(channels.dtype) - (labels == 0).to(channels.dtype)
-    return minmax(torch.einsum("bk,nbkhw->nbhw", w, channels).relu_())
+    return minmax(_combine(w[None], channels).relu_())
 
 
 def adjacency(radius: float = ADJACENCY_RADIUS) -> torch.Tensor:
@@ -255,19 +282,43 @@ def adjacency(radius: float = ADJACENCY_RADIUS) -> torch.Tensor:
     return (d[:, None] ** 2 + d[None, :] ** 2) <= radius**2
 
 
-def _class_stats(
-    g: torch.Tensor, member: torch.Tensor, disk: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local mean and variance over the member channels and the adjacency (zero padding counted)."""
-    n, b, _, h, w = g.shape
-    m = member.to(g.dtype)
-    sums = torch.stack([torch.einsum("nbkhw,bk->nbhw", g, m), torch.einsum("nbkhw,bk->nbhw", g * g, m)], dim=2)
+def _box(maps: torch.Tensor, disk: torch.Tensor) -> torch.Tensor:
+    """Sum of ``(..., h, w)`` maps over the adjacency of each pixel, zero outside."""
     r = disk.shape[0] // 2
-    box = F.conv2d(sums.reshape(n * b * 2, 1, h, w), disk[None, None].to(g), padding=r).reshape(n, b, 2, h, w)
-    size = (m.sum(dim=1) * disk.sum()).clamp(min=1)[None, :, None, None]
-    mean = box[:, :, 0] / size
-    var = box[:, :, 1] / size - mean * mean
-    return mean, torch.where(var < VAR_FLOOR, torch.ones_like(var), var)
+    h, w = maps.shape[-2:]
+    padded = F.pad(maps, (r, r, r, r))
+    out = torch.zeros_like(maps)
+    for dy, dx in disk.nonzero().tolist():
+        out += padded[..., dy : dy + h, dx : dx + w]
+    return out
+
+
+def _local_stats(
+    features: torch.Tensor, labels: torch.Tensor, radius: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scaled features and, per class (object, background), channel sums and local mean and variance.
+
+    Returns
+    -------
+    g : Tensor of shape (N, B, K, h, w)
+        Features divided by each channel's maximum (unchanged where it is 0).
+    sums, mean, var : Tensor of shape (N, B, 2, h, w)
+        Sum of ``g`` over the class's channels at each pixel; mean and
+        population variance over the class's channels and the adjacency
+        (zero padding counted; a variance below ``VAR_FLOOR`` becomes 1).
+    both : Tensor of shape (B,), bool
+        Models with kernels of both classes.
+    """
+    peak = features.amax(dim=(-2, -1), keepdim=True)
+    g = features / torch.where(peak != 0, peak, torch.ones_like(peak))
+    member = torch.stack([labels == 1, labels == 0], dim=-1).to(g.dtype)  # (B, K, 2)
+    sums = torch.einsum("nbkhw,bkc->nbchw", g, member)
+    disk = adjacency(radius).to(g.device)
+    size = (member.sum(dim=1) * disk.sum()).clamp(min=1)[None, :, :, None, None]
+    mean = _box(sums, disk) / size
+    var = _box(torch.einsum("nbkhw,bkc->nbchw", g * g, member), disk) / size - mean * mean
+    var = torch.where(var < VAR_FLOOR, torch.ones_like(var), var)
+    return g, sums, mean, var, member.amax(dim=1).bool().all(dim=1)
 
 
 def local_weights(
@@ -294,24 +345,19 @@ def local_weights(
     scaled : Tensor of shape (N, B, K, h, w)
         The features divided by each channel's maximum (unchanged when it is 0).
     """
-    peak = features.amax(dim=(-2, -1), keepdim=True)
-    g = features / torch.where(peak != 0, peak, torch.ones_like(peak))
-    obj, bg = labels == 1, labels == 0
-    disk = adjacency(radius).to(g.device)
-    m_obj, v_obj = _class_stats(g, obj, disk)
-    m_bg, v_bg = _class_stats(g, bg, disk)
+    g, _, mean, var, both = _local_stats(features, labels, radius)
+    obj, bg = (labels == 1)[None, :, :, None, None], (labels == 0)[None, :, :, None, None]
     if rule == "mean":
-        obj_wins = (m_obj > m_bg)[:, :, None]
-        bg_wins = (m_obj < m_bg)[:, :, None]
+        obj_wins = (mean[:, :, 0] > mean[:, :, 1])[:, :, None]
+        bg_wins = (mean[:, :, 0] < mean[:, :, 1])[:, :, None]
     elif rule == "probability":
-        d_obj = (g - m_obj[:, :, None]) ** 2 / v_obj[:, :, None]
-        d_bg = (g - m_bg[:, :, None]) ** 2 / v_bg[:, :, None]
+        d_obj = (g - mean[:, :, :1]) ** 2 / var[:, :, :1]
+        d_bg = (g - mean[:, :, 1:]) ** 2 / var[:, :, 1:]
         obj_wins, bg_wins = d_obj < d_bg, d_bg < d_obj
     else:
         raise ValueError(f"unknown rule {rule!r}; use 'probability' or 'mean'")
-    both = (obj.any(dim=1) & bg.any(dim=1))[None, :, None, None, None]
-    w = (obj_wins & obj[None, :, :, None, None]).to(g.dtype) - (bg_wins & bg[None, :, :, None, None]).to(g.dtype)
-    return w * both, g
+    w = (obj_wins & obj).to(g.dtype) - (bg_wins & bg).to(g.dtype)
+    return w * both[None, :, None, None, None], g
 
 
 def local_saliency(
@@ -331,9 +377,16 @@ def local_saliency(
     -------
     saliency : Tensor of shape (N, B, H, W), in [0, 1]
     """
-    w, g = local_weights(features, labels, rule, radius)
-    small = minmax((w * g).sum(dim=2).relu_())
-    return _upsample(small[:, :, None], size, align_corners)[:, :, 0]
+    if rule == "mean":  # one weight per pixel and class: the class sums suffice
+        _, sums, mean, _, both = _local_stats(features, labels, radius)
+        obj_wins, bg_wins = mean[:, :, 0] > mean[:, :, 1], mean[:, :, 0] < mean[:, :, 1]
+        zero = torch.zeros_like(sums[:, :, 0])
+        small = torch.where(obj_wins, sums[:, :, 0], zero) - torch.where(bg_wins, sums[:, :, 1], zero)
+        small = small * both[None, :, None, None]
+    else:
+        w, g = local_weights(features, labels, rule, radius)
+        small = (w * g).sum(dim=2)
+    return _upsample(minmax(small.relu_())[:, :, None], size, align_corners)[:, :, 0]
 
 
 def saliency(
@@ -390,9 +443,10 @@ def score_decoders(
     """Confusion counts of every model's adaptive decoders on a set of images.
 
     Mirrors :func:`flimexplore.engine.batched.score_models`: images are
-    encoded chunk by chunk (:func:`~flimexplore.engine.streaming.stream_features`),
-    each decoder's saliency maps are binarised (:func:`~flimexplore.engine.otsu.binarise`)
-    and counted, and nothing of a chunk is kept.
+    encoded chunk by chunk and decoded one image and a few models at a time
+    (:func:`~flimexplore.engine.streaming.stream_features`); each decoder's
+    saliency maps are binarised (:func:`~flimexplore.engine.otsu.binarise`)
+    and counted, and nothing else of a block is kept.
 
     Parameters
     ----------
@@ -401,7 +455,8 @@ def score_decoders(
     decoders : sequence of str, optional
         ``D`` decoder names (default all four, in ``DECODERS`` order).
     memory_mb : float, optional
-        Rough bound of the working memory.
+        Rough bound of one encoded chunk (the decoding itself works on
+        cache-sized blocks on the CPU).
     progress : callable, optional
         ``progress(done, total)`` in image passes, as ``score_models``.
     radius, align_corners : optional
@@ -419,9 +474,9 @@ def score_decoders(
     labels = decoder_labels(bank)
     n_total = sum(len(g.index) for g in groups)
     out = torch.zeros(len(bank), len(decoders), n_total, 4, dtype=torch.int64)
-    for chunk in stream_features(bank, groups, decoding_bytes(bank.n_channels), memory_mb, progress):
-        size = tuple(chunk.masks.shape[1:])
+    for block in stream_features(bank, groups, decoding_bytes(bank.n_channels), memory_mb, progress):
+        size = tuple(block.masks.shape[1:])
         for j, d in enumerate(decoders):
-            maps = saliency(chunk.features, labels[chunk.models], size, d, radius, align_corners)
-            out[chunk.models, j, list(chunk.index)] = count_binarised(maps, chunk.masks).cpu()
+            maps = saliency(block.features, labels[block.models], size, d, radius, align_corners)
+            out[block.models, j, list(block.index)] = count_binarised(maps, block.masks).cpu()
     return out
