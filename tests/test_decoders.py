@@ -224,10 +224,10 @@ def _np_local(f, labels, size, rule, radius, align_corners):
             for c in range(k):
                 if rule == "mean":
                     obj_wins, bg_wins = m1 > m0, m1 < m0
-                else:
-                    p_obj = np.exp(-((g[c, y, x] - m1) ** 2) / (2 * v1))
-                    p_bg = np.exp(-((g[c, y, x] - m0) ** 2) / (2 * v0))
-                    obj_wins, bg_wins = p_obj > p_bg, p_obj < p_bg
+                else:  # P_obj > P_bg with P = exp(-(x - m)**2 / (2 var)), compared on the exponents
+                    d_obj = (g[c, y, x] - m1) ** 2 / v1
+                    d_bg = (g[c, y, x] - m0) ** 2 / v0
+                    obj_wins, bg_wins = d_obj < d_bg, d_bg < d_obj
                 if labels[c] == 1 and obj_wins:
                     weights[c, y, x] = 1
                 elif labels[c] == 0 and bg_wins:

@@ -7,13 +7,15 @@ then cuts it the LIDS way (uint8 levels, Otsu, strictly above).
 
 ``vanilla`` (FLIMat), at image resolution
     Features upsampled bilinearly to the image size, each channel min-max
-    normalised (a constant channel becomes 0 and is left out).  ``tau`` is
-    the Otsu threshold of the channel means, ``var`` their population
-    variance; ``low = tau - var`` if ``tau > 0.1`` else ``tau``, ``high =
+    normalised (a channel constant at feature resolution becomes 0 and is
+    left out).  ``tau`` is the Otsu threshold (``threshold_otsu``, 256 bins)
+    of the channel means, ``var`` their population variance; ``low = tau - var`` if ``tau > 0.1`` else ``tau``, ``high =
     tau + var``.  Channel ``i`` with mean ``mu_i`` and ``a_i`` the share of
     its pixels above its own Otsu threshold gets ``w_i = -1`` if ``mu_i >=
     high`` and ``a_i > 0.2``, else ``+1`` if ``mu_i <= low`` and ``a_i <
-    0.1``, else 0.  Saliency ``ReLU(sum_i w_i f_i)``, min-max normalised.
+    0.1``, else 0 (a channel's own threshold is ``threshold_otsu`` of its
+    pixels: the centre ``(2k + 1) / 512`` of a bin ``k`` of ``floor(256 x)``).
+    Saliency ``ReLU(sum_i w_i f_i)``, min-max normalised.
 ``probability`` (FLIMad2) and ``mean`` (FLIMad3), at feature resolution
     Channels divided by their maximum.  In the adjacency of each pixel
     (offsets with ``dy**2 + dx**2 <= radius**2``; the default 1.5 is libift's
@@ -38,7 +40,8 @@ then cuts it the LIDS way (uint8 levels, Otsu, strictly above).
     0 for kernels of no marker (label -1).  Saliency ``ReLU(sum w f)``,
     min-max normalised.
 
-Min-max normalisation of a map is ``pyflim``'s: ``(x - min) / (max - min)``,
+Kernel classes come from :func:`decoder_labels` (kernels dropped by the
+clustering count as no marker).  Min-max normalisation of a map is ``pyflim``'s: ``(x - min) / (max - min)``,
 and a constant map becomes 0 (it is then binarised to an empty object).
 Upsampling follows ``pyflim`` (``align_corners=True``) unless asked
 otherwise; the trained decision layer uses ``align_corners=False``.
@@ -372,6 +375,18 @@ def local_saliency(
 
     Weighted at feature resolution (:func:`local_weights`), ``ReLU``,
     min-max normalised there, then upsampled bilinearly to ``size``.
+
+    Parameters
+    ----------
+    features : Tensor of shape (N, B, K, h, w)
+    labels : Tensor of shape (B, K), int
+        1 object, 0 background, -1 none.
+    size : tuple of int
+        Image size ``(H, W)``.
+    rule : {"probability", "mean"}
+    radius : float, optional
+        Adjacency radius (:func:`adjacency`).
+    align_corners : bool, optional
 
     Returns
     -------
