@@ -74,7 +74,7 @@ def phases(ctx: Any, repeats: tuple[int, ...], device: str) -> dict[str, float]:
     _common.synchronize(device)
     out["encoders_and_decision_s"] = time.perf_counter() - t0
     a, c = head_gap(trained.params, trained.bn)
-    m, e = len(trained.bank), a.shape[1]
+    m = len(trained.bank)
     t0 = time.perf_counter()
     score_models(trained.bank, a.reshape(m, -1, a.shape[-1]), c.reshape(m, -1), ctx.val_groups)
     _common.synchronize(device)
