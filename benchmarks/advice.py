@@ -1,20 +1,37 @@
-"""Marker advice against random markers and the dense map (issue 8, part 5).
+"""Marker advice against random markers, with repeated fits as ground truth, and its reliability (issue 17).
 
-For every bundled dataset, marked image and object marker (split) this
-compares the validation Dice of the advisor's top-1 and top-5 background
-positions with 30 random admissible background markers (an ordinary study,
-``n_bg=30``, same seed: the same object markers) and with the best position
-of a dense study.  Advice weights are fitted leave-one-image-out on the
-random studies: the weights used for an image never saw that image's Dice.
+For every data set (the 3 presets, nuclei and the cluttered-background folder
+``benchmarks/data/clutter``), 3 marked images x 3 object markers (splits):
 
-The Dice of an advised position is looked up in the dense study when that
-split has one, else trained exactly as the dense study would (same object
-marker, same centre, same model seed ``model_seed(seed, image, split, k)``
-with ``k`` the centre's index on the dense grid).  Studies are stored in
-``--cache`` and resumed, see ``_advice_collect.py``.
+* ground truth: an ordinary study with 30 random admissible background
+  markers per split and ``--repeats 5``, so every marker's Dice is the mean
+  of 5 fits (one fit's Dice carries its seed's noise);
+* the advice for the split's object marker (``flimexplore.advise``, default
+  settings unless a variant says otherwise), its reliability and whether it
+  abstains;
+* its top-5 positions trained as a study would, 5 fits each (model seeds
+  ``model_seed(seed, image, split, 10_000 + rank)``, never the probe's);
+* the top-5 percentile: where the top-5 mean Dice falls among the 30 random
+  markers' mean Dice (ties count half; 50 = random), and the gain over
+  their median.
 
-    python benchmarks/advice.py [--quick] [--cache DIR] [--collect-only] [--write-weights]
-        [--dense-splits N] [--threads N]
+Per data set the script reports the mean percentile, the share of cases
+that abstain and whether each abstention was right (the advice's top-5,
+computed anyway, did not beat the random median by more than
+``ABSTAIN_GAIN`` Dice or reached less than the 60th percentile), whether
+position matters there (the random study's own position share, median over
+splits) and Spearman's rho of the reliability (the probe's position share)
+with the achieved percentile over image-splits.  Descriptor weights are
+fitted leave-one-image-out on the other images' random studies (a weighting
+never saw the image it ranks).  Time: one advice against the dense study of
+the same image, whose cost is its number of candidates times the measured
+cost of one study model (a chunk of 32 timed on the same data).  With
+``--vary object`` the same is done for object markers (``study --vary object``
+with up to 30 object markers per split, object advice for the split's fixed
+background marker).
+
+    python benchmarks/advice.py [--quick] [--vary background|object] [--datasets ...] [--variants ...]
+        [--cache DIR] [--write-weights] [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,53 +43,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _advice_collect as col
 import _common
 import numpy as np
 
-DATASETS = ["fish", "eggs", "fundus", "nuclei"]
+CLUTTER = str(Path(__file__).resolve().parent / "data" / "clutter")
+DATASETS = ["fish", "eggs", "fundus", "nuclei", CLUTTER]
 CACHE = Path(__file__).resolve().parent / "results" / "advice_cache"
 WEIGHTS = Path(__file__).resolve().parents[1] / "flimexplore" / "analysis" / "advice_weights.json"
 N_RANDOM = 30
-PROBE = 64
+REPEATS = 5
 SEED = 0
+IMAGES, SPLITS = 3, 3
+VARIANTS = {
+    "default": ({}, "descriptors pick half of 192 candidates, the rest spread over the image; each probed with 5 "
+                    "decision seeds on the split's other marked images; ranked by the mean probe Dice"),
+    "marked": ({"probe_on": "marked"}, "as default, but probed on the marked image itself (the image it was fitted to)"),
+    "one_seed": ({"probe_on": "marked", "heads": 1}, "the previous advisor: probed with one seed on the marked image "
+                                                     "(no reliability)"),
+    "descriptors": ({"probe": 0}, "descriptors only, no probe (no reliability)"),
+}
 
 
-def _cases(cache: Path, datasets: list[str], images: int, extra: dict[str, Any]) -> dict[tuple[str, int], Any]:
-    """Per marked image: the loaded dataset, and per split the random markers' descriptors and Dice."""
-    from flimexplore.analysis.descriptors import position_descriptors
-    from flimexplore.data import load_dataset, split_dataset
-    from flimexplore.study.store import read_results
-
-    out = {}
-    for ds in datasets:
-        data = load_dataset(ds, n_images=extra.get("n_images"))
-        for k in range(images):
-            folder = col.study_dir(cache, ds, k, "random")
-            if not (folder / "results.csv").exists():
-                continue
-            idx = split_dataset(len(data), seed=SEED).marked[k]
-            rows = read_results(folder / "results.csv")
-            splits = {}
-            for s in sorted({r["split"] for r in rows}):
-                rr = [r for r in rows if r["split"] == s]
-                obj = np.array([rr[0]["obj_row"], rr[0]["obj_col"]])
-                bg = np.array([[r["bg_row"], r["bg_col"]] for r in rr])
-                desc = position_descriptors(data.images[idx], data.masks[idx], obj, bg, rr[0]["radius"])
-                splits[s] = (desc, np.array([r["val_dice"] for r in rr]), obj)
-            out[(ds, k)] = (data, splits)
-    return out
-
-
-def _dense_lookup(cache: Path, ds: str, k: int) -> tuple[dict[tuple[int, int, int], float], dict[str, float] | None]:
-    """Validation Dice of every stored dense model by (split, bg_row, bg_col), and the dense timing."""
-    from flimexplore.study.store import read_results
-
-    folder = col.study_dir(cache, ds, k, "dense")
-    if not (folder / "results.csv").exists():
-        return {}, None
-    rows = read_results(folder / "results.csv")
-    return {(r["split"], r["bg_row"], r["bg_col"]): r["val_dice"] for r in rows}, col.timing(folder)
+def _name(ds: str) -> str:
+    return Path(ds).name
 
 
 def _pct(values: np.ndarray, x: float) -> float:
@@ -80,272 +73,232 @@ def _pct(values: np.ndarray, x: float) -> float:
     return float(100 * ((values < x).mean() + 0.5 * (values == x).mean()))
 
 
-VARIANTS = {
-    "same_dataset": "descriptors only; weights fitted on the other marked images of the same dataset (leave-one-image-out)",
-    "other_datasets": "descriptors only; weights fitted on the other datasets only (leave-one-dataset-out: a new kind of image)",
-    "same_dataset+probe": "same_dataset, then the best 64 re-ranked by their model's fit on the marked image",
-    "same_dataset+mix": "same_dataset, then the best 64 re-ranked by the mean rank of that fit and the descriptor score",
-    "other_datasets+probe": "other_datasets, then the best 64 re-ranked by their model's fit on the marked image",
-    "same_dataset+probe192": "same_dataset, then the best 192 re-ranked by their model's fit on the marked image",
-}
+def ground_truth(ds: str, image: int, vary: str, cache: Path, device: str, extra: dict[str, Any]) -> Any:
+    """The random study (resumable in ``cache``) with repeated fits."""
+    from flimexplore.study.config import StudyConfig
+    from flimexplore.study.run import run_study_all
+
+    cfg = StudyConfig(dataset=ds, image=image, splits=SPLITS, n_bg=extra.get("n_random", N_RANDOM), seed=SEED,
+                      repeats=extra.get("repeats", REPEATS), vary=vary,
+                      **{k: v for k, v in extra.items() if k in ("n_images", "epochs")})
+    for n in range(cfg.n_bg, 4, -1):  # small objects hold fewer object markers
+        try:
+            return run_study_all(cfg.replace(n_bg=n), cache / f"{_name(ds)}_img{image}_{vary}", device=device)
+        except Exception as err:  # noqa: BLE001 - MarkerError: fewer markers fit; retried with fewer
+            if "fit" not in str(err) or n <= 5:
+                raise
+    raise RuntimeError("unreachable")
 
 
-def _weights(cases: dict, ds: str, k: int, variant: str) -> dict[str, float]:
+def model_cost(result: Any, device: str) -> float:
+    """Seconds of one study model (one fit) on this image: a chunk of 32 models timed."""
+    from flimexplore.study.run import model_table, plan_markers
+
+    ctx = result.context
+    one = ctx.__class__(ctx.config.replace(repeats=1), device, dataset=ctx.dataset)
+    table = model_table(one, plan_markers(one))[:32]
+    obj, bg = np.stack([t.obj for t in table]), np.stack([t.bg for t in table])
+    one.evaluate(obj[:2], bg[:2], [t.seed for t in table[:2]])  # warm-up
+    dt, _ = _common.timed(lambda: one.evaluate(obj, bg, [t.seed for t in table]), device)
+    return dt / len(table)
+
+
+def score_positions_trained(result: Any, split: int, centres: np.ndarray, fixed: np.ndarray, vary: str) -> np.ndarray:
+    """Mean validation Dice over 5 fits of the given positions (as a study trains them)."""
+    from flimexplore.study.run import model_seed
+
+    ctx = result.context
+    seeds = [model_seed(SEED, ctx.config.image, split, 10_000 + k) for k in range(len(centres))]
+    fixed = np.repeat(np.asarray(fixed)[None], len(centres), 0)
+    obj, bg = (centres, fixed) if vary == "object" else (fixed, centres)
+    scores = ctx.evaluate(obj, bg, seeds)
+    return scores.val["dice"]
+
+
+def weights_without(studies: dict[tuple[str, int], Any], ds: str, image: int) -> dict[str, float]:
+    """Descriptor weights fitted on the other marked images of the same data set (leave-one-image-out)."""
     from flimexplore.analysis.advice import fit_weights
+    from flimexplore.analysis.descriptors import position_descriptors
 
-    if variant.startswith("same_dataset"):
-        keys = [key for key in cases if key[0] == ds and key != (ds, k)]
-    else:
-        keys = [key for key in cases if key[0] != ds]
-    w = fit_weights([(d, y) for key in keys for d, y, _ in cases[key][1].values()])
-    return w if any(w.values()) else {"bg_std": 1.0}  # nothing to learn from: plain texture
+    cases = []
+    for (d, k), res in studies.items():
+        if d != ds or k == image:
+            continue
+        for s in range(len(res.markers)):
+            rows = [r for r in res.rows if r["split"] == s]
+            bg = np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+            desc = position_descriptors(res.context.image, res.context.mask, res.markers[s].obj, bg, res.config.radius)
+            cases.append((desc, np.array([r["val_dice"] for r in rows])))
+    w = fit_weights(cases) if cases else {}
+    return w if any(w.values()) else {"bg_std": 1.0}
 
 
-def evaluate(cache: Path, datasets: list[str], images: int, device: str, extra: dict[str, Any], log: Any) -> dict[str, Any]:
+def evaluate(datasets: list[str], vary: str, variants: list[str], cache: Path, device: str, extra: dict[str, Any],
+             log: Any) -> dict[str, Any]:
     from flimexplore.analysis.advice import AdviceSettings, advise
-    from flimexplore.study.context import StudyContext
-    from flimexplore.study.run import dense_positions, model_seed
+    from flimexplore.analysis.reliability import ABSTAIN_GAIN
 
-    cases = _cases(cache, datasets, images, extra)
-    spacing = extra.get("dense_spacing")
-    rows = []
-    for (ds, k), (data, splits) in cases.items():
-        lookup, dense_t = _dense_lookup(cache, ds, k)
-        trained_cache = cache / f"advised_{ds}_img{k}.json"  # Dice of advised positions trained here (not dense rows)
-        stored = json.loads(trained_cache.read_text()) if trained_cache.exists() else {}
-        lookup |= {tuple(int(v) for v in key.split(",")): d for key, d in stored.items() if tuple(int(v) for v in key.split(",")) not in lookup}
-        ctx = None
-        for variant in extra.get("variants", VARIANTS):
-            weights = _weights(cases, ds, k, variant)
-            for s, (_, random_dice, obj) in splits.items():
-                tail = variant.split("+")[1] if "+" in variant else "probe"
-                rerank = tail.rstrip("0123456789")
-                n_probe = int(tail[len(rerank):] or extra.get("probe", PROBE))
-                adv = advise(AdviceSettings(dataset=ds, image=k, split=s, seed=SEED, n_images=extra.get("n_images"), spacing=spacing,
-                                            probe=n_probe if "+" in variant else 0, rerank=rerank, epochs=extra.get("epochs", 20),
-                                            device=device), data=data, weights=weights)
-                assert (adv.obj == obj).all(), "advice and study disagree on the object marker"
-                top = adv.top(5)
-                dice = [lookup.get((s, int(c[0]), int(c[1]))) for c in top]
-                trained = 0
-                if any(v is None for v in dice):
-                    grid = dense_positions(data.masks[split_index(data, k)], obj, adv.radius, spacing)
-                    index = {(int(r), int(c)): i for i, (r, c) in enumerate(grid)}
-                    study_extra = {key: v for key, v in extra.items() if key in ("n_images", "epochs", "dense_spacing")}
-                    ctx = ctx or StudyContext(col.config(ds, k, "dense", 1, N_RANDOM, SEED, **study_extra), device, dataset=data)
-                    need = [i for i, v in enumerate(dice) if v is None]
-                    seeds = [model_seed(SEED, k, s, index[(int(top[i][0]), int(top[i][1]))]) for i in need]
-                    scores = ctx.evaluate(np.repeat(obj[None], len(need), 0), top[need], seeds)
-                    for j, i in enumerate(need):
-                        dice[i] = round(float(scores.val["dice"][j]), 6)
-                        lookup[(s, int(top[i][0]), int(top[i][1]))] = dice[i]  # not a dense row: kept out of dense_best below
-                        stored[f"{s},{int(top[i][0])},{int(top[i][1])}"] = dice[i]
-                    trained = len(need)
-                    trained_cache.write_text(json.dumps(stored))
-                dense_all = [r["val_dice"] for r in _dense_rows(cache, ds, k) if r["split"] == s]
-                complete = len(dense_all) == len(adv.centres)
-                dense_s = dense_t["seconds"] / dense_t["models"] * len(adv.centres) if dense_t and dense_t["models"] else None
-                med = float(np.median(random_dice))
-                t5 = float(np.mean(dice))
-                row = {
-                    "variant": variant, "dataset": ds, "image": k, "split": s, "n_candidates": len(adv.centres),
-                    "top1_dice": dice[0], "top5_mean_dice": t5, "top5_dice": dice,
-                    "random_median": med, "random_min": float(random_dice.min()), "random_max": float(random_dice.max()),
-                    "top1_pct": _pct(random_dice, dice[0]), "top5_pct": _pct(random_dice, t5),
-                    "top1_gain": dice[0] - med, "top5_gain": t5 - med, "top1_beats_median": bool(dice[0] > med),
-                    "dense_best": max(dense_all) if complete else None,
-                    "advice_s": adv.seconds, "dense_s": dense_s, "advised_trained": trained, "weights": weights,
-                }
-                rows.append(row)
-                log(f"{variant} {ds} img{k} split{s}: top1 {dice[0]:.3f} top5 {t5:.3f} random median {med:.3f} "
-                    f"(pct {row['top1_pct']:.0f}/{row['top5_pct']:.0f}) dense best {row['dense_best']}")
-    variants = {v: VARIANTS[v] for v in extra.get("variants", VARIANTS)}
-    return {"rows": rows, "variants": variants,
-            "per_dataset": {v: _summarise([r for r in rows if r["variant"] == v]) for v in variants}}
+    rows: list[dict[str, Any]] = []
+    truth: dict[str, list[float]] = {}
+    for ds in datasets:
+        studies = {(ds, k): ground_truth(ds, k, vary, cache, device, extra) for k in range(extra.get("images", IMAGES))}
+        log(f"{_name(ds)}: ground truth ready")
+        for (_, k), res in studies.items():
+            cost = model_cost(res, device)
+            summary = res.repeat_summary()
+            weights = weights_without(studies, ds, k) if vary == "background" else None
+            for s, ms in enumerate(res.markers):
+                split_truth = next(x for x in summary["splits"] if x["split"] == s)
+                truth.setdefault(_name(ds), []).append(split_truth.get("icc", float("nan")))
+                sampled = [r for r in res.rows if r["split"] == s]
+                random_dice = np.array([r["val_dice"] for r in sampled])
+                fixed = np.asarray(ms.background if vary == "object" else ms.obj)
+                for variant in variants:
+                    changes = VARIANTS[variant][0] | {k2: v for k2, v in extra.items() if k2 in ("probe", "epochs")
+                                                      and k2 not in VARIANTS[variant][0]}
+                    base = dict(dataset=ds, image=k, seed=SEED, n_images=extra.get("n_images"), device=device,
+                                target=vary, radius=res.config.radius)
+                    where = dict(split=None, background=tuple(int(v) for v in fixed)) if vary == "object" else \
+                        dict(split=None, obj=tuple(int(v) for v in fixed))
+                    adv = advise(AdviceSettings(**base, **where, **changes), data=res.context.dataset, weights=weights)
+                    top = adv.top(5)
+                    dice = score_positions_trained(res, s, top, fixed, vary)
+                    t5 = float(dice.mean())
+                    med = float(np.median(random_dice))
+                    rel = adv.reliability
+                    row = {
+                        "vary": vary, "variant": variant, "dataset": _name(ds), "image": k, "split": s,
+                        "n_candidates": len(adv.centres), "n_random": len(random_dice),
+                        "top5_dice": [round(float(d), 6) for d in dice], "top5_mean_dice": t5, "top1_dice": float(dice[0]),
+                        "random_median": med, "random_min": float(random_dice.min()), "random_max": float(random_dice.max()),
+                        "top5_pct": _pct(random_dice, t5), "top1_pct": _pct(random_dice, float(dice[0])),
+                        "top5_gain": t5 - med, "position_share_truth": split_truth.get("icc"),
+                        "reliability": None if rel is None else rel["position_share"],
+                        "probe_gain": None if rel is None else rel["probe_gain"],
+                        "abstain": bool(adv.abstains), "reason": None if rel is None else rel["reason"],
+                        "advice_s": adv.seconds, "dense_s": cost * len(adv.centres),
+                    }
+                    row["abstain_right"] = (bool(row["top5_gain"] < ABSTAIN_GAIN or row["top5_pct"] < 60.0)
+                                            if row["abstain"] else None)
+                    rows.append(row)
+                    log(f"{variant} {_name(ds)} img{k} split{s}: top-5 {t5:.3f} (pct {row['top5_pct']:.0f}, gain "
+                        f"{row['top5_gain']:+.3f}) reliability {row['reliability']} abstain {row['abstain']} "
+                        f"({adv.seconds:.1f} s vs dense {row['dense_s']:.0f} s)")
+    return {"rows": rows, "position_share_truth": truth,
+            "per_dataset": {v: summarise([r for r in rows if r["variant"] == v]) for v in variants}}
 
 
-def _dense_rows(cache: Path, ds: str, k: int) -> list[dict[str, Any]]:
-    from flimexplore.study.store import read_results
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from scipy.stats import spearmanr
 
-    path = col.study_dir(cache, ds, k, "dense") / "results.csv"
-    return read_results(path) if path.exists() else []
-
-
-def split_index(data: Any, k: int) -> int:
-    from flimexplore.data import split_dataset
-
-    return split_dataset(len(data), seed=SEED).marked[k]
-
-
-def _summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        rs = [r for r in rows if r["dataset"] == ds]
-        dense = [r for r in rs if r["dense_best"] is not None]
-        ratio = [r["advice_s"] / r["dense_s"] for r in rs if r["dense_s"]]
+    out: dict[str, Any] = {}
+    groups = {ds: [r for r in rows if r["dataset"] == ds] for ds in dict.fromkeys(r["dataset"] for r in rows)}
+    groups["all"] = rows
+    for ds, rs in groups.items():
+        rel = [(r["reliability"], r["top5_pct"]) for r in rs if r["reliability"] is not None]
+        trusted = [r for r in rs if not r["abstain"]]
+        abstained = [r for r in rs if r["abstain"]]
+        x, y = np.array([a for a, _ in rel], float), np.array([b for _, b in rel], float)
         out[ds] = {
             "cases": len(rs),
-            "top1_pct_mean": float(np.mean([r["top1_pct"] for r in rs])),
             "top5_pct_mean": float(np.mean([r["top5_pct"] for r in rs])),
-            "top1_gain_mean": float(np.mean([r["top1_gain"] for r in rs])),
+            "top5_pct_mean_trusted": float(np.mean([r["top5_pct"] for r in trusted])) if trusted else None,
+            "top1_pct_mean": float(np.mean([r["top1_pct"] for r in rs])),
             "top5_gain_mean": float(np.mean([r["top5_gain"] for r in rs])),
-            "top1_beats_median_share": float(np.mean([r["top1_beats_median"] for r in rs])),
-            "random_median_mean": float(np.mean([r["random_median"] for r in rs])),
-            "top5_dice_mean": float(np.mean([r["top5_mean_dice"] for r in rs])),
-            "dense_cases": len(dense),
-            "dense_best_mean": float(np.mean([r["dense_best"] for r in dense])) if dense else None,
-            "top5_dice_mean_dense_cases": float(np.mean([r["top5_mean_dice"] for r in dense])) if dense else None,
-            "advice_s_median": float(np.median([r["advice_s"] for r in rs])),
-            "dense_s_median": float(np.median([r["dense_s"] for r in rs if r["dense_s"]])) if ratio else None,
-            "advice_over_dense": float(np.median(ratio)) if ratio else None,
-            "meets_pct_target": bool(np.mean([r["top5_pct"] for r in rs]) >= 75.0),
+            "abstained": len(abstained),
+            "abstained_right": sum(bool(r["abstain_right"]) for r in abstained),
+            "reliability_rho_pct": float(spearmanr(x, y).statistic) if len(rel) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0
+            else None,
+            "position_share_truth_median": float(np.nanmedian([r["position_share_truth"] for r in rs
+                                                               if r["position_share_truth"] is not None])),
+            "advice_over_dense": float(np.median([r["advice_s"] / r["dense_s"] for r in rs])),
         }
     return out
 
 
+def write_weights(datasets: list[str], cache: Path, device: str, extra: dict[str, Any]) -> None:
+    """Fit the shipped descriptor weights on every stored random study (means of repeated fits)."""
+    from flimexplore.analysis.advice import MIN_RHO, fit_weights
+    from flimexplore.analysis.descriptors import position_descriptors
+
+    per: dict[str, list] = {}
+    for ds in datasets:
+        for k in range(extra.get("images", IMAGES)):
+            res = ground_truth(ds, k, "background", cache, device, extra)
+            for s, ms in enumerate(res.markers):
+                rows = [r for r in res.rows if r["split"] == s]
+                bg = np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+                desc = position_descriptors(res.context.image, res.context.mask, ms.obj, bg, res.config.radius)
+                per.setdefault(_name(ds), []).append((desc, np.array([r["val_dice"] for r in rows])))
+    doc = {
+        "method": f"mean Spearman rho of each descriptor with the mean validation Dice of {REPEATS} fits over "
+                  f"random-marker studies (|rho| < {MIN_RHO} -> 0)",
+        "fitted_on": sorted(per), "n_random": N_RANDOM, "repeats": REPEATS, "seed": SEED,
+        "written_by": "python benchmarks/advice.py --write-weights",
+        "pooled": fit_weights([c for cases in per.values() for c in cases]),
+        "per_dataset": {ds: fit_weights(cases) for ds, cases in per.items()},
+    }
+    WEIGHTS.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {WEIGHTS}")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The RESULTS.md table of one result."""
+    lines = ["| variant | data set | cases | top-5 pct | top-5 pct (trusted) | top-1 pct | top-5 gain | abstained (right) | "
+             "rho(reliability, pct) | position share (truth) | advice / dense time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for var, per in result["per_dataset"].items():
+        for ds, v in per.items():
+            t = f"{v['top5_pct_mean_trusted']:.1f}" if v["top5_pct_mean_trusted"] is not None else "–"
+            rho = f"{v['reliability_rho_pct']:+.2f}" if v["reliability_rho_pct"] is not None else "–"
+            lines.append(f"| {var} | {ds} | {v['cases']} | **{v['top5_pct_mean']:.1f}** | {t} | {v['top1_pct_mean']:.1f} | "
+                         f"{v['top5_gain_mean']:+.3f} | {v['abstained']} ({v['abstained_right']}) | {rho} | "
+                         f"{v['position_share_truth_median']:.2f} | 1/{1 / v['advice_over_dense']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser("advice", __doc__.splitlines()[0])
-    p.add_argument("--cache", type=Path, default=None, help=f"folder of the stored studies, resumable (default: {CACHE}; --quick: a temporary folder)")
-    p.add_argument("--collect-only", action="store_true", help="only run the random and dense studies")
-    p.add_argument("--no-collect", action="store_true", help="use the stored studies as they are")
-    p.add_argument("--first-splits", type=int, default=1, help="dense splits of every image before the rest")
-    p.add_argument("--dense-splits", type=int, default=5, help="dense splits per image (the rest are not run)")
-    p.add_argument("--refresh", type=Path, default=None, metavar="JSON",
-                   help="do not rank again: re-attach the dense studies now in --cache to the rows of JSON and re-summarise")
-    p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="advice variants to measure (default: all)")
-    p.add_argument("--write-weights", action="store_true", help=f"fit the shipped weights on every random study into {WEIGHTS.name}")
+    p.add_argument("--vary", choices=("background", "object"), default="background", help="which marker to advise")
+    p.add_argument("--datasets", default=None, help="comma-separated data sets (default: presets, nuclei, clutter)")
+    p.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS), help="advice variants (default: all)")
+    p.add_argument("--cache", type=Path, default=None, help=f"stored ground-truth studies, resumable (default: {CACHE})")
+    p.add_argument("--write-weights", action="store_true", help=f"fit the shipped weights into {WEIGHTS.name} and stop")
     args = p.parse_args(argv)
     threads = _common.setup_threads(args.threads)
+    device = _common.device("advice", args.device)
+    if device is None:
+        return 2
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
-    if args.cache is None:
-        args.cache = Path(tempfile.mkdtemp(prefix="advice_quick_")) if args.quick else CACHE
+    datasets = args.datasets.split(",") if args.datasets else DATASETS
+    variants = args.variants or (["default", "marked", "one_seed", "descriptors"] if args.vary == "background"
+                                 else ["default", "marked"])
+    extra: dict[str, Any] = {}
     if args.quick:
-        datasets, images, splits, extra = ["fish"], 1, 1, {"n_images": 8, "epochs": 2, "dense_spacing": 20}
-        bench, n_random = {"probe": 8, "variants": ["same_dataset", "same_dataset+probe"]}, 10
-    else:
-        bench, n_random = ({"variants": args.variants} if args.variants else {}), N_RANDOM
-        datasets, images, splits, extra = DATASETS, 3, 5, {}
-    if args.refresh is not None:
-        result = json.loads(args.refresh.read_text())
-        _attach_dense(result["rows"], args.cache)
-        result["per_dataset"] = {v: _summarise([r for r in result["rows"] if r["variant"] == v]) for v in result["variants"]}
-        if "rho" not in result:
-            result["rho"] = correlations(args.cache, datasets, images, extra, args.device, log)
-        return _report(result, args.json)
-    if not args.no_collect:
-        col.collect(args.cache, datasets, images, splits, n_random, SEED, args.device,
-                    args.first_splits, log, dense_splits=min(args.dense_splits, splits), **extra)
-    if args.collect_only:
-        return 0
+        datasets, variants = ["fish"], ["default", "descriptors"]
+        extra = {"n_images": 10, "epochs": 3, "images": 2, "n_random": 6, "repeats": 2, "probe": 8}
+    cache = args.cache or (Path(tempfile.mkdtemp(prefix="advice_quick_")) if args.quick else CACHE)
     if args.write_weights:
-        write_weights(args.cache, datasets, images, extra)
-    result = evaluate(args.cache, datasets, images, args.device, extra | bench, log)
-    result["rho"] = correlations(args.cache, datasets, images, extra, args.device, log)
-    result |= {"machine": _common.machine(args.device), "threads": threads, "quick": bool(args.quick),
-               "n_random": n_random, "seed": SEED, "probe": bench.get("probe", PROBE), "settings": extra or "dataset defaults",
-               "peak_rss_mb": _common.peak_rss_mb()}
-    return _report(result, args.json)
-
-
-def correlations(cache: Path, datasets: list[str], images: int, extra: dict[str, Any], device: str, log: Any) -> dict[str, Any]:
-    """Per dataset: mean (and per-case) Spearman rho of every descriptor and of the probe with validation Dice.
-
-    One case is one (marked image, object marker) with its ``N_RANDOM`` random background markers.
-    """
-    from scipy.stats import spearmanr
-
-    from flimexplore.analysis.probe import marked_fit
-    from flimexplore.study.store import read_results
-
-    out: dict[str, Any] = {}
-    for (ds, k), (data, splits) in _cases(cache, datasets, images, extra).items():
-        rows = read_results(col.study_dir(cache, ds, k, "random") / "results.csv")
-        idx = split_index(data, k)
-        for s, (desc, dice, obj) in splits.items():
-            rr = [r for r in rows if r["split"] == s]
-            bg = np.array([[r["bg_row"], r["bg_col"]] for r in rr])
-            fit = marked_fit(data.images[idx], data.masks[idx], obj, bg, rr[0]["radius"], [r["seed"] for r in rr],
-                             extra.get("epochs", 20), device=device)
-            for name, x in {**desc, "marked_fit": fit}.items():
-                if np.ptp(x) > 0 and np.ptp(dice) > 0:
-                    out.setdefault(ds, {}).setdefault(name, []).append(round(float(spearmanr(x, dice).statistic), 4))
-        log(f"rho: {ds} img{k} done")
-    return {ds: {name: {"mean": float(np.mean(v)), "share_positive": float(np.mean(np.array(v) > 0)), "cases": v}
-                 for name, v in per.items()} for ds, per in out.items()}
-
-
-def _attach_dense(rows: list[dict[str, Any]], cache: Path) -> None:
-    """Fill ``dense_best`` and ``dense_s`` of every row from the dense studies stored now."""
-    for (ds, k) in {(r["dataset"], r["image"]) for r in rows}:
-        dense = _dense_rows(cache, ds, k)
-        t = col.timing(col.study_dir(cache, ds, k, "dense"))
-        for r in rows:
-            if (r["dataset"], r["image"]) != (ds, k):
-                continue
-            dice = [d["val_dice"] for d in dense if d["split"] == r["split"]]
-            r["dense_best"] = max(dice) if len(dice) == r["n_candidates"] else None
-            r["dense_s"] = t["seconds"] / t["models"] * r["n_candidates"] if t and t["models"] else r.get("dense_s")
-            if r["dense_best"] is not None:  # the advised positions' Dice as the dense study measured them
-                by_pos = {(d["bg_row"], d["bg_col"]): d["val_dice"] for d in dense if d["split"] == r["split"]}
-                r["dense_rank_top1"] = int(1 + sum(v > r["top1_dice"] for v in by_pos.values()))
-
-
-def _report(result: dict[str, Any], path: Path) -> int:
+        write_weights(datasets, cache, device, extra)
+        return 0
+    result = evaluate(datasets, args.vary, variants, cache, device, extra, log)
+    result |= {"machine": _common.machine(device), "threads": threads, "quick": bool(args.quick), "vary": args.vary,
+               "n_random": extra.get("n_random", N_RANDOM), "repeats": extra.get("repeats", REPEATS), "seed": SEED,
+               "variants": {v: VARIANTS[v][1] for v in variants}, "peak_rss_mb": _common.peak_rss_mb(),
+               "seconds": time.perf_counter() - t0}
     print(_common.table(
         [{"variant": var, "dataset": k, **v} for var, per in result["per_dataset"].items() for k, v in per.items()],
-        ["variant", "dataset", "cases", "top1_pct_mean", "top5_pct_mean", "top1_gain_mean", "top5_gain_mean",
-         "top1_beats_median_share", "dense_cases", "dense_best_mean", "top5_dice_mean_dense_cases", "advice_over_dense"],
+        ["variant", "dataset", "cases", "top5_pct_mean", "top5_pct_mean_trusted", "top1_pct_mean", "top5_gain_mean",
+         "abstained", "abstained_right", "reliability_rho_pct", "position_share_truth_median", "advice_over_dense"],
     ))
     print()
     print(markdown(result))
-    _common.write_json(path, result)
+    _common.write_json(args.json, result)
     return 0
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The RESULTS.md tables of one result."""
-    lines = ["| variant | dataset | cases | top-1 pct | top-5 pct | top-1 gain | top-5 gain | top-1 > median | "
-             "random median | top-5 Dice | dense best (cases) | advice / dense time |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for var, per in result["per_dataset"].items():
-        for ds, v in per.items():
-            dense = f"{v['dense_best_mean']:.3f} vs top-5 {v['top5_dice_mean_dense_cases']:.3f} ({v['dense_cases']})" if v["dense_cases"] else "–"
-            ratio = f"1/{1 / v['advice_over_dense']:.0f}" if v["advice_over_dense"] else "–"
-            lines.append(f"| {var} | {ds} | {v['cases']} | {v['top1_pct_mean']:.1f} | **{v['top5_pct_mean']:.1f}** | "
-                         f"{v['top1_gain_mean']:+.3f} | {v['top5_gain_mean']:+.3f} | {100 * v['top1_beats_median_share']:.0f} % | "
-                         f"{v['random_median_mean']:.3f} | {v['top5_dice_mean']:.3f} | {dense} | {ratio} |")
-    if "rho" in result:
-        names = sorted({n for per in result["rho"].values() for n in per})
-        dss = list(result["rho"])
-        lines += ["", "| descriptor | " + " | ".join(dss) + " |", "|---|" + "---|" * len(dss)]
-        for n in names:
-            cells = [f"{result['rho'][d][n]['mean']:+.2f} ({100 * result['rho'][d][n]['share_positive']:.0f} %)" if n in result["rho"][d] else "–" for d in dss]
-            lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_weights(cache: Path, datasets: list[str], images: int, extra: dict[str, Any]) -> None:
-    """Fit the shipped advice weights on every stored random study: per dataset and pooled."""
-    from flimexplore.analysis.advice import MIN_RHO, fit_weights
-
-    cases = _cases(cache, datasets, images, extra)
-
-    def pairs(keep: Any) -> list[tuple[Any, Any]]:
-        return [(d, y) for key, (_, sp) in cases.items() if keep(key) for d, y, _ in sp.values()]
-
-    doc = {
-        "method": f"mean Spearman rho of each descriptor with validation Dice over random-marker studies (|rho| < {MIN_RHO} -> 0)",
-        "fitted_on": sorted(f"{ds}_img{k}" for ds, k in cases), "n_random": N_RANDOM, "seed": SEED,
-        "written_by": "python benchmarks/advice.py --write-weights",
-        "pooled": fit_weights(pairs(lambda key: True)),
-        "per_dataset": {ds: fit_weights(pairs(lambda key, ds=ds: key[0] == ds)) for ds in dict.fromkeys(k[0] for k in cases)},
-    }
-    WEIGHTS.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {WEIGHTS}")
 
 
 if __name__ == "__main__":

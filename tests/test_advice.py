@@ -24,18 +24,33 @@ def _marked(ds, image=0, seed=0):
     return split_dataset(len(ds), seed=seed).marked[image]
 
 
-def test_advice_is_bit_identical_when_every_held_out_mask_changes(eggs):
-    keep = _marked(eggs)
-    changed = tuple(m if i == keep else ~m for i, m in enumerate(eggs.masks))
-    other = dataclasses.replace(eggs, masks=changed)
-    a = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=eggs)
-    b = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=other)
+def _training(ds, seed=0):
+    """Indices of the split's marked (training) images: the only masks advice may read."""
+    return set(split_dataset(len(ds), seed=seed).marked)
+
+
+def _held_out_inverted(ds):
+    keep = _training(ds)
+    return dataclasses.replace(ds, masks=tuple(m if i in keep else ~m for i, m in enumerate(ds.masks)))
+
+
+def _same_advice(a, b):
     assert np.array_equal(a.centres, b.centres) and np.array_equal(a.scores, b.scores)
     for k in a.descriptors:
         assert np.array_equal(a.descriptors[k], b.descriptors[k], equal_nan=True), k
-    # and the marked image's own mask does matter (the test could fail)
-    own = tuple(np.roll(m, 5, axis=1) if i == keep else m for i, m in enumerate(eggs.masks))
-    c = advise(AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=4, epochs=2), data=dataclasses.replace(eggs, masks=own))
+    assert a.reliability == b.reliability
+
+
+@pytest.mark.parametrize("probe_on", ["training", "marked"])
+def test_advice_and_its_reliability_are_bit_identical_when_every_held_out_mask_changes(eggs, probe_on):
+    settings = AdviceSettings(dataset="eggs", split=1, n_images=N_IMAGES, probe=6, epochs=2, probe_on=probe_on)
+    a = advise(settings, data=eggs)
+    assert a.reliability is not None and 0.0 <= a.reliability["position_share"] <= 1.0
+    _same_advice(a, advise(settings, data=_held_out_inverted(eggs)))
+    # and the training masks the probe reads do matter (the test could fail)
+    changed = _marked(eggs) if probe_on == "marked" else sorted(_training(eggs) - {_marked(eggs)})[0]
+    own = tuple(np.roll(m, 5, axis=1) if i == changed else m for i, m in enumerate(eggs.masks))
+    c = advise(settings, data=dataclasses.replace(eggs, masks=own))
     same = len(a.centres) == len(c.centres) and np.array_equal(a.centres, c.centres) and np.array_equal(a.scores, c.scores)
     assert not same
 
@@ -45,11 +60,11 @@ class _Guard(tuple):
 
     def __new__(cls, masks, allowed):
         obj = super().__new__(cls, masks)
-        obj.allowed = allowed
+        obj.allowed = set(allowed) if isinstance(allowed, set | list | tuple) else {allowed}
         return obj
 
     def __getitem__(self, i):
-        if isinstance(i, slice) or i != self.allowed:
+        if isinstance(i, slice) or i not in self.allowed:
             raise AssertionError(f"advice read held-out mask {i!r}")
         return super().__getitem__(i)
 
@@ -58,13 +73,18 @@ class _Guard(tuple):
 
 
 def test_advice_runs_when_held_out_masks_are_unreadable(eggs):
-    keep = _marked(eggs, image=1)
     guarded = dataclasses.replace(eggs)
-    object.__setattr__(guarded, "masks", _Guard(eggs.masks, keep))
+    object.__setattr__(guarded, "masks", _Guard(eggs.masks, _training(eggs)))
+    held_out = next(i for i in range(N_IMAGES) if i not in _training(eggs))
     with pytest.raises(AssertionError):  # the guard works
-        guarded.masks[(keep + 1) % N_IMAGES]
+        guarded.masks[held_out]
     adv = advise(AdviceSettings(dataset="eggs", image=1, split=0, n_images=N_IMAGES, probe=4, epochs=2), data=guarded)
-    assert len(adv.centres) > 100
+    assert len(adv.centres) > 100 and adv.reliability["probe_images"]
+    # probe_on="marked" reads the marked image's mask alone
+    object.__setattr__(guarded, "masks", _Guard(eggs.masks, _marked(eggs, image=1)))
+    adv = advise(AdviceSettings(dataset="eggs", image=1, split=0, n_images=N_IMAGES, probe=4, epochs=2, probe_on="marked"),
+                 data=guarded)
+    assert adv.reliability["probe_images"] == [eggs.stems[_marked(eggs, image=1)]]
 
 
 def test_split_gives_the_studys_object_marker(eggs):
@@ -170,12 +190,63 @@ def test_probe_fits_a_two_colour_image_perfectly_and_is_deterministic():
     assert np.array_equal(fit, marked_fit(img, mask, (16, 16), bgs, 2, [1, 2, 3], epochs=10))
 
 
-def test_probe_reranks_the_best_candidates_above_the_rest(eggs):
+def test_probe_reranks_the_probed_candidates_above_the_rest(eggs):
     adv = advise(AdviceSettings(dataset="eggs", split=0, n_images=N_IMAGES, probe=6, epochs=3), data=eggs)
     fit = adv.descriptors["marked_fit"]
     assert np.isfinite(fit[:6]).all() and np.isnan(fit[6:]).all()  # the probed six rank first
-    assert (np.diff(fit[:6]) <= 1e-6).all()  # ordered by their fit on the marked image
+    assert (np.diff(fit[:6]) <= 1e-6).all()  # ordered by their mean probe Dice
     assert adv.scores[5] >= 1.5 > 1.0 >= adv.scores[6]
+
+
+def test_probed_candidates_are_half_the_best_and_half_spread_over_the_image():
+    from flimexplore.analysis.advice import _probed
+
+    rr, cc = np.mgrid[0:50:5, 0:50:5]
+    centres = np.stack([rr.ravel(), cc.ravel()], 1)
+    score = -centres[:, 0] - 0.01 * centres[:, 1]  # the best are all in the top row
+    picked = _probed(centres, score, 10)
+    assert len(set(picked.tolist())) == 10
+    assert sorted(picked[:5].tolist()) == list(range(5))  # half the best
+    assert centres[picked[5:], 0].max() >= 40  # the other half reaches the far side of the image
+
+
+def test_probe_scores_are_the_mean_over_seeds_on_the_other_training_images(eggs):
+    from flimexplore.analysis.probe import probe_scores
+
+    adv = advise(AdviceSettings(dataset="eggs", split=0, n_images=N_IMAGES, probe=4, epochs=2, heads=3), data=eggs)
+    idx = _marked(eggs)
+    others = sorted(_training(eggs) - {idx}, key=split_dataset(N_IMAGES, seed=0).marked.index)
+    assert adv.reliability["probe_images"] == [eggs.stems[j] for j in others]
+    best = adv.centres[:2]
+    seeds = [[int(np.random.SeedSequence([0, 0, int(adv.obj[0]), int(adv.obj[1]), int(r), int(c), h]).generate_state(1)[0])
+              for h in range(3)] for r, c in best]
+    table = probe_scores([eggs.images[j] for j in (idx, *others)], [eggs.masks[j] for j in (idx, *others)], 0,
+                         adv.obj, best, adv.radius, seeds, epochs=2)
+    assert table.shape == (2, 3, 3)
+    np.testing.assert_allclose(adv.descriptors["marked_fit"][:2], table[:, :, 1:].mean(axis=(1, 2)), atol=1e-12)
+
+
+def test_reliability_abstains_where_position_cannot_matter():
+    """A uniform background: every background marker sees the same pixels, so no position can be better."""
+    from flimexplore.data import Dataset
+
+    rng = np.random.default_rng(3)
+    images, masks = [], []
+    for k in range(10):
+        img = np.full((64, 64, 3), 0.3, np.float32)
+        img += rng.normal(0, 0.01, img.shape).astype(np.float32)
+        mask = np.zeros((64, 64), bool)
+        r, c = 18 + 3 * (k % 4), 20 + 2 * (k % 5)
+        mask[r : r + 20, c : c + 20] = True
+        img[mask] = [0.8, 0.7, 0.1]
+        images.append(np.clip(img, 0, 1))
+        masks.append(mask)
+    data = Dataset(name="uniform", images=tuple(images), masks=tuple(masks), stems=tuple(f"u{k}" for k in range(10)),
+                   description="synthetic: a square on a uniform field", origin="test", radius=2, n_bg=8, n_superpixels=10)
+    adv = advise(AdviceSettings(dataset="uniform", split=0, probe=24, epochs=10, spacing=6), data=data)
+    assert adv.abstains and adv.reliability["reason"] in ("noise", "flat"), adv.reliability
+    assert adv.reliability["line"].startswith("advice abstains:")
+    assert adv.summary()["abstain"] is True
 
 
 def test_advice_figure_rings_the_top_positions_and_marks_the_object():
@@ -197,7 +268,7 @@ def test_advice_figure_rings_the_top_positions_and_marks_the_object():
     assert shown.mask[:, :15].all() and not shown.mask[:, 15:].any()  # NaN (no candidate) is transparent
 
 
-# -- advise --for object: object positions for a fixed background marker ------------------------------------------
+# -- advise --vary object: object positions for a fixed background marker ------------------------------------------
 
 
 def _object_advice(data, **changes):
@@ -222,30 +293,33 @@ def test_object_advice_fixes_the_vary_object_studys_background_and_ranks_inside_
 
 
 def test_object_advice_scores_are_the_probe_of_each_object_position(eggs):
-    from flimexplore.analysis.probe import marked_fit
+    from flimexplore.analysis.probe import probe_scores
 
     adv = _object_advice(eggs)
-    ds_idx = _marked(eggs)
+    idx = _marked(eggs)
+    others = [j for j in split_dataset(N_IMAGES, seed=0).marked if j != idx]
     best = adv.centres[:2]
-    seeds = [int(np.random.SeedSequence([0, 0, int(r), int(c)]).generate_state(1)[0]) for r, c in best]
-    direct = marked_fit(eggs.images[ds_idx], eggs.masks[ds_idx], best, adv.obj, adv.radius, seeds, epochs=2)
-    np.testing.assert_allclose(adv.scores[:2], direct, atol=1e-12)
+    seeds = [[int(np.random.SeedSequence([0, 0, int(r), int(c), int(adv.obj[0]), int(adv.obj[1]), h]).generate_state(1)[0])
+              for h in range(5)] for r, c in best]
+    table = probe_scores([eggs.images[j] for j in (idx, *others)], [eggs.masks[j] for j in (idx, *others)], 0,
+                         best, adv.obj, adv.radius, seeds, epochs=2)
+    np.testing.assert_allclose(adv.scores[:2], table[:, :, 1:].mean(axis=(1, 2)), atol=1e-12)
+    assert adv.reliability is not None and adv.summary()["reliability"]["n_probed"] == len(adv.centres)
 
 
 def test_object_advice_never_reads_held_out_masks(eggs):
-    keep = _marked(eggs)
     a = _object_advice(eggs)
-    b = _object_advice(dataclasses.replace(eggs, masks=tuple(m if i == keep else ~m for i, m in enumerate(eggs.masks))))
-    assert np.array_equal(a.centres, b.centres) and np.array_equal(a.scores, b.scores)
+    b = _object_advice(_held_out_inverted(eggs))
+    _same_advice(a, b)
     guarded = dataclasses.replace(eggs)
-    object.__setattr__(guarded, "masks", _Guard(eggs.masks, keep))  # held-out masks raise when read
+    object.__setattr__(guarded, "masks", _Guard(eggs.masks, _training(eggs)))  # held-out masks raise when read
     c = _object_advice(guarded)
     assert np.array_equal(a.centres, c.centres)
 
 
 def test_cli_for_object_writes_obj_columns_and_refuses_mixed_markers(tmp_path, capsys):
     out = tmp_path / "adv"
-    assert main(["advise", "--dataset", "eggs", "--n-images", str(N_IMAGES), "--for", "object", "--split", "0",
+    assert main(["advise", "--dataset", "eggs", "--n-images", str(N_IMAGES), "--vary", "object", "--split", "0",
                  "--spacing", "8", "--epochs", "2", "--out", str(out)]) == 0
     with open(out / "advice.csv") as fh:
         rows = list(csv.DictReader(fh))

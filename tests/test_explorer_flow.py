@@ -280,6 +280,34 @@ def test_advice_layer_rings_the_best_positions_and_a_click_scores_one(app):
     assert len(trace(heat, "advised positions").x) == 0
 
 
+def test_advice_states_its_reliability_and_also_advises_object_markers(app):
+    s = app.state
+    heat = app.heatmap.figure
+    app.heatmap.advice.value = True
+    try:
+        adv = s.advice
+        assert adv.reliability is not None and app.heatmap.advice_line.value
+        assert adv.reliability["line"].split(":")[0] in app.heatmap.advice_line.value  # "advice trusted" / "advice abstains"
+        rings = trace(heat, "advised positions")
+        assert (len(rings.x) == 0) == adv.abstains  # an abstaining advice rings nothing
+        chosen = s.rows(0)[1]
+        s.selected = chosen["model"]
+        app.heatmap.advice_for.value = "object"  # object positions for the selected background marker
+        adv = s.advice
+        assert adv.settings.target == "object" and tuple(adv.obj) == (chosen["bg_row"], chosen["bg_col"])
+        mask = s.result.context.mask
+        assert mask[adv.centres[:, 0], adv.centres[:, 1]].all() and adv.reliability is not None
+        if not adv.abstains:
+            simulate_click(heat, "advised positions", 0)
+            assert s.error == "" and s.user_obj == tuple(int(v) for v in adv.centres[0])
+            assert s.user_bg == (chosen["bg_row"], chosen["bg_col"]) and s.user_score is not None
+    finally:
+        app.heatmap.advice_for.value = "background"
+        app.heatmap.advice.value = False
+        app.clear_markers()
+        s.selected = -1
+
+
 def test_analysis_panel_plots_a_descriptor_against_dice_and_selects_on_click(app):
     from flimexplore.analysis.correlate import spearman
 

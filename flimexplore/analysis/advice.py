@@ -21,13 +21,26 @@ dataset (a user's folder); descriptors whose mean |rho| is below
 regression because per-image Dice levels differ a lot between images and
 datasets, while the *order* of positions is what advice must get right.
 
-Then the :data:`PROBE` best candidates are re-ranked by the fit of their
-own model on the marked image (:func:`~flimexplore.analysis.probe.marked_fit`,
-trained and scored on the marked image and its own mask only): in
-``benchmarks/advice.py`` it lifted the advisor's top-5 percentile among
-random markers on eggs from 51 to 78 and on fundus from 68 to 82 (fish: 80
-to 83).  ``probe=0`` ranks by the descriptors alone (what the explorer's
-instant advice layer uses).
+Then :data:`PROBE` candidates (half the best by that score, half spread
+evenly over the rest of the image, so that a descriptor weighting that does
+not suit a new kind of image cannot hide its good positions) are probed
+(:func:`~flimexplore.analysis.probe.probe_scores`): each candidate pair's
+model is fitted on the marked image with :data:`HEADS` decision-layer seeds
+and scored on the split's *other marked images* (training images with their
+masks; ``probe_on="marked"`` scores on the marked image itself, the older
+probe).  Probed candidates are ranked by their mean probe Dice over seeds
+and images, above every unprobed one.  Seeds matter: one fit's validation
+Dice carries its seed's noise, so the probe averages several, and its
+spread between seeds gives the advice's reliability
+(:func:`~flimexplore.analysis.reliability.probe_reliability`): when marker
+position explains too little of the probe's variance, or the best positions
+barely beat the median, the advice abstains and says so in one line.
+``probe=0`` ranks by the descriptors alone (no reliability).
+
+Only training images are read: the marked image, and with
+``probe_on="training"`` the other marked images of the split, with their
+masks; never a validation or test mask (``tests/test_advice.py`` inverts
+them and makes them unreadable: the advice stays bit-identical).
 """
 
 from __future__ import annotations
@@ -57,6 +70,10 @@ MIN_RHO = 0.1
 
 PROBE = 192
 """Candidates re-ranked by the probe by default."""
+HEADS = 5
+"""Decision-layer seeds per probed candidate (extra heads on one encoder: cheap)."""
+PROBE_ON = ("training", "marked")
+"""Where probe models are scored: the split's other marked (training) images, or the marked image itself."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,13 @@ class AdviceSettings:
     rerank : {"probe", "mix"}
         How probed candidates are ordered: by the probe's Dice alone, or by
         the mean of the probe's and the descriptor score's rank percentiles.
+    heads : int
+        Decision-layer seeds per probed candidate; the probe is their mean,
+        and their spread gives the reliability (at least 2 for a reliability).
+    probe_on : {"training", "marked"}
+        Score probe models on the split's other marked images (training
+        images, with their masks), or on the marked image itself; without
+        other marked images, the marked image is used.
     epochs, lr : int, float
         Training settings of the probe models (as the study's).
     device : str
@@ -123,6 +147,8 @@ class AdviceSettings:
     device: str = "cpu"
     target: str = "background"
     background: tuple[int, int] | None = None
+    heads: int = HEADS
+    probe_on: str = "training"
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -155,6 +181,11 @@ class Advice:
     seconds : float
         Wall-clock time of the ranking (descriptors and scores).
     settings : AdviceSettings
+    reliability : dict or None
+        :func:`~flimexplore.analysis.reliability.probe_reliability` of the
+        probed candidates, with ``probe_images`` (the stems scored); None
+        without a probe.  ``reliability["abstain"]`` means: do not present a
+        best position.
     """
 
     image_stem: str
@@ -167,6 +198,12 @@ class Advice:
     weights: dict[str, float]
     seconds: float
     settings: AdviceSettings
+    reliability: dict[str, Any] | None = None
+
+    @property
+    def abstains(self) -> bool:
+        """The probe cannot tell positions apart here (see :attr:`reliability`): no best position is presented."""
+        return bool(self.reliability and self.reliability["abstain"])
 
     def top(self, n: int) -> NDArray[np.int64]:
         """The ``n`` best centres, shape ``(min(n, M), 2)``."""
@@ -198,17 +235,21 @@ class Advice:
     def summary(self) -> dict[str, Any]:
         """What ``advice.json`` holds."""
         fixed = "bg" if self.ranked == "obj" else "obj"
+        where = "the split's other marked (training) images" if self.settings.probe_on == "training" else "the marked image"
+        probe = (f"each model fitted on the marked image with {self.settings.heads} decision-layer seeds and scored on "
+                 f"{where}")
         if self.ranked == "obj":
-            method = "every object position's model trained and scored on the marked image only (probe)"
+            method = f"every object position probed: {probe}"
         else:
             method = ("weighted rank combination of image-only descriptors"
-                      + (f", then the best {self.settings.probe} re-ranked by their model's fit on the marked image"
-                         f" ({self.settings.rerank})" if self.settings.probe else ""))
+                      + (f", then {self.settings.probe} candidates (half the best by it, half spread over the image) "
+                         f"probed and ranked by the probe ({self.settings.rerank}): {probe}" if self.settings.probe else ""))
         return {
             "image_stem": self.image_stem, "target": self.settings.target,
             f"{fixed}_row": int(self.obj[0]), f"{fixed}_col": int(self.obj[1]),
             "radius": self.radius, "seconds": round(self.seconds, 4), "n_candidates": len(self.centres),
             "settings": self.settings.to_dict(), "method": method, "weights": self.weights,
+            "reliability": self.reliability, "abstain": self.abstains,
             "top": self.table()[: self.settings.top],
         }
 
@@ -291,17 +332,30 @@ def object_for_split(mask: NDArray[np.bool_], radius: int, seed: int, image: int
     return sample_markers(mask, 1, radius, np.random.default_rng([seed, image, split])).obj
 
 
-def _marked(settings: AdviceSettings, dataset: Dataset | None) -> tuple[Dataset, int]:
+def _marked(settings: AdviceSettings, dataset: Dataset | None) -> tuple[Dataset, int, list[int]]:
+    """The dataset, the marked image's index and the indices of the split's marked (training) images."""
     ds = dataset if dataset is not None else load_dataset(settings.dataset, n_images=settings.n_images)
     marked = split_dataset(len(ds), seed=settings.seed).marked
     if not 0 <= settings.image < len(marked):
         raise DatasetError(f"marked image {settings.image} does not exist: the split has {len(marked)} marked images (0..{len(marked) - 1})")
-    return ds, marked[settings.image]
+    return ds, marked[settings.image], list(marked)
+
+
+def _check(settings: AdviceSettings) -> None:
+    if settings.top < 1:
+        raise ConfigError(f"top (--top) must be an integer >= 1, got {settings.top!r}")
+    if settings.target not in ("background", "object"):
+        raise ConfigError(f"target (--vary) must be 'background' or 'object', got {settings.target!r}")
+    if settings.probe < 0 or settings.rerank not in ("probe", "mix"):
+        raise ConfigError(f"probe (--probe) must be >= 0 and rerank (--rerank) 'probe' or 'mix', got {settings.probe!r}, {settings.rerank!r}")
+    if settings.heads < 1 or settings.probe_on not in PROBE_ON:
+        raise ConfigError(f"heads (--heads) must be >= 1 and probe_on (--probe-on) one of {', '.join(PROBE_ON)}, "
+                          f"got {settings.heads!r}, {settings.probe_on!r}")
 
 
 def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = None,
            weights: dict[str, float] | None = None, **kwargs: Any) -> Advice:
-    """Rank background positions for one object marker.
+    """Rank background positions for one object marker (or, ``target="object"``, the reverse).
 
     Parameters
     ----------
@@ -309,34 +363,31 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
         Or give its fields as keyword arguments (``advise(dataset="eggs", split=2)``).
     data : Dataset, optional
         Already loaded data (otherwise ``settings.dataset`` is loaded).  Only
-        the marked image and its mask are read.
+        the split's marked (training) images and their masks are read.
     weights : dict of str to float, optional
         Descriptor weights; default :func:`default_weights` of the dataset's name.
 
     Returns
     -------
     Advice
+        With ``reliability`` when candidates were probed; ``advice.abstains``
+        says that the probe cannot tell positions apart here.
 
     Raises
     ------
     ConfigError
-        If both or neither of ``split`` and ``obj`` are given, or ``top`` < 1.
+        If both or neither of ``split`` and ``obj`` are given, or a setting is out of range.
     DatasetError, MarkerError
         If the data or the marker do not fit.
     """
     settings = settings if settings is not None else AdviceSettings(**({"split": None} if "obj" in kwargs else {}) | kwargs)
-    if (settings.split is None) == (settings.obj is None):
+    if (settings.split is None) == (settings.obj is None) and settings.target == "background":
         raise ConfigError("give exactly one of split (--split) and obj (--object ROW,COL)")
-    if settings.top < 1:
-        raise ConfigError(f"top (--top) must be an integer >= 1, got {settings.top!r}")
-    if settings.target not in ("background", "object"):
-        raise ConfigError(f"target (--for) must be 'background' or 'object', got {settings.target!r}")
+    _check(settings)
     if settings.target == "object":
         return _advise_object(settings, data)
-    if settings.probe < 0 or settings.rerank not in ("probe", "mix"):
-        raise ConfigError(f"probe (--probe) must be >= 0 and rerank (--rerank) 'probe' or 'mix', got {settings.probe!r}, {settings.rerank!r}")
-    ds, idx = _marked(settings, data)
-    image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # the ONLY mask read
+    ds, idx, training = _marked(settings, data)
+    image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # a training mask: the advised image's
     radius = int(settings.radius if settings.radius is not None else ds.radius)
     t0 = time.perf_counter()
     if settings.obj is not None:
@@ -348,13 +399,83 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     w = default_weights(ds.name) if weights is None else dict(weights)
     score = score_positions(desc, w)
     fit = np.full(len(centres), np.nan)
+    reliability = None
     if settings.probe > 0:
-        score, fit = _probe(settings, image, mask, obj, centres, radius, score)
+        picked = _probed(centres, score, settings.probe)
+        probe, reliability = _probe_candidates(settings, ds, idx, training, np.repeat(obj[None], len(picked), 0),
+                                               centres[picked], radius)
+        score, fit = _rerank(settings, score, picked, probe)
     order = np.lexsort((centres[:, 1], centres[:, 0], -score))  # best first; ties in raster order
     seconds = time.perf_counter() - t0
     desc["marked_fit"] = fit
     return Advice(ds.stems[idx], image, obj, radius, centres[order], score[order],
-                  {k: v[order] for k, v in desc.items()}, w, seconds, settings)
+                  {k: v[order] for k, v in desc.items()}, w, seconds, settings, reliability)
+
+
+def _probed(centres: NDArray[np.int64], score: NDArray[np.float64], n: int) -> NDArray[np.intp]:
+    """Candidates to probe: half the best by descriptor score, half spread evenly over the other positions.
+
+    The spread half is a farthest-point sample (deterministic, from the best
+    unpicked candidate), so that a weighting of the descriptors that does not
+    suit a new kind of image still leaves good positions anywhere on it a
+    chance to be probed.
+    """
+    k = min(n, len(centres))
+    best = np.lexsort((centres[:, 1], centres[:, 0], -score))
+    chosen = list(best[: (k + 1) // 2])
+    rest = best[(k + 1) // 2:]
+    if len(chosen) < k and len(rest):
+        pts = centres[rest].astype(np.float64)
+        taken = centres[np.array(chosen)].astype(np.float64)
+        near = ((pts[:, None, :] - taken[None]) ** 2).sum(-1).min(axis=1)
+        for _ in range(k - len(chosen)):
+            j = int(np.argmax(near))
+            chosen.append(int(rest[j]))
+            near = np.minimum(near, ((pts - pts[j]) ** 2).sum(-1))
+            near[j] = -1.0
+    return np.array(chosen, dtype=np.intp)
+
+
+def _probe_candidates(
+    settings: AdviceSettings, ds: Dataset, idx: int, training: list[int], objs: NDArray[np.int64],
+    bgs: NDArray[np.int64], radius: int,
+) -> tuple[NDArray[np.float64], dict[str, Any] | None]:
+    """Mean probe Dice of candidate pairs, and the probe's reliability (training images only)."""
+    from flimexplore.analysis.probe import probe_scores
+    from flimexplore.analysis.reliability import probe_reliability
+
+    others = [j for j in training if j != idx] if settings.probe_on == "training" else []
+    images = [ds.images[j] for j in (idx, *others)]
+    masks = [np.asarray(ds.masks[j], dtype=bool) for j in (idx, *others)]  # training masks only
+    seeds = [[int(np.random.SeedSequence([settings.seed, settings.image, int(o[0]), int(o[1]), int(b[0]), int(b[1]), h])
+                  .generate_state(1)[0]) for h in range(settings.heads)] for o, b in zip(objs, bgs, strict=True)]
+    table = probe_scores(images, masks, 0, objs, bgs, radius, seeds, settings.epochs, settings.lr, settings.device)
+    scored = table[:, :, 1:] if others else table[:, :, :1]  # (P, H, images): on images it was not fitted to
+    per_fit = scored.mean(axis=2)
+    reliability = None
+    if settings.heads >= 2 and len(per_fit) >= 2:
+        where = (f"the {len(others)} other marked image{'s' if len(others) > 1 else ''} "
+                 f"({', '.join(ds.stems[j] for j in others)})" if others else "the marked image")
+        reliability = probe_reliability(per_fit, where, seed=settings.seed, what=settings.target) | {
+            "probe_images": [ds.stems[j] for j in others] or [ds.stems[idx]],
+        }
+    return per_fit.mean(axis=1), reliability
+
+
+def _rerank(
+    settings: AdviceSettings, score: NDArray[np.float64], picked: NDArray[np.intp], probe: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Probed candidates above every other (scores in [1.5, 2]), ordered by the probe (or its mix with the descriptors)."""
+    k = len(picked)
+    fit = np.full(len(score), np.nan)
+    fit[picked] = probe
+    if settings.rerank == "mix":
+        inner = 0.5 * (rankdata(probe) - 1) / max(k - 1, 1) + 0.5 * (rankdata(score[picked]) - 1) / max(k - 1, 1)
+    else:
+        inner = probe + 1e-6 * (rankdata(score[picked]) - 1) / max(k - 1, 1)  # descriptor score breaks ties
+    out = score.copy()
+    out[picked] = 1.5 + 0.5 * (inner - inner.min()) / max(float(np.ptp(inner)), 1e-12)
+    return out, fit
 
 
 def _given_marker(point: tuple[int, int], mask: NDArray[np.bool_], stem: str, on_object: bool) -> NDArray[np.int64]:
@@ -375,13 +496,11 @@ def background_for_split(mask: NDArray[np.bool_], radius: int, seed: int, image:
 
 
 def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
-    """Rank object positions inside the object for one fixed background marker, by the marked-image probe."""
-    from flimexplore.analysis.probe import marked_fit
-
+    """Rank object positions inside the object for one fixed background marker, every one probed."""
     if (settings.split is None) == (settings.background is None):
         raise ConfigError("object advice: give exactly one of split (--split) and background (--background ROW,COL)")
-    ds, idx = _marked(settings, dataset)
-    image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # the ONLY mask read
+    ds, idx, training = _marked(settings, dataset)
+    image, mask = ds.images[idx], np.asarray(ds.masks[idx], dtype=bool)  # a training mask: the advised image's
     radius = int(settings.radius if settings.radius is not None else ds.radius)
     t0 = time.perf_counter()
     if settings.background is not None:
@@ -389,32 +508,9 @@ def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
     else:
         bg = background_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, bg, radius, settings.spacing, on_object=True)
-    seeds = [int(np.random.SeedSequence([settings.seed, settings.image, int(r), int(c)]).generate_state(1)[0]) for r, c in centres]
-    fit = marked_fit(image, mask, centres, bg, radius, seeds, settings.epochs, settings.lr, settings.device)
+    fit, reliability = _probe_candidates(settings, ds, idx, training, centres, np.repeat(bg[None], len(centres), 0), radius)
     inside = ndimage.distance_transform_edt(mask)[centres[:, 0], centres[:, 1]]
     order = np.lexsort((centres[:, 1], centres[:, 0], -fit))  # best first; ties in raster order
     desc = {"marked_fit": fit[order], "depth_in_object": inside[order].astype(np.float64)}
-    return Advice(ds.stems[idx], image, bg, radius, centres[order], fit[order], desc, {}, time.perf_counter() - t0, settings)
-
-
-def _probe(settings: AdviceSettings, image: NDArray, mask: NDArray, obj: NDArray, centres: NDArray,
-           radius: int, score: NDArray) -> tuple[NDArray, NDArray]:
-    """Re-rank the ``settings.probe`` best candidates by their model's fit on the marked image.
-
-    Probed candidates get scores in [1.5, 2], above every unprobed one
-    (whose descriptor scores are at most 1).
-    """
-    from flimexplore.analysis.probe import marked_fit
-
-    k = min(settings.probe, len(centres))
-    best = np.lexsort((centres[:, 1], centres[:, 0], -score))[:k]
-    seeds = [int(np.random.SeedSequence([settings.seed, settings.image, int(r), int(c)]).generate_state(1)[0]) for r, c in centres[best]]
-    fit = np.full(len(centres), np.nan)
-    fit[best] = marked_fit(image, mask, obj, centres[best], radius, seeds, settings.epochs, settings.lr, settings.device)
-    if settings.rerank == "mix":
-        inner = 0.5 * (rankdata(fit[best]) - 1) / max(k - 1, 1) + 0.5 * (rankdata(score[best]) - 1) / max(k - 1, 1)
-    else:
-        inner = fit[best] + 1e-6 * (rankdata(score[best]) - 1) / max(k - 1, 1)  # descriptor score breaks ties
-    out = score.copy()
-    out[best] = 1.5 + 0.5 * (inner - inner.min()) / max(float(np.ptp(inner)), 1e-12)
-    return out, fit
+    return Advice(ds.stems[idx], image, bg, radius, centres[order], fit[order], desc, {}, time.perf_counter() - t0,
+                  settings, reliability)

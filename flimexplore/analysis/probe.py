@@ -1,11 +1,20 @@
-"""A cheap probe for re-ranking advice: how well a pair's own model fits the marked image.
+"""The advisor's probe: how good a marker pair's own model is, from training images only.
 
-:func:`marked_fit` trains the pair's FLIM block and decision layer exactly
-as a study does, but on the marked image only, and scores the last epoch's
-prediction against the marked image's own mask.  Nothing is scored on the
-validation or test images, so it may be used by the advisor.  One model
-costs about one validation image's worth of scoring instead of a whole
-validation set's.
+:func:`probe_scores` trains each candidate pair's FLIM block and decision
+layer exactly as a study does, on the marked image and its mask, with
+several decision-layer seeds (extra heads on the same features, cheap), and
+scores the last epoch's prediction on given *probe images* against their own
+masks.  The advisor gives it the other marked (training) images of the
+split: a pair's score there is its model's quality on images it was not
+fitted to, which is what validation Dice measures, without reading a
+validation or test mask.  :func:`marked_fit` is the older, cheaper probe:
+one seed, scored on the marked image itself (the image it was fitted to).
+
+Why several seeds: one fit's Dice carries the noise of its decision-layer
+initialisation (see :mod:`flimexplore.study.repeats`); the mean over ``H``
+seeds estimates a position's expected quality, and the spread between seeds
+tells the advisor how much of the probe's variation is position rather than
+noise (its reliability, :func:`flimexplore.analysis.reliability.probe_reliability`).
 """
 
 from __future__ import annotations
@@ -15,7 +24,76 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["marked_fit"]
+__all__ = ["marked_fit", "probe_scores"]
+
+
+def probe_scores(
+    images: Sequence[NDArray[np.floating]],
+    masks: Sequence[NDArray[np.bool_]],
+    marked: int,
+    obj: NDArray[np.integer],
+    bgs: NDArray[np.integer],
+    radius: int,
+    seeds: Sequence[Sequence[int]],
+    epochs: int = 20,
+    lr: float = 0.1,
+    device: str = "cpu",
+) -> NDArray[np.float64]:
+    """Dice of each candidate pair's model, fitted on the marked image, on every probe image.
+
+    Parameters
+    ----------
+    images : sequence of ndarray of shape (H_i, W_i, 3), float in [0, 1]
+        The marked image and the probe images (training images only).
+    masks : sequence of ndarray of shape (H_i, W_i), bool
+        Their masks.
+    marked : int
+        Which of ``images`` the models are fitted to (its mask is the training target).
+    obj : array_like of shape (2,) or (M, 2), int
+        Object marker centre, shared by every model, or one per model.
+    bgs : array_like of shape (2,) or (M, 2), int
+        Background marker centres, one per model, or one shared by every model.
+    radius : int
+    seeds : sequence of M sequences of H ints
+        Decision-layer seeds of each model's ``H`` fits (they share the model's encoder).
+    epochs, lr : int, float
+        As the study's settings.
+    device : str, optional
+
+    Returns
+    -------
+    dice : ndarray of shape (M, H, len(images)), float64
+        At the last epoch (no validation image picks a best epoch); the
+        column of the marked image is the fit to its own training target.
+    """
+    from flimexplore.engine.batched import (
+        model_pixels,
+        prepare_images,
+        resolve_device,
+        score_models,
+        train_models,
+    )
+    from flimexplore.engine.decision import head_gap
+    from flimexplore.engine.scores import metrics_from_counts
+
+    dev = resolve_device(device)
+    bgs = np.asarray(bgs, dtype=np.int64).reshape(-1, 2)
+    objs = np.asarray(obj, dtype=np.int64).reshape(-1, 2)
+    m = max(len(bgs), len(objs))
+    objs, bgs = np.broadcast_to(objs, (m, 2)).copy(), np.broadcast_to(bgs, (m, 2)).copy()
+    rows = [[int(s) for s in row] for row in seeds]
+    if len(rows) != m or len({len(r) for r in rows}) != 1:
+        raise ValueError(f"give {m} rows of equally many seeds, got {len(rows)}")
+    heads = len(rows[0])
+    masks = [np.asarray(mk, dtype=bool) for mk in masks]
+    train = prepare_images([images[marked]], [masks[marked]], dev)[0]
+    shape = masks[marked].shape
+    trained = train_models(train, model_pixels(objs, radius, shape, dev), model_pixels(bgs, radius, shape, dev),
+                           rows if heads > 1 else [r[0] for r in rows], epochs=epochs, lr=lr)
+    a, c = head_gap(trained.params, trained.bn)  # (M * H, E, C): fit h of model b is b * H + h
+    groups = prepare_images(list(images), masks, dev)
+    counts = score_models(trained.bank, a[:, -1].reshape(m, heads, -1), c[:, -1].reshape(m, heads), groups)
+    return metrics_from_counts(counts.numpy())["dice"].astype(np.float64)  # (M, H, N)
 
 
 def marked_fit(
@@ -29,7 +107,7 @@ def marked_fit(
     lr: float = 0.1,
     device: str = "cpu",
 ) -> NDArray[np.float64]:
-    """Dice on the marked image of each pair's model, trained on the marked image only.
+    """Dice on the marked image of each pair's model, trained on the marked image only (one seed each).
 
     Parameters
     ----------
@@ -52,25 +130,5 @@ def marked_fit(
     dice : ndarray of shape (M,), float64
         At the last epoch (the validation set that picks the best epoch is not used).
     """
-    from flimexplore.engine.batched import (
-        model_pixels,
-        prepare_images,
-        resolve_device,
-        score_models,
-        train_models,
-    )
-    from flimexplore.engine.decision import head_gap
-    from flimexplore.engine.scores import metrics_from_counts
-
-    dev = resolve_device(device)
-    bgs = np.asarray(bgs, dtype=np.int64).reshape(-1, 2)
-    objs = np.asarray(obj, dtype=np.int64).reshape(-1, 2)
-    m = max(len(bgs), len(objs))
-    objs, bgs = np.broadcast_to(objs, (m, 2)).copy(), np.broadcast_to(bgs, (m, 2)).copy()
-    marked = prepare_images([image], [np.asarray(mask, dtype=bool)], dev)[0]
-    shape = mask.shape
-    trained = train_models(marked, model_pixels(objs, radius, shape, dev), model_pixels(bgs, radius, shape, dev),
-                           list(seeds), epochs=epochs, lr=lr)
-    a, c = head_gap(trained.params, trained.bn)
-    counts = score_models(trained.bank, a[:, -1:], c[:, -1:], [marked]).numpy()
-    return metrics_from_counts(counts)["dice"][:, 0, 0].astype(np.float64)
+    scores = probe_scores([image], [mask], 0, obj, bgs, radius, [[int(s)] for s in seeds], epochs, lr, device)
+    return scores[:, 0, 0]

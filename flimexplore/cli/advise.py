@@ -11,6 +11,7 @@ from flimexplore.cli._grammar import add_out
 from flimexplore.errors import ConfigError, OutputError
 
 PROBE = 192  # = flimexplore.analysis.advice.PROBE (not imported here: `--help` stays fast)
+HEADS = 5  # = flimexplore.analysis.advice.HEADS
 
 __all__ = ["register", "run"]
 
@@ -45,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="re-rank this many best candidates by their model's fit on the marked image; 0: descriptors only (default: %(default)s)")
     s.add_argument("--rerank", choices=("probe", "mix"), default="probe",
                    help="order probed candidates by the probe alone or by its mean rank with the descriptors (default: %(default)s)")
+    s.add_argument("--heads", type=int, default=HEADS,
+                   help="decision-layer seeds per probed candidate: the probe is their mean, their spread gives the "
+                        "advice's reliability (default: %(default)s)")
+    s.add_argument("--probe-on", choices=("training", "marked"), default="training",
+                   help="score probe models on the split's other marked (training) images, or on the marked image "
+                        "itself; never on validation or test images (default: %(default)s)")
     s.add_argument("--epochs", type=int, default=20, help="epochs of the probe models (default: %(default)s)")
     s.add_argument("--lr", type=float, default=0.1, help="learning rate of the probe models (default: %(default)s)")
     s.add_argument("--device", default="cpu", help="device of the probe models: cpu, cuda or auto (default: %(default)s)")
@@ -72,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     settings = AdviceSettings(
         dataset=args.dataset, image=args.image, split=None if given else (args.split or 0), target=args.target,
         background=args.background, obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
-        probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device,
+        probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device, heads=args.heads,
+        probe_on=args.probe_on,
     )
     out = Path(args.out)
     try:
@@ -83,8 +91,15 @@ def run(args: argparse.Namespace) -> int:
     write_advice(adv, out)
     best, p = adv.table()[0], adv.ranked
     fixed = "object" if p == "bg" else "background"
-    print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s; best {args.target} marker at "
-          f"({best[p + '_row']}, {best[p + '_col']}) for {fixed} marker ({adv.obj[0]}, {adv.obj[1]}) on {adv.image_stem}; wrote {out}")
+    if adv.reliability is not None:
+        print(adv.reliability["line"])
+    if adv.abstains:
+        print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s for {fixed} marker ({adv.obj[0]}, {adv.obj[1]}) "
+              f"on {adv.image_stem}; no best {args.target} marker is presented; wrote {out}")
+    else:
+        print(f"{len(adv.centres)} positions ranked in {adv.seconds:.2f} s; best {args.target} marker at "
+              f"({best[p + '_row']}, {best[p + '_col']}) for {fixed} marker ({adv.obj[0]}, {adv.obj[1]}) on {adv.image_stem}; "
+              f"wrote {out}")
     return 0
 
 
@@ -102,7 +117,9 @@ def write_advice(adv, out: Path) -> None:  # noqa: ANN001 - Advice, imported laz
         fixed = "object" if target == "background" else "background"
         title = (f"{adv.image_stem}: where to draw the {target} marker\n"
                  f"{fixed} marker ({adv.obj[0]}, {adv.obj[1]}), r = {adv.radius}, {len(adv.centres)} positions")
-        save_advice_png(out / "advice.png", adv.image, adv.score_map(), adv.top(adv.settings.top), adv.obj, adv.radius, title,
-                        target=target)
+        if adv.abstains:  # no best position is presented: no rings, and the title says why
+            title += f"\nno position recommended: {adv.reliability['reason']} (see advice.json)"
+        top = adv.top(0 if adv.abstains else adv.settings.top)
+        save_advice_png(out / "advice.png", adv.image, adv.score_map(), top, adv.obj, adv.radius, title, target=target)
     except OSError as err:
         raise OutputError(f"cannot write advice into {out}: {err.strerror or err}; choose another --out") from None

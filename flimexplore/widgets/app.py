@@ -143,6 +143,9 @@ class Explorer:
     repeats : int
         Fits of every model (``--repeats``); with more than one the views show each marker's 95 %
         interval, the markers tied with the best and a verdict line above the heatmap.
+    advice_probe : int
+        Candidates the advice layer probes (``advise --probe``; fewer than the command line's 192, so
+        that the layer answers in seconds).
 
     Attributes
     ----------
@@ -177,8 +180,10 @@ class Explorer:
         flim: FlimSettings | dict[str, Any] | None = None,
         arch: str | Path | None = None,
         repeats: int = 1,
+        advice_probe: int = 96,
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
+        self.advice_probe = int(advice_probe)
         self.projections = projections
         # superpixels None: the dataset's documented count (fish 10, eggs 25, fundus 30, others 20)
         self._detail_kw = dict(max_images=int(feature_images), n_superpixels=int(superpixels) if superpixels else None)
@@ -224,7 +229,7 @@ class Explorer:
         s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image"])
         s.observe(self._guard(self._on_split), names=["split"])
         s.observe(markers(self._after_run), names=["running"])
-        s.observe(markers(self._update_advice), names=["show_advice", "split", "result"])
+        s.observe(markers(self._update_advice), names=["show_advice", "split", "result", "advice_for"])
         s.observe(self._guard(self._update_descriptors), names=["result", "running"])
         s.observe(markers(self._on_placed), names=["user_obj", "user_bg"])
         if flim is not None:
@@ -441,38 +446,81 @@ class Explorer:
 
     # -- advice and analysis (image-only: they read the marked image and its own mask, never val/test) ------
     def _update_advice(self, change: dict[str, Any]) -> None:
-        """Rank background positions for the shown object marker (when the advice layer is on)."""
+        """Advise the shown object marker's background (or the chosen background marker's object), when the layer is on.
+
+        The advice probes its candidates (each fitted with several seeds and scored on the split's other
+        marked images: training images only) and says how far it can be trusted; it runs in a background
+        thread unless the explorer is synchronous.
+        """
         s = self.state
         if not s.show_advice or s.result is None:
             return
         res = s.result
         cfg = res.config
-        obj = tuple(int(v) for v in res.markers[min(s.split, len(res.markers) - 1)].obj)
-        key = (cfg.to_json(), obj)
+        split = min(s.split, len(res.markers) - 1)
+        if s.advice_for == "object":
+            fixed = self._advice_background(split)
+            where = dict(target="object", split=None, background=fixed)
+        else:
+            fixed = tuple(int(v) for v in res.markers[split].obj)
+            where = dict(split=None, obj=fixed)
+        key = (cfg.to_json(), s.advice_for, fixed)
         if s.advice is not None and self._advice_key == key:
             return
-        s.status = "ranking background positions (advice)..."
-        settings = AdviceSettings(dataset=cfg.dataset, image=cfg.image, split=None, obj=obj, radius=cfg.radius,
-                                  top=s.advice_top, seed=cfg.seed, n_images=cfg.n_images, probe=0, epochs=cfg.epochs,
-                                  lr=cfg.lr, device=str(res.device))
-        advice = advise(settings, data=res.context.dataset)
         self._advice_key = key
-        s.advice = advice
-        s.status = (f"advice: {len(advice.centres)} positions ranked in {advice.seconds:.1f} s from the marked image "
-                    f"alone; click a ringed position to train and score it")
+        s.advice = None
+        s.status = f"ranking {s.advice_for} positions (advice: probing candidates on the training images)..."
+        settings = AdviceSettings(dataset=cfg.dataset, image=cfg.image, radius=cfg.radius, top=s.advice_top, seed=cfg.seed,
+                                  n_images=cfg.n_images, epochs=cfg.epochs, lr=cfg.lr, device=str(res.device),
+                                  probe=self.advice_probe, **where)
+
+        def work() -> None:
+            advice = advise(settings, data=res.context.dataset)
+            if self._advice_key != key:  # the settings moved on while this ran
+                return
+            s.advice = advice
+            line = advice.reliability["line"] if advice.reliability else ""
+            s.status = (f"advice: {len(advice.centres)} positions ranked in {advice.seconds:.1f} s from training images "
+                        f"only; " + (line if advice.abstains else "click a ringed position to train and score it"))
+
+        if self.sync:
+            work()
+        else:
+            threading.Thread(target=self._guard_at("markers")(work), name="flimexplore-advice", daemon=True).start()
+
+    def _advice_background(self, split: int) -> tuple[int, int]:
+        """The background marker object advice is for: the selected marker's, yours, or the split's first."""
+        s = self.state
+        row = s.row(s.selected) if s.selected >= 0 else None
+        if row is not None and row["split"] == split:
+            return int(row["bg_row"]), int(row["bg_col"])
+        if s.user_bg is not None:
+            return int(s.user_bg[0]), int(s.user_bg[1])
+        first = s.rows(split)
+        if not first:
+            raise MarkerError("object advice needs a background marker: select one on the heatmap, or place yours")
+        return int(first[0]["bg_row"]), int(first[0]["bg_col"])
 
     def try_advice(self, k: int) -> None:
-        """Train and score the ``k``-th advised position (0 = best) with the shown object marker; rank it."""
+        """Train and score the ``k``-th advised position (0 = best) with the advice's fixed marker; rank it."""
         s = self.state
         if s.advice is None or not 0 <= k < len(s.advice.centres):
             raise MarkerError(f"there is no advised position {k + 1}")
-        bg = tuple(int(v) for v in s.advice.centres[k])
-        with self._silenced():  # the advice is for the shown object marker: your own markers step aside
-            s.user_obj = s.user_markers = None
-        s.user_bg = bg  # scores the pair through the single-model path
+        pos = tuple(int(v) for v in s.advice.centres[k])
+        fixed = tuple(int(v) for v in s.advice.obj)
+        with self._silenced():  # the advice is for its fixed marker: your own markers step aside
+            s.user_markers = None
+            if s.advice.settings.target == "object":
+                s.user_bg = fixed
+            else:
+                s.user_obj = None
+        if s.advice.settings.target == "object":
+            s.user_obj = pos  # scores the pair through the single-model path
+        else:
+            s.user_bg = pos
         if s.user_score is not None:
             sc = s.user_score
-            s.status = (f"advice #{k + 1} at {bg}: validation Dice {sc.dice:.3f}, rank {sc.rank} of {sc.n + 1} "
+            s.status = (f"advice #{k + 1} at {pos}: validation Dice {sc.dice:.3f}, rank {sc.rank} of {sc.n + 1} "
                         f"among the sampled markers ({sc.percentile:.0f}th percentile)")
 
     def _update_descriptors(self, change: dict[str, Any]) -> None:

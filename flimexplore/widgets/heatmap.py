@@ -106,6 +106,12 @@ class HeatmapView:
                                      tooltip="where to draw: the advice map from the marked image alone, best "
                                              "positions ringed; click a ring to train and score it")
         link((state, "show_advice"), (self.advice, "value"))
+        self.advice_for = w.Dropdown(options=[("advise bg", "background"), ("advise obj", "object")],
+                                     layout=w.Layout(width="110px"),
+                                     tooltip="advise background positions for the shown object marker, or object "
+                                             "positions for the selected background marker")
+        link((state, "advice_for"), (self.advice_for, "value"))
+        self.advice_line = w.HTML(layout=w.Layout(width="520px")).add_class("fx-advice-line")
         self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
         self.mode = w.ToggleButtons(
@@ -139,8 +145,8 @@ class HeatmapView:
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode, self.brush, self.advice], layout=w.Layout(flex_flow="row wrap")), self.verdict,
-            self.figure,
+            w.HBox([self.split, self.mode, self.brush, self.advice, self.advice_for], layout=w.Layout(flex_flow="row wrap")),
+            self.verdict, self.advice_line, self.figure,
             w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
             w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
         ], layout=w.Layout(width="540px")).add_class("fx-heatmap")
@@ -151,7 +157,7 @@ class HeatmapView:
         placing = s.click_mode != "select"
         adv = s.advice if s.show_advice else None
         layer = dict(advice_map=None if adv is None else adv.score_map(),
-                     advice_top=None if adv is None else adv.top(s.advice_top))
+                     advice_top=None if adv is None or adv.abstains else adv.top(s.advice_top))
         # whole markers (scribbles, strokes) are drawn pixel by pixel, not as the disks of a pair
         whole = s.user_markers is not None
         yours = dict(user_obj=None if whole else s.user_obj, user_bg=None if whole else s.user_bg,
@@ -187,6 +193,11 @@ class HeatmapView:
         sync_figure(self.figure, self._build())
         self.user.value = self._user_text()
         s = self.state
+        adv = s.advice if s.show_advice else None
+        rel = adv.reliability if adv is not None else None
+        colour = "#8a5a00" if rel and rel["abstain"] else "#1a6e34"
+        self.advice_line.value = (f'<div style="white-space:normal;line-height:1.3;color:{colour}"><small>'
+                                  f"{html.escape(rel['line'])}</small></div>" if rel else "")
         said = s.split_uncertainty(s.split) if s.result is not None else None
         self.verdict.value = (f'<div style="white-space:normal;line-height:1.3"><b>Repeated fits:</b> '
                               f"{html.escape(said['verdict'])} <small>(white rings)</small></div>" if said else "")

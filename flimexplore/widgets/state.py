@@ -95,7 +95,11 @@ class ExplorerState(HasTraits):
     show_advice : bool
         Show the advice layer on the heatmap (advice map, ``advice_top`` best positions ringed).
     advice : Advice or None
-        Advice for the shown object marker (:func:`flimexplore.analysis.advice.advise`; image-only).
+        Advice for the shown object marker, or with ``advice_for="object"`` object positions for the
+        selected background marker (:func:`flimexplore.analysis.advice.advise`; training images only),
+        with its reliability; when it abstains no position is ringed.
+    advice_for : {"background", "object"}
+        Which marker the advice layer advises.
     descriptor : str
         Descriptor the analysis panel plots against validation Dice.
     descriptors : dict of str to ndarray or None
@@ -162,6 +166,7 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     show_advice = Bool(False)
     advice = AnyTrait(None, allow_none=True)
     advice_top = Int(5)
+    advice_for = Enum(("background", "object"), default_value="background")
     descriptor = Unicode("nearest_mean_dice")
     descriptors = AnyTrait(None, allow_none=True)
     object_label = Unicode("")
