@@ -12,7 +12,10 @@ from typing import Any, NoReturn
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["CliParser", "OutOfMemory", "add_study_arguments", "config_from_args", "drain", "stored_models"]
+__all__ = [
+    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "config_from_args", "drain", "stored_models",
+    "with_flim_flags",
+]
 
 
 class CliParser(argparse.ArgumentParser):
@@ -139,12 +142,17 @@ def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> St
         markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
         repeats=args.repeats, repeat_over=args.repeat_over,
     )
+    return with_flim_flags(config, args).validate()
+
+
+def with_flim_flags(config: StudyConfig, args: argparse.Namespace) -> StudyConfig:
+    """``config`` with the FLIM settings of ``--arch`` (when given), then of the FLIM flags given."""
     if getattr(args, "arch", None):
         from flimexplore.engine.arch import read_arch
 
         config = config.with_flim(read_arch(args.arch))
     given = {name: getattr(args, name) for name in _FLIM_FLAGS if getattr(args, name, None) is not None}
-    return config.replace(**given).validate()
+    return config.replace(**given)
 
 
 def _first(value: int | list[int] | None, default: int) -> int:
