@@ -26,7 +26,7 @@ scoring (measured in ``benchmarks/loop.py``, ``advised_s`` per step).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +109,7 @@ def advise_next(
     radius: int,
     k: int = CANDIDATES,
     spacing: int | None = None,
+    base: Mapping[int, NDArray[np.integer]] | None = None,
 ) -> tuple[Marker, Candidates]:
     """The advised next marker on marked image ``image``.
 
@@ -128,6 +129,10 @@ def advise_next(
         Candidates probed (:data:`CANDIDATES`); 0 ranks by the prior alone.
     spacing : int, optional
         Grid spacing of the candidates (default: the radius).
+    base : mapping of int to ndarray of shape (N, 3), optional
+        The pixels drawn so far as seeds rows per marked image (a user's
+        strokes); a probe then trains on them plus the candidate's disk, and
+        ``drawn`` only keeps new markers apart from the old ones.
 
     Returns
     -------
@@ -167,8 +172,11 @@ def advise_next(
     idx = np.array(picked, dtype=np.int64)
     probe = np.full(len(idx), np.nan)
     if k > 0:
-        trial = [[*drawn, Marker(image, int(labels[i]), int(centres[i, 0]), int(centres[i, 1]), "advised")] for i in idx]
-        images_of = [image_markers(t, radius, view.shapes) for t in trial]
+        new = [Marker(image, int(labels[i]), int(centres[i, 0]), int(centres[i, 1]), "advised") for i in idx]
+        if base is None:
+            images_of = [image_markers([*drawn, m], radius, view.shapes) for m in new]
+        else:
+            images_of = [image_markers([m], radius, view.shapes, base) for m in new]
         probe = fit_marked(view, images_of, fit).dice(view, images_of[0].images)
     order = np.lexsort((np.arange(len(idx)), -prior[idx], -np.nan_to_num(probe, nan=-1.0)))
     best = idx[order[0]]

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from flimexplore.markers import MARGIN_FACTOR, admissible_centres, marker_pixels
 from flimexplore.study.marked import ImageMarkers
 
-__all__ = ["Marker", "admissible", "image_markers", "marker_rows"]
+__all__ = ["Marker", "admissible", "count_markers", "image_markers", "marker_rows", "markers_of_rows"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,10 @@ class Marker:
         return asdict(self)
 
 
-def marker_rows(markers: Sequence[Marker], radius: int, shapes: Mapping[int, tuple[int, int]]) -> dict[int, NDArray[np.int64]]:
+def marker_rows(
+    markers: Sequence[Marker], radius: int, shapes: Mapping[int, tuple[int, int]],
+    base: Mapping[int, NDArray[np.integer]] | None = None,
+) -> dict[int, NDArray[np.int64]]:
     """Seeds rows ``(row, col, label)`` of every marked image that holds a marker.
 
     Parameters
@@ -62,6 +65,9 @@ def marker_rows(markers: Sequence[Marker], radius: int, shapes: Mapping[int, tup
         Disk radius.
     shapes : mapping of int to tuple of int
         ``(H, W)`` of each marked image.
+    base : mapping of int to ndarray of shape (N, 3), optional
+        Markers of any shape drawn before (a user's strokes), as seeds rows
+        per marked image; the disks paint over them.
 
     Returns
     -------
@@ -76,6 +82,10 @@ def marker_rows(markers: Sequence[Marker], radius: int, shapes: Mapping[int, tup
     [1, 1, 1, 0, 0, 0, 0, 0]
     """
     maps: dict[int, NDArray[np.int8]] = {}
+    for k, rows in (base or {}).items():
+        r = np.asarray(rows, np.int64).reshape(-1, 3)
+        maps[k] = np.full(shapes[k], -1, np.int8)
+        maps[k][r[:, 0], r[:, 1]] = r[:, 2]
     for m in markers:
         if m.image not in maps:
             maps[m.image] = np.full(shapes[m.image], -1, np.int8)
@@ -88,9 +98,51 @@ def marker_rows(markers: Sequence[Marker], radius: int, shapes: Mapping[int, tup
     return out
 
 
-def image_markers(markers: Sequence[Marker], radius: int, shapes: Mapping[int, tuple[int, int]]) -> ImageMarkers:
+def image_markers(
+    markers: Sequence[Marker], radius: int, shapes: Mapping[int, tuple[int, int]],
+    base: Mapping[int, NDArray[np.integer]] | None = None,
+) -> ImageMarkers:
     """The model's markers (:class:`~flimexplore.study.marked.ImageMarkers`) of drawn disks (see :func:`marker_rows`)."""
-    return ImageMarkers.from_rows(marker_rows(markers, radius, shapes))
+    return ImageMarkers.from_rows(marker_rows(markers, radius, shapes, base))
+
+
+def _components(rows: NDArray[np.integer], shape: tuple[int, int]) -> list[tuple[int, NDArray[np.int64]]]:
+    """Each marker of seeds rows: a connected component (8-adjacency) of one label's pixels, with its label."""
+    from scipy import ndimage
+
+    r = np.asarray(rows, np.int64).reshape(-1, 3)
+    out = []
+    for label in (1, 0):
+        grid = np.zeros(shape, bool)
+        px = r[r[:, 2] == label]
+        grid[px[:, 0], px[:, 1]] = True
+        comp, n = ndimage.label(grid, structure=np.ones((3, 3)))
+        out += [(label, np.argwhere(comp == j)) for j in range(1, n + 1)]
+    return out
+
+
+def count_markers(rows: NDArray[np.integer], shape: tuple[int, int]) -> int:
+    """Markers in seeds rows ``(row, col, label)``: connected components (8-adjacency) of each label's pixels.
+
+    Examples
+    --------
+    >>> count_markers(np.array([[1, 1, 1], [1, 2, 1], [5, 5, 1], [3, 3, 0]]), (8, 8))
+    3
+    """
+    return len(_components(rows, shape))
+
+
+def markers_of_rows(rows: NDArray[np.integer], shape: tuple[int, int], image: int) -> list[Marker]:
+    """A user's markers of any shape as :class:`Marker` centres (each component's pixel nearest its centroid).
+
+    The policies use them to keep a new marker ``1.5 r`` away from what was drawn
+    (:func:`admissible`); the pixels themselves are passed on as ``base``.
+    """
+    out = []
+    for label, px in _components(rows, shape):
+        c = px[int(np.argmin(((px - px.mean(axis=0)) ** 2).sum(axis=1)))]
+        out.append(Marker(image, label, int(c[0]), int(c[1]), "user"))
+    return out
 
 
 def admissible(shape: tuple[int, int], radius: int, markers: Sequence[Marker], image: int) -> NDArray[np.bool_]:

@@ -22,9 +22,10 @@ images and their own masks) and the current model trained on them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from flimexplore.errors import MarkerError
 from flimexplore.loop.advised import advise_next
@@ -88,6 +89,7 @@ def next_marker(
     current: MarkedModel | None = None,
     fit: FitSettings | None = None,
     candidates: int = CANDIDATES,
+    base: Mapping[int, NDArray[np.integer]] | None = None,
 ) -> Marker:
     """One more marker on marked image ``image`` by ``policy``.
 
@@ -110,6 +112,10 @@ def next_marker(
         How the advised policy's probes are trained.
     candidates : int, optional
         Candidates the advised policy probes.
+    base : mapping of int to ndarray of shape (N, 3), optional
+        Markers of any shape drawn so far (a user's strokes) as seeds rows per
+        marked image; ``drawn`` then only keeps the new marker apart from them
+        (see :func:`flimexplore.loop.advised.advise_next`).
 
     Returns
     -------
@@ -134,7 +140,7 @@ def next_marker(
         if fit is None:
             raise ValueError("the advised policy needs the fit settings of its probes")
         try:
-            return advise_next(view, drawn, image, current, fit, radius, candidates)[0]
+            return advise_next(view, drawn, image, current, fit, radius, candidates, base=base)[0]
         except ValueError as err:
             raise MarkerError(_full(image, view, radius)) from err
     raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
