@@ -196,3 +196,26 @@ def test_loops_over_several_marked_images_on_an_executor(tmp_path, context):
     alone = simulate_all(cfg, tmp_path / "alone", context=context)
     assert (tmp_path / "sweep" / "fish" / "image0" / "curve.csv").read_bytes() == (tmp_path / "alone" / "curve.csv").read_bytes()
     assert results["fish/image1"].context.study.config.image == 1 and alone.complete
+
+
+def test_ctrl_c_keeps_the_finished_runs_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    import flimexplore.loop.run as loop_run
+
+    out = tmp_path / "o"
+    argv = ["simulate", "--n-images", "16", "--seed", "3", "--epochs", "3", "--policies", "random,error", "--max-markers", "3",
+            "--repeats", "2", "--out", str(out)]
+    real, calls = loop_run.next_marker, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # during the third run
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_run, "next_marker", interrupted)
+    assert main(argv) == 130
+    assert "interrupted; 2 finished runs are kept" in capsys.readouterr().err
+    assert len(list((out / "runs").iterdir())) == 2 and not (out / "curve.csv").exists()
+    monkeypatch.setattr(loop_run, "next_marker", real)
+    assert main(argv) == 0 and "2 runs already done" in capsys.readouterr().err
+    assert len(read_csv(out / "curve.csv")) == 2 * 2 * 2
