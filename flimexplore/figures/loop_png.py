@@ -9,6 +9,7 @@ constrained layout so that the title and the legend are never cut off.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ MIN_WIDTH_PX = 720
 POLICY_COLOURS = {"random": "#7f7f7f", "advised": "#1b9e77", "error": "#d95f02", "user": "#e7298a"}
 """Line colour of each policy (others cycle through matplotlib's defaults)."""
 _DPI = 100
+TITLE_CHARS = 90
+"""Title lines are wrapped at this many characters at most, fewer when they would not fit the figure's width."""
 
 
 def curve_figure(
@@ -75,5 +78,18 @@ def curve_figure(
         fig.legend(loc="outside lower center", ncols=min(len(lines), 4), title="policy (band: 95 % CI of the mean over repeats)",
                    fontsize=9, title_fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=11, wrap=True)
+        _title(fig, title)
     return fig
+
+
+def _title(fig: Any, title: str) -> None:
+    """A title wrapped into lines that fit the figure's width (measured with the Agg renderer)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    width = fig.get_figwidth() * fig.dpi
+    text = fig.suptitle(title, fontsize=11)
+    for chars in range(TITLE_CHARS, 19, -5):
+        text.set_text("\n".join(textwrap.wrap(title, chars)))
+        if text.get_window_extent(renderer).width <= width - 8:
+            return
