@@ -11,6 +11,7 @@
 - :mod:`~flimexplore.loop.run` — :func:`simulate`, the resumable loop generator, and one run.
 - :mod:`~flimexplore.loop.store`, :mod:`~flimexplore.loop.report` — the results folder and its files.
 - :mod:`~flimexplore.loop.sweep` — loops over several datasets and marked images on an executor (Dask).
+- :mod:`~flimexplore.loop.user` — the loop for a person's own markers of any shape (the explorer's "advise next").
 
 Names load lazily: ``import flimexplore.loop`` alone imports neither torch nor matplotlib.
 """
@@ -38,6 +39,8 @@ _LAZY = {
     "simulate_all": "flimexplore.loop.run",
     "simulate_sweep": "flimexplore.loop.sweep",
     "simulate_sweep_all": "flimexplore.loop.sweep",
+    "suggest_next": "flimexplore.loop.user",
+    "add_marker": "flimexplore.loop.user",
 }
 
 __all__ = sorted(_LAZY)
