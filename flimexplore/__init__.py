@@ -7,6 +7,7 @@ Compute (NumPy/torch, importable from scripts and the command line), one subpack
 - :mod:`flimexplore.engine` — the FLIM block, the decision layer, the batched and reference paths, scores.
 - :mod:`flimexplore.study` — settings, prepared data, running a study with progress and resumable results.
 - :mod:`flimexplore.analysis` — what the scores mean: projections, descriptors, marker advice.
+- :mod:`flimexplore.loop` — the annotation loop: robot users add markers one at a time; markers needed (NoC).
 
 Presentation (Plotly, ipywidgets): :mod:`flimexplore.figures` and :mod:`flimexplore.widgets`.
 
@@ -32,6 +33,11 @@ _LAZY = {
     "analyse": "flimexplore.analysis.analyse",
     "score_pairs": "flimexplore.study.score",
     "score_pairs_all": "flimexplore.study.score",
+    "score_seeds": "flimexplore.study.score_seeds",
+    "score_seeds_all": "flimexplore.study.score_seeds",
+    "LoopConfig": "flimexplore.loop.config",
+    "simulate": "flimexplore.loop.run",
+    "simulate_all": "flimexplore.loop.run",
     "advise": "flimexplore.analysis.advice",
     "Advice": "flimexplore.analysis.advice",
     "AdviceSettings": "flimexplore.analysis.advice",

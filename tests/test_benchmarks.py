@@ -49,6 +49,7 @@ KEYS = {
     "masks": {"rows", "device", "n_images", "peak_rss_mb", "machine"},
     "uncertainty": {"rows", "splits", "machine", "protocol", "peak_rss_mb"},
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
+    "loop": {"rows", "per_dataset", "settings", "target_s", "meets_target", "machine", "peak_rss_mb"},
 }
 
 
@@ -74,6 +75,12 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
     if name == "markers":
         assert result["pixels_as_disks_identical"] and result["scribble_to_disk_ratio"] > 0
         assert len(result["scribble_to_disk_ratio_per_round"]) == 1 and result["warmup_rounds"] == 0
+    if name == "loop":  # three policies on the quick dataset, NoC and areas in range, every step timed
+        assert {r["policy"] for r in result["rows"]} == {"random", "advised", "error"}
+        k = result["settings"]["max_markers"]
+        assert all(2 <= r["noc80"] <= k + 1 and 0 <= r["area"] <= 1 for r in result["rows"])
+        fish = result["per_dataset"]["fish"]
+        assert fish["refit_s_median"] > 0 and fish["timed_now"] == fish["steps"] and len(fish["comparisons"]) == 3
     if name == "masks":  # thresholded JPEG masks of the fish preset equal the PNG ones; "non-zero" did not
         by = {r["masks"]: r for r in result["rows"]}
         assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]

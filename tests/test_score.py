@@ -96,7 +96,12 @@ def test_seeds_file_is_scored_as_drawn(tmp_path, small_config, small_context):
     assert isinstance(group_pairs(pairs, 3)[0], MarkerPixels)
     res = score_pairs_all(small_config.replace(epochs=2), f, context=small_context)
     assert len(res.rows) == 1 and 0.0 <= res.rows[0]["val_dice"] <= 1.0
-    two = np.vstack([markers, [[2, 2, 0]]])  # a second background component
+    two = np.vstack([markers, [[2, 2, 0]]])  # a second background component: scored whole (it used to be refused)
     write_seeds(f, two, mask.shape)
-    with pytest.raises(MarkerError, match="2 separate components"):
+    pairs = read_pairs(f)
+    assert len(pairs.pixels[1]) == len(bg) + 1
+    res2 = score_pairs_all(small_config.replace(epochs=2), f, context=small_context)
+    assert len(res2.rows) == 1 and res2.rows[0]["val_dice"] != res.rows[0]["val_dice"]
+    write_seeds(f, markers[markers[:, 2] == 1], mask.shape)  # no background pixel at all
+    with pytest.raises(MarkerError, match="no background marker pixels"):
         read_pairs(f)

@@ -12,7 +12,10 @@ from typing import Any, NoReturn
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["CliParser", "OutOfMemory", "add_study_arguments", "config_from_args", "drain", "stored_models"]
+__all__ = [
+    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "config_from_args", "drain", "stored_models",
+    "with_flim_flags",
+]
 
 
 class CliParser(argparse.ArgumentParser):
@@ -22,18 +25,24 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"flimexplore: error: {message} (see {self.prog} --help)\n")
 
 
-def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False) -> None:
+def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False, images: bool = False) -> None:
     """The study settings (:class:`StudyConfig`) and run options, as flags.
 
     With ``sweep=True`` the flags that choose one study (``--dataset``,
-    ``--image``) are left out: ``flimexplore sweep`` defines its own.
+    ``--image``) are left out: ``flimexplore sweep`` defines its own.  With
+    ``images=True`` ``--image`` may be repeated (``score --seeds FILE --image K``,
+    once per file); ``args.image`` is then a list or None.
     """
     d = StudyConfig()
     if not sweep:
         s.add_argument("--dataset", default=d.dataset, metavar="NAME|DIR", help="preset name or folder path (default: %(default)s)")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset (default: all)")
     s.add_argument("--size", type=int, default=None, help="side of a synthetic preset's images, 32-512 (default: 128)")
-    if not sweep:
+    if images:
+        s.add_argument("--image", type=int, action="append", default=None, metavar="K",
+                       help="which marked image, 0-based (default: 0); with --seeds, once per file, in the same "
+                       "order (default: the image each file's <stem>-seeds.txt names)")
+    elif not sweep:
         s.add_argument("--image", type=int, default=d.image, help="which marked image, 0-based (default: %(default)s)")
     s.add_argument(
         "--object-markers", "--splits", dest="splits", type=int, default=d.splits, metavar="N",
@@ -126,18 +135,31 @@ def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> St
     """
     d = StudyConfig()
     config = StudyConfig(
-        dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images, image=getattr(args, "image", d.image),
+        dataset=dataset if dataset is not None else getattr(args, "dataset", d.dataset), n_images=args.n_images,
+        image=_first(getattr(args, "image", d.image), d.image),
         splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
         markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
         repeats=args.repeats, repeat_over=args.repeat_over,
     )
+    return with_flim_flags(config, args).validate()
+
+
+def with_flim_flags(config: StudyConfig, args: argparse.Namespace) -> StudyConfig:
+    """``config`` with the FLIM settings of ``--arch`` (when given), then of the FLIM flags given."""
     if getattr(args, "arch", None):
         from flimexplore.engine.arch import read_arch
 
         config = config.with_flim(read_arch(args.arch))
     given = {name: getattr(args, name) for name in _FLIM_FLAGS if getattr(args, name, None) is not None}
-    return config.replace(**given).validate()
+    return config.replace(**given)
+
+
+def _first(value: int | list[int] | None, default: int) -> int:
+    """``--image``'s value: an int, or the first of a repeated ``--image`` (None: the default)."""
+    if isinstance(value, list):
+        return value[0] if value else default
+    return default if value is None else value
 
 
 def _integers(flag: str, count: int | None) -> Any:

@@ -31,7 +31,7 @@ from flimexplore.errors import FlimExploreError, FlimExploreWarning
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("datasets", "study", "score", "analyse", "advise", "sweep", "export")
+COMMANDS = ("datasets", "study", "score", "analyse", "advise", "simulate", "sweep", "export")
 
 
 def _parser() -> argparse.ArgumentParser:

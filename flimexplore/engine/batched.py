@@ -1,7 +1,9 @@
 """The batched FLIM engine: many (object, background) marker pairs at once.
 
 :func:`train_models` learns the FLIM blocks and decision layers of ``B``
-models of one marked image together; :func:`score_models` streams a set of
+models of one marked image together (or of several marked images: each
+model's markers may lie on every one of them, and every image's mask
+trains its decision layer); :func:`score_models` streams a set of
 images through all of them in bounded chunks and returns confusion counts
 for every model and epoch.  The plain one-model-at-a-time path with the same
 maths lives in :mod:`flimexplore.engine.reference`; tests check they agree.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,25 +252,27 @@ class TrainedModels:
 
 
 def learn_banks_grouped(
-    image: torch.Tensor,
-    obj_pixels: Sequence[NDArray[np.integer]],
-    bg_pixels: Sequence[NDArray[np.integer]],
+    image: torch.Tensor | Sequence[torch.Tensor],
+    obj_pixels: Sequence[NDArray[np.integer]] | Sequence[Sequence[NDArray[np.integer]]],
+    bg_pixels: Sequence[NDArray[np.integer]] | Sequence[Sequence[NDArray[np.integer]]],
     settings: FlimSettings | None = None,
     cluster_seeds: list[int] | None = None,
 ) -> FlimBank:
     """FLIM blocks of ``B`` models whose markers hold different numbers of pixels.
 
-    Models with equally many object and background pixels are learned
-    together (one call of :func:`~flimexplore.engine.flim.learn_banks` per
-    group); a model's block does not depend on the other models of its
+    Models with equally many object and background pixels (on every image)
+    are learned together (one call of :func:`~flimexplore.engine.flim.learn_banks`
+    per group); a model's block does not depend on the other models of its
     batch, so the result equals learning each model alone.
 
     Parameters
     ----------
-    image : Tensor of shape (C, H, W)
-        The marked image in normalised Lab.
+    image : Tensor of shape (C, H, W), or list of them
+        The marked image in normalised Lab, or the marked images (one per entry).
     obj_pixels, bg_pixels : sequence of ndarray of shape (K_i, 2) and (L_i, 2), int
-        ``(row, col)`` of each model's object and background pixels.
+        ``(row, col)`` of each model's object and background pixels.  With a
+        list of images: per model, a sequence of such arrays, one per image
+        (an image may hold no pixel of a class: shape (0, 2)).
     cluster_seeds : list of int, optional
         Learn every model once per k-means++ seed (see :func:`learn_banks`).
 
@@ -276,20 +281,30 @@ def learn_banks_grouped(
     FlimBank
         Of ``B`` models (``B * R`` with ``R`` cluster seeds: ``b * R + r``), in input order.
     """
-    groups: dict[tuple[int, int], list[int]] = {}
+    several = not isinstance(image, torch.Tensor)
+    device = image.device if not several else image[0].device
+
+    def count(px: Any) -> tuple[int, ...]:
+        return tuple(len(p) for p in px) if several else (len(px),)
+
+    def stacked(arrays: Sequence[Any], idx: list[int]) -> Any:
+        if not several:
+            return torch.as_tensor(np.stack([np.asarray(arrays[i], np.int64) for i in idx]), device=device)
+        return [torch.as_tensor(np.stack([np.asarray(arrays[i][j], np.int64).reshape(-1, 2) for i in idx]), device=device)
+                for j in range(len(image))]
+
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
     for i, (o, b) in enumerate(zip(obj_pixels, bg_pixels, strict=True)):
-        groups.setdefault((len(o), len(b)), []).append(i)
+        groups.setdefault((count(o), count(b)), []).append(i)
     parts, order = [], []
     for idx in groups.values():
-        obj = torch.as_tensor(np.stack([np.asarray(obj_pixels[i], np.int64) for i in idx]), device=image.device)
-        bg = torch.as_tensor(np.stack([np.asarray(bg_pixels[i], np.int64) for i in idx]), device=image.device)
-        parts.append(learn_banks(image, obj, bg, settings, cluster_seeds))
+        parts.append(learn_banks(image, stacked(obj_pixels, idx), stacked(bg_pixels, idx), settings, cluster_seeds))
         order += idx
     if len(parts) == 1:
         return parts[0]
     per = 1 if cluster_seeds is None else len(cluster_seeds)  # each model's fits stay together
-    back = torch.as_tensor(np.argsort(order, kind="stable"), device=image.device)
-    back = (back[:, None] * per + torch.arange(per, device=image.device)).flatten()
+    back = torch.as_tensor(np.argsort(order, kind="stable"), device=device)
+    back = (back[:, None] * per + torch.arange(per, device=device)).flatten()
 
     def cat(layers: list[FlimLayer]) -> FlimLayer:
         return FlimLayer(*(torch.cat(list(f))[back] for f in zip(*(x.astuple() for x in layers), strict=True)))
@@ -300,9 +315,9 @@ def learn_banks_grouped(
 
 
 def train_models(
-    marked: ImageGroup,
-    obj_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
-    bg_pixels: torch.Tensor | Sequence[NDArray[np.integer]],
+    marked: ImageGroup | Sequence[ImageGroup],
+    obj_pixels: torch.Tensor | Sequence[NDArray[np.integer]] | Sequence[Sequence[NDArray[np.integer]]],
+    bg_pixels: torch.Tensor | Sequence[NDArray[np.integer]] | Sequence[Sequence[NDArray[np.integer]]],
     seeds: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 20,
     lr: float = 0.1,
@@ -313,11 +328,18 @@ def train_models(
 
     Parameters
     ----------
-    marked : ImageGroup holding the one marked image
+    marked : ImageGroup holding the one marked image, or a sequence of ImageGroups
+        A sequence gives several marked images (every image of every group,
+        in order; sizes may differ): the FLIM blocks learn from the markers of
+        every image and the decision layers train on every image's mask
+        (:func:`~flimexplore.engine.flim.learn_banks`,
+        :func:`~flimexplore.engine.decision.train_decision`).  A sequence of
+        one group of one image gives the same models as that group alone.
     obj_pixels, bg_pixels : Tensor of shape (B, K, 2), int64, or sequences of ndarray of shape (K_i, 2)
         Each model's marked pixels; models of different pixel counts (scribbles,
         several disks, disks clipped by the border) are given as sequences
-        (see :func:`learn_banks_grouped`).
+        (see :func:`learn_banks_grouped`).  With several marked images: per
+        model, a sequence of ``(K_ij, 2)`` arrays, one per marked image.
     seeds : sequence of int, or B sequences of R ints
         Seed of each model's decision-layer initialisation; ``R`` seeds per
         model give ``R`` repeated fits.
@@ -336,12 +358,18 @@ def train_models(
     TrainedModels
         Fit ``r`` of model ``b`` is decision layer ``b * R + r``.
     """
-    image, mask = marked.images[0], marked.masks[0]
-    if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
-        bank = learn_banks(image, obj_pixels, bg_pixels, settings, cluster_seeds)
+    if isinstance(marked, ImageGroup):
+        image, mask = marked.images[0], marked.masks[0]
+        if isinstance(obj_pixels, torch.Tensor) and isinstance(bg_pixels, torch.Tensor):
+            bank = learn_banks(image, obj_pixels, bg_pixels, settings, cluster_seeds)
+        else:
+            bank = learn_banks_grouped(image, obj_pixels, bg_pixels, settings, cluster_seeds)
+        pooled: torch.Tensor | list[torch.Tensor] = encode(image[None], bank)[0]  # (M, K, h, w)
     else:
-        bank = learn_banks_grouped(image, obj_pixels, bg_pixels, settings, cluster_seeds)
-    pooled = encode(image[None], bank)[0]  # (M, K, h, w)
+        images = [g.images[i : i + 1][0] for g in marked for i in range(len(g.index))]
+        mask = [g.masks[i : i + 1][0] for g in marked for i in range(len(g.index))]
+        bank = learn_banks_grouped(images, obj_pixels, bg_pixels, settings, cluster_seeds)
+        pooled = [encode(im[None], bank)[0] for im in images]
     heads = 1
     if cluster_seeds is not None:  # one encoder per fit: one seed each, in the bank's b * R + r order
         seeds = [int(v) for row in seeds for v in (row if not isinstance(row, numbers.Integral) else [row])]

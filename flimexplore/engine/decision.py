@@ -184,12 +184,11 @@ def _gap_loss(gap: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def train_decision(
-    pooled: torch.Tensor,
-    mask: torch.Tensor,
+    pooled: torch.Tensor | Sequence[torch.Tensor],
+    mask: torch.Tensor | Sequence[torch.Tensor],
     seeds: Sequence[int] | Sequence[Sequence[int]],
     epochs: int = 20,
     lr: float = 0.1,
-    train_on: torch.Tensor | None = None,
 ) -> tuple[DecisionParams, BatchNormStats, torch.Tensor]:
     """Train ``B`` decision layers on the marked image, keeping every epoch.
 
@@ -209,21 +208,25 @@ def train_decision(
     lone model has, so a fit's numbers do not depend on how many fits share
     its features.
 
+    Several marked images train the decision layer together, as one
+    full batch: give ``pooled`` and ``mask`` as lists, one entry per image
+    (sizes may differ).  Batch norm then takes its statistics over the
+    pixels of every image, and the loss is the mean cross-entropy and the
+    soft Dice over all those pixels at once (one step per epoch, as for one
+    image); a list of one image gives the single-image result bit for bit.
+
     Parameters
     ----------
-    pooled : Tensor of shape (M, C, h, w)
-        Frozen FLIM features of the marked image, one set per model.
-    mask : Tensor of shape (H, W), bool
-        Ground truth of the marked image.
+    pooled : Tensor of shape (M, C, h, w), or list of them
+        Frozen FLIM features of the marked image, one set per model (a list:
+        of each marked image).
+    mask : Tensor of shape (H, W), bool, or list of them
+        Ground truth of the marked image (a list: of each marked image, aligned with ``pooled``).
     seeds : sequence of int, or M sequences of H ints
         Seed of each model's Xavier initialisation; ``H`` seeds per
         feature set train ``H`` decision layers on it.
     epochs : int, optional
     lr : float, optional
-    train_on : Tensor of shape (H, W), bool, optional
-        Train on these pixels only (batch-norm statistics and loss): the
-        advisor's self-validation fits one part of the marked image and
-        scores the other.  Default: every pixel (the paper).
 
     Returns
     -------
@@ -235,18 +238,17 @@ def train_decision(
     losses : Tensor of shape (B, E)
         Training loss before each epoch's step.
     """
-    m, c = pooled.shape[:2]
+    if isinstance(pooled, torch.Tensor):
+        pooled, mask = [pooled], [mask]
+    m, c = pooled[0].shape[:2]
     rows = [[int(s)] if isinstance(s, numbers.Integral) else [int(v) for v in s] for s in seeds]
     if len(rows) != m or len({len(r) for r in rows}) != 1 or not rows[0]:
         raise ValueError(f"give one seed, or one equally long row of seeds, per feature set ({m}), got {seeds!r}")
     heads = len(rows[0])
     b = m * heads
-    n = mask.numel()
-    z = upsample(pooled.contiguous(), tuple(mask.shape)).reshape(m, c, n)
-    target_mask = mask.reshape(n)
-    if train_on is not None:
-        keep = train_on.reshape(n).nonzero()[:, 0]
-        z, target_mask, n = z[:, :, keep].contiguous(), target_mask[keep], int(len(keep))
+    n = sum(mk.numel() for mk in mask)
+    maps = [upsample(p.contiguous(), tuple(mk.shape)).reshape(m, c, mk.numel()) for p, mk in zip(pooled, mask, strict=True)]
+    z = maps[0] if len(maps) == 1 else torch.cat(maps, dim=2)
     mean = z.mean(dim=2)
     z -= mean[..., None]
     var = z.square().mean(dim=2)
@@ -255,8 +257,8 @@ def train_decision(
         bn = BatchNormStats(*(t.repeat_interleave(heads, dim=0) for t in (bn.mean, bn.var, bn.running_var)))
     z *= torch.rsqrt(var + BN_EPS)[..., None]  # standardised features
 
-    dev, dt = pooled.device, pooled.dtype
-    target = target_mask.to(dt)
+    dev, dt = pooled[0].device, pooled[0].dtype
+    target = torch.cat([mk.reshape(-1) for mk in mask]).to(dt)
     # All parameters of a model live in one row of ``flat`` (and their
     # gradients in one row of ``grad``), so each Adam step is a few
     # elementwise passes over one small tensor.

@@ -30,10 +30,19 @@ marker statistics and patches; inference then uses the real strides
 Everything here works on a batch of ``B`` models at once; a single model is
 simply ``B = 1``.  Tensors are ``torch.float32``; images are ``(N, 3, H, W)``
 normalised-Lab tensors (:func:`flimexplore.engine.colour.lab_norm`).
+
+*Several marked images* (FLIM's usual training set): :func:`learn_banks`
+takes a list of marked images with each image's marker pixels.  As in
+libift, the marker-based normalisation is computed over every marked pixel
+of every image, and each class's patches are taken from every image (then
+clustered together, the object patches of all images into the object
+kernels); images may differ in size.  One image given as a list of one
+gives the single-image result bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -68,6 +77,11 @@ TILE_BYTES = 2 * 2**20
 
 
 DEFAULT_SETTINGS = FlimSettings()
+
+Images = torch.Tensor | Sequence[torch.Tensor]
+"""One marked image ``(C, H, W)`` (or per-model inputs ``(B, C, H, W)``), or a list of them, one per marked image."""
+Pixels = torch.Tensor | Sequence[torch.Tensor]
+"""Marker pixels ``(B, K, 2)`` of one image, or a list of them aligned with a list of images (``K`` may be 0)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,18 +169,20 @@ def _gather(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def marker_statistics(
-    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, stdev_factor: float = STDEV_FACTOR
+    image: Images, obj_pixels: Pixels, bg_pixels: Pixels, stdev_factor: float = STDEV_FACTOR
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Marker-based normalisation statistics of each model.
 
     Parameters
     ----------
     image : Tensor of shape (C, H, W), or (B, C, H, W) with one input per model
-        The marked image (or a layer's input).
+        The marked image (or a layer's input); or a list of them, one per
+        marked image (the statistics then cover every marked pixel of every image).
     obj_pixels : Tensor of shape (B, Ko, 2), int64
-        ``(row, col)`` of each model's object-marker pixels.
+        ``(row, col)`` of each model's object-marker pixels; with a list of
+        images, a list of such tensors (``Ko`` may be 0 on an image).
     bg_pixels : Tensor of shape (B, Kb, 2), int64
-        ``(row, col)`` of each model's background-marker pixels.
+        ``(row, col)`` of each model's background-marker pixels (a list with a list of images).
     stdev_factor : float, optional
         Added to the standard deviation (libift's ``stdev_factor``).
 
@@ -176,7 +192,12 @@ def marker_statistics(
         Mean and population standard deviation (plus ``stdev_factor``) over
         all the model's marked pixels.
     """
-    values = torch.cat([_gather(image, obj_pixels), _gather(image, bg_pixels)], dim=1)
+    if isinstance(image, torch.Tensor):
+        values = torch.cat([_gather(image, obj_pixels), _gather(image, bg_pixels)], dim=1)
+    else:  # several marked images: object pixels of every image, then background pixels of every image
+        parts = [_gather(im, px) for im, px in zip(image, obj_pixels, strict=True)]
+        parts += [_gather(im, px) for im, px in zip(image, bg_pixels, strict=True)]
+        values = torch.cat(parts, dim=1)
     mean = values.mean(dim=1)
     std = values.var(dim=1, unbiased=False).sqrt() + stdev_factor
     return mean, std
@@ -227,6 +248,15 @@ def sample_patches(
     valid = inside[:, rows, cols].movedim(0, 2)
     norm = (raw - mean[:, None, :, None, None]) / std[:, None, :, None, None]
     return (norm * valid).reshape(*pixels.shape[:2], c * kernel_size**2)
+
+
+def _patches(image: Images, pixels: Pixels, mean: torch.Tensor, std: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """:func:`sample_patches` of one image, or of every image of a list, concatenated image by image."""
+    if isinstance(image, torch.Tensor):
+        return sample_patches(image, pixels, mean, std, kernel_size)
+    return torch.cat(
+        [sample_patches(im, px, mean, std, kernel_size) for im, px in zip(image, pixels, strict=True)], dim=1
+    )
 
 
 def _cluster(patches: torch.Tensor, k: int, settings: FlimSettings | None) -> torch.Tensor:
@@ -284,22 +314,20 @@ def estimate_kernels(
     return kernels, labels
 
 
-def _learn_layer(
-    layer_input: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings
-) -> FlimLayer:
-    """One FLIM layer of ``B`` models from its input (``(C, H, W)`` shared or ``(B, C, H, W)``)."""
+def _learn_layer(layer_input: Images, obj_pixels: Pixels, bg_pixels: Pixels, settings: FlimSettings) -> FlimLayer:
+    """One FLIM layer of ``B`` models from its input (``(C, H, W)`` shared or ``(B, C, H, W)``, or a list of them)."""
     return _learn_layer_variants(layer_input, obj_pixels, bg_pixels, [settings])[0]
 
 
 def _learn_layer_variants(
-    layer_input: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, variants: list[FlimSettings]
+    layer_input: Images, obj_pixels: Pixels, bg_pixels: Pixels, variants: list[FlimSettings]
 ) -> list[FlimLayer]:
     """One FLIM layer of ``B`` models per settings variant (e.g. k-means++ seeds): statistics and patches once."""
     first = variants[0]
     mean, std = marker_statistics(layer_input, obj_pixels, bg_pixels, first.stdev_factor)
     k = first.kernel_size
-    obj = sample_patches(layer_input, obj_pixels, mean, std, k)
-    bg = sample_patches(layer_input, bg_pixels, mean, std, k)
+    obj = _patches(layer_input, obj_pixels, mean, std, k)
+    bg = _patches(layer_input, bg_pixels, mean, std, k)
     b, c = mean.shape
     out = []
     for settings in variants:
@@ -313,9 +341,9 @@ def _one(layer: FlimLayer, i: int) -> FlimLayer:
 
 
 def learn_banks(
-    image: torch.Tensor,
-    obj_pixels: torch.Tensor,
-    bg_pixels: torch.Tensor,
+    image: Images,
+    obj_pixels: Pixels,
+    bg_pixels: Pixels,
     settings: FlimSettings | None = None,
     cluster_seeds: list[int] | None = None,
 ) -> FlimBank:
@@ -323,11 +351,14 @@ def learn_banks(
 
     Parameters
     ----------
-    image : Tensor of shape (C, H, W), float32
-        The marked image in normalised Lab.
-    obj_pixels : Tensor of shape (B, Ko, 2), int64
-    bg_pixels : Tensor of shape (B, Kb, 2), int64
-        Pixels of each model's object and background markers.
+    image : Tensor of shape (C, H, W), float32, or list of them
+        The marked image in normalised Lab; or the marked images (any sizes),
+        one per list entry, whose markers all train the encoders.
+    obj_pixels : Tensor of shape (B, Ko, 2), int64, or list of them
+    bg_pixels : Tensor of shape (B, Kb, 2), int64, or list of them
+        Pixels of each model's object and background markers; with a list of
+        images, one tensor per image (``Ko``, ``Kb`` may be 0 on an image,
+        but each class needs a pixel on some image).
     settings : FlimSettings, optional
         The default is the paper's single layer.
     cluster_seeds : list of int, optional
@@ -364,9 +395,11 @@ def _interleave(banks: list[FlimBank], settings: FlimSettings) -> FlimBank:
 
 
 def _deeper_layers(
-    image: torch.Tensor, obj_pixels: torch.Tensor, bg_pixels: torch.Tensor, settings: FlimSettings, first: FlimLayer
+    image: Images, obj_pixels: Pixels, bg_pixels: Pixels, settings: FlimSettings, first: FlimLayer
 ) -> FlimBank:
     """The bank whose first layer is ``first``, with its layers 2.. learned on top."""
+    if not isinstance(image, torch.Tensor):
+        return _deeper_layers_images(list(image), obj_pixels, bg_pixels, settings, first)
     layers = [first]
     x: torch.Tensor = image[None]  # (1, C, H, W): shared input
     for _ in range(1, settings.layers):
@@ -380,6 +413,22 @@ def _deeper_layers(
         layers.append(_learn_layer(x[0], obj_pixels, bg_pixels, settings))
     first = layers[0]
     return FlimBank(*first.astuple(), deeper=tuple(layers[1:]), settings=settings)
+
+
+def _deeper_layers_images(
+    images: list[torch.Tensor], obj_pixels: Sequence[torch.Tensor], bg_pixels: Sequence[torch.Tensor],
+    settings: FlimSettings, first: FlimLayer,
+) -> FlimBank:
+    """:func:`_deeper_layers` of several marked images: each image runs through the layers on its own."""
+    layers = [first]
+    b = first.kernels.shape[0]
+    xs = [im[None] for im in images]  # per image: (1, C, H, W) shared, later (1, B, K, H, W) per model
+    for _ in range(1, settings.layers):
+        prev = layers[-1]
+        xs = [torch.cat([apply_layer(x[:, i : i + 1] if x.dim() == 5 else x, _one(prev, i), settings, stride=1)
+                         for i in range(b)], dim=1) for x in xs]
+        layers.append(_learn_layer([x[0] for x in xs], obj_pixels, bg_pixels, settings))
+    return FlimBank(*layers[0].astuple(), deeper=tuple(layers[1:]), settings=settings)
 
 
 def pool(features: torch.Tensor, settings: FlimSettings | None = None, stride: int | None = None) -> torch.Tensor:

@@ -14,6 +14,7 @@ live ``FigureWidget`` (the trace order of each builder never changes).
 - :func:`markers_figure`: a marked image with its markers.
 - :func:`descriptor_figure`: a marker descriptor against validation Dice, rho in the title.
 - :func:`table_figure`: a small formatted table (notebooks show tables, not raw dicts).
+- :func:`loop_curves_figure`: validation Dice against markers drawn, one line (and band) per policy.
 
 Names load lazily, so a module that needs only one builder does not import Plotly.
 """
@@ -40,6 +41,7 @@ _LAZY = {
     "distribution_figure": "flimexplore.figures.distribution",
     "jitter": "flimexplore.figures.distribution",
     "table_figure": "flimexplore.figures.table",
+    "loop_curves_figure": "flimexplore.figures.loop",
     "HEATMAP_TRACES": "flimexplore.figures.heatmap",
     "heatmap_figure": "flimexplore.figures.heatmap",
     "heatmap_grid": "flimexplore.figures.heatmap",

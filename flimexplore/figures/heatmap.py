@@ -44,6 +44,7 @@ HEATMAP_TRACES = (
     "your object strokes",
     "your bg strokes",
     "tied with the best",
+    "next marker",
 )
 """Names of the traces of :func:`heatmap_figure`, in order (the order never changes)."""
 
@@ -59,6 +60,8 @@ _DICE_HOVER = "model %{customdata}<br>Dice %{marker.color:.3f}<extra>background 
 _DICE_HOVER_CI = "model %{customdata}<br>Dice %{marker.color:.3f}%{text}<extra>background marker</extra>"
 TIED = "white"
 """Rings of the markers statistically tied with the best (repeated fits); the selection keeps its green ring."""
+NEXT = "#ffc000"
+"""Ring of the advised next marker ("advise next"): gold, neither a Dice colour nor the advice green."""
 
 
 def interval_text(lo: float, hi: float, n: int) -> str:
@@ -115,6 +118,7 @@ def heatmap_figure(
     drawing: str | None = None,
     intervals: ArrayLike | None = None,
     tied: ArrayLike | None = None,
+    next_marker: tuple[int, int, int] | None = None,
 ) -> go.Figure:
     """Marked image, background markers (circles) coloured by Dice, the object marker as a star.
 
@@ -164,6 +168,9 @@ def heatmap_figure(
         ``(lo, hi, fits)`` of each marker's 95 % interval over repeated fits, shown on hover.
     tied : array_like of shape (M,), bool, optional
         Markers statistically tied with the best, ringed in white.
+    next_marker : tuple of int, optional
+        ``(row, col, label)`` of the advised next marker (the explorer's "advise next"), drawn as a
+        gold ring of the marker's size, labelled with its class; a click on it reports nothing but its point.
 
     Returns
     -------
@@ -193,6 +200,8 @@ def heatmap_figure(
     hover = dict(text=[interval_text(lo, hi, int(n)) for lo, hi, n in ci], hovertemplate=_DICE_HOVER_CI) \
         if ci is not None and len(ci) == len(bg) else dict(hovertemplate=_DICE_HOVER)
     tx2, ty2 = _xy(bg[np.asarray(tied, dtype=bool).reshape(-1)] if tied is not None and len(bg) else None)
+    nx, ny = _xy(None if next_marker is None else next_marker[:2])
+    next_text = [] if next_marker is None else ["next: object" if next_marker[2] == 1 else "next: background"]
     traces = [
         image_trace(image),
         go.Heatmap(
@@ -260,6 +269,13 @@ def heatmap_figure(
             x=tx2, y=ty2, mode="markers", name="tied with the best", showlegend=len(tx2) > 0, legendrank=3,
             hoverinfo="skip", marker=dict(size=disk + 5, color="rgba(0,0,0,0)", symbol="circle-open",
                                           line=dict(width=2.5, color=TIED)),
+        ),
+        go.Scatter(
+            x=nx, y=ny, mode="markers+text", name="next marker", text=next_text, textposition="bottom center",
+            textfont=dict(color=NEXT, size=12), showlegend=len(nx) > 0, legendrank=8,
+            hovertemplate="%{text}: press accept (or click here) to add it<extra></extra>",
+            marker=dict(size=disk + 8, color="rgba(255,255,255,0.25)", symbol="circle", line=dict(width=3, color=NEXT)),
+            **skip,
         ),
     ]
     if drawing is not None and drawing not in DRAW_MODES:

@@ -29,6 +29,7 @@ from flimexplore.data.store import ImageStore, PackedMasks, image_shape
 from flimexplore.engine.batched import (
     DEFAULT_MEMORY_MB,
     ImageGroup,
+    TrainedModels,
     model_pixels,
     predict_gap,
     prepare_images,
@@ -44,6 +45,7 @@ from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import DatasetError, MarkerError
 from flimexplore.markers import marker_pixels
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.marked import ImageMarkers
 from flimexplore.study.repeats import cluster_seeds, decision_seeds
 
 __all__ = ["FitScores", "PairScores", "StudyContext"]
@@ -101,6 +103,10 @@ class PairScores:
         Parameters (see ``ARRAY_KEYS``) of the first fit, for predictions and projections.
     fits : FitScores or None
         Every fit's scores (None from the reference path without repeats).
+    trained : TrainedModels or None
+        The engine's models with every epoch's decision layer, when asked for
+        (``keep_trained``): e.g. to predict on the marked images at the last
+        epoch, which no validation image chose.
     """
 
     best_epoch: NDArray[np.int64]
@@ -108,6 +114,7 @@ class PairScores:
     test: dict[str, NDArray[np.float64]]
     arrays: dict[str, NDArray]
     fits: FitScores | None = None
+    trained: TrainedModels | None = None
 
 
 class StudyContext:
@@ -159,6 +166,7 @@ class StudyContext:
         self.mask = self.dataset.masks[self.marked_index]
         ds = self.dataset
         self.marked: ImageGroup = prepare_images([self.image], [self.mask], self.device)[0]
+        self._marked_groups: dict[int, ImageGroup] = {}  # the split's other marked images, prepared when asked for
         held = sum(4 * int(np.prod(image_shape(ds.images, i))) for i in (*self.split.val, *self.split.test))
         lazy = self.device.type == "cpu" and held > EAGER_BYTES  # on CUDA the tensors live in GPU memory
         self.val_groups = prepare_images(_pick(ds.images, self.split.val), _pick(ds.masks, self.split.val),
@@ -327,18 +335,112 @@ class StudyContext:
                 out.append(a)
         return self._score(checked[0], checked[1], seeds, memory_mb, repeats=self.all_repeats if repeats is None else repeats)
 
+    @property
+    def marked_shapes(self) -> dict[int, tuple[int, int]]:
+        """``(H, W)`` of each of the split's marked images, by marked-image number ``k``."""
+        ds = self.dataset
+        return {k: tuple(int(v) for v in image_shape(ds.images, i)[:2]) for k, i in enumerate(self.split.marked)}
+
+    def marked_group(self, k: int) -> ImageGroup:
+        """Marked image ``k`` of the split (0-based, as ``StudyConfig.image``), ready for the engine.
+
+        Only the split's marked images can be asked for: validation and test
+        images are never training images.  Groups are built once and kept.
+
+        Raises
+        ------
+        DatasetError
+            If the split has no marked image ``k``.
+        """
+        if k == self.config.image:
+            return self.marked
+        if not 0 <= k < len(self.split.marked):
+            raise DatasetError(
+                f"marked image {k} does not exist: the split has {len(self.split.marked)} marked images "
+                f"(0..{len(self.split.marked) - 1})"
+            )
+        if k not in self._marked_groups:
+            i = self.split.marked[k]
+            self._marked_groups[k] = prepare_images([self.dataset.images[i]], [self.dataset.masks[i]], self.device)[0]
+        return self._marked_groups[k]
+
+    def evaluate_image_markers(
+        self,
+        markers: Sequence[ImageMarkers],
+        seeds: Sequence[int],
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        repeats: Sequence[int] | None = None,
+        keep_trained: bool = False,
+    ) -> PairScores:
+        """Train and score ``B`` models whose markers lie on one or several marked images.
+
+        A model learns its FLIM block from every marked pixel of every one of
+        its images (normalisation statistics over all of them, each class's
+        patches from all of them) and its decision layer from every one of
+        its images' masks, as FLIM trains on its training images.  A model
+        whose markers lie on the study's marked image alone gives exactly
+        :meth:`evaluate_markers`' result.
+
+        Parameters
+        ----------
+        markers : sequence of ImageMarkers
+            Each model's markers (images named by marked-image number).
+        seeds : sequence of int
+            Decision-layer seed of each model.
+        memory_mb : float, optional
+        repeats : sequence of int, optional
+            Which repeated fits to compute (default: all ``config.repeats``).
+        keep_trained : bool, optional
+            Keep the engine's models (every epoch) in ``PairScores.trained``;
+            only when every model has the same marked images.
+
+        Returns
+        -------
+        PairScores
+            In input order.
+
+        Raises
+        ------
+        MarkerError
+            If the lists differ in length, or markers name no marked image of
+            the split, lie off their image, or lack a class.
+        """
+        if len(markers) != len(seeds) or not len(seeds):
+            raise MarkerError(f"{len(markers)} models' markers and {len(seeds)} seeds; give one seed per model (at least one)")
+        shapes = self.marked_shapes
+        for i, m in enumerate(markers):
+            m.check(shapes, where=f"the markers of model {i}")
+        repeats = self.all_repeats if repeats is None else repeats
+        by_images: dict[tuple[int, ...], list[int]] = {}
+        for i, m in enumerate(markers):
+            by_images.setdefault(m.images, []).append(i)
+        if keep_trained and len(by_images) > 1:
+            raise MarkerError("keep_trained needs every model on the same marked images; evaluate them apart")
+        parts, groups = [], []
+        for images, idx in by_images.items():
+            marked = [self.marked_group(k) for k in images]
+            parts.append(self._score(
+                [markers[i].obj for i in idx], [markers[i].bg for i in idx], [seeds[i] for i in idx], memory_mb,
+                repeats=repeats, marked=marked, keep_trained=keep_trained,
+            ))
+            groups.append(np.array(idx))
+        return parts[0] if len(parts) == 1 else _merge(parts, groups)
+
     def _score(
         self,
-        obj_pixels: torch.Tensor | Sequence[NDArray[np.int64]],
-        bg_pixels: torch.Tensor | Sequence[NDArray[np.int64]],
+        obj_pixels: torch.Tensor | Sequence[NDArray[np.int64]] | Sequence[Sequence[NDArray[np.int64]]],
+        bg_pixels: torch.Tensor | Sequence[NDArray[np.int64]] | Sequence[Sequence[NDArray[np.int64]]],
         seeds: Sequence[int],
         memory_mb: float,
         progress: Callable[[int, int], None] | None = None,
         repeats: Sequence[int] = (0,),
+        marked: Sequence[ImageGroup] | None = None,
+        keep_trained: bool = False,
     ) -> PairScores:
         """Train the models of the given marker pixels and score them on validation and test images.
 
         Every model is fitted once per entry of ``repeats`` (:mod:`flimexplore.study.repeats`).
+        ``marked`` (several marked images, with per-image pixels per model) replaces the marked image.
         Fits that share a model's encoder (only the decision seed varies) are
         scored as extra heads on the same validation features, so a repeat
         costs a decision layer and its counting, not a FLIM encoding.
@@ -350,7 +452,7 @@ class StudyContext:
         cseeds = cluster_seeds(cfg.cluster_seed, repeats, cfg.repeat_over, cfg.clustering)
         if cseeds == [cfg.cluster_seed]:  # fit 0 alone: the study's own encoder
             cseeds = None
-        trained = train_models(self.marked, obj_pixels, bg_pixels, [s[0] for s in dseeds] if r_n == 1 else dseeds,
+        trained = train_models(self.marked if marked is None else marked, obj_pixels, bg_pixels, [s[0] for s in dseeds] if r_n == 1 else dseeds,
                                epochs=cfg.epochs, lr=cfg.lr, settings=cfg.flim(), cluster_seeds=cseeds)
         a, c = head_gap(trained.params, trained.bn)  # (B * R, E, C), (B * R, E): fit r of model b is b * R + r
         m, heads, e = len(trained.bank), trained.heads, a.shape[1]
@@ -387,7 +489,7 @@ class StudyContext:
         for number, layer in enumerate(bank.deeper, start=2):
             arrays |= {f"{key}{number}": t(v) for key, v in zip(LAYER_KEYS, layer.astuple(), strict=True)}
         return PairScores(best[:, 0] + 1, {k: v.mean(axis=1) for k, v in val.items()},
-                          {k: v.mean(axis=1) for k, v in test.items()}, arrays, fits)
+                          {k: v.mean(axis=1) for k, v in test.items()}, arrays, fits, trained if keep_trained else None)
 
     def evaluate_reference(
         self, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int], repeats: Sequence[int] | None = None

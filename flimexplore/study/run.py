@@ -44,6 +44,7 @@ from flimexplore.markers import (
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
+from flimexplore.study.marked import ImageMarkers
 from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
 from flimexplore.study.repeats import varied
 from flimexplore.study.store import ResultStore, aggregate_fits
@@ -198,6 +199,8 @@ class StudyResult:
             score = rows[0][metric] if rows else float("nan")
             return paint_pixels(shape, markers[markers[:, 2] == 0, :2] if markers is not None else np.zeros((0, 2)), score)
         ms = self.markers[split]
+        if isinstance(ms, ImageMarkers):  # markers on several marked images: those of the study's marked image
+            ms = ms.pixels_on(self.config.image)
         if isinstance(ms, MarkerPixels):
             return paint_pixels(shape, ms.bg, rows[0][metric] if rows else float("nan"))
         if isinstance(ms, ObjectMarkerSet):
@@ -307,7 +310,7 @@ class ModelEntry:
     obj: NDArray[np.int64]  # (2,) position written to results.csv
     bg: NDArray[np.int64]
     seed: int
-    pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None  # (object, background) pixels
+    pixels: tuple[NDArray[np.int64], NDArray[np.int64]] | ImageMarkers | None = None  # (object, background) pixels
 
 
 def model_table(
@@ -324,6 +327,8 @@ def model_table(
                 table.append(ModelEntry(s, k, ms.obj[0], bg[0], model_seed(cfg.seed, cfg.image, s, k), px))
         elif isinstance(ms, ObjectMarkerSet):
             table += [ModelEntry(s, k, obj, ms.background, model_seed(cfg.seed, cfg.image, s, k)) for k, obj in enumerate(ms.objects)]
+        elif isinstance(ms, ImageMarkers):  # markers on several marked images
+            table.append(ModelEntry(s, 0, *ms.positions(), model_seed(cfg.seed, cfg.image, s, 0), ms))
         elif isinstance(ms, MarkerPixels):
             px = (np.asarray(ms.obj, np.int64), np.asarray(ms.bg, np.int64))
             table.append(ModelEntry(s, 0, _central(px[0]), _central(px[1]), model_seed(cfg.seed, cfg.image, s, 0), px))
@@ -360,7 +365,8 @@ def _evaluate_in_scope(
     progress: Callable[[int, int], None] | None, repeats: Sequence[int],
 ) -> PairScores:
     disks = [j for j, m in enumerate(models) if m.pixels is None]
-    shaped = [j for j, m in enumerate(models) if m.pixels is not None]
+    several = [j for j, m in enumerate(models) if isinstance(m.pixels, ImageMarkers)]
+    shaped = [j for j, m in enumerate(models) if m.pixels is not None and j not in several]
     parts, groups = [], []
     if disks:
         obj = np.stack([models[j].obj for j in disks])
@@ -382,10 +388,14 @@ def _evaluate_in_scope(
             )
         )
         groups.append(np.array(shaped))
+    if several:
+        parts.append(ctx.evaluate_image_markers([models[j].pixels for j in several], [models[j].seed for j in several],  # type: ignore[misc]
+                                                memory_mb, repeats))
+        groups.append(np.array(several))
     if len(parts) == 1:
         return parts[0]
     if engine == "sequential":  # the reference path keeps no parameters: keep only what both have
-        keys = set(parts[0].arrays) & set(parts[1].arrays)
+        keys = set.intersection(*(set(p.arrays) for p in parts))
         parts = [PairScores(p.best_epoch, p.val, p.test, {k: p.arrays[k] for k in keys}, p.fits) for p in parts]
     return _merge(parts, groups)
 
@@ -657,6 +667,8 @@ def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "st
     wrange = _width_range(result)
     panels, whats, fixed, ties, notes = [], [], "object", [], []
     for s, ms in enumerate(result.markers):
+        if isinstance(ms, ImageMarkers):  # markers on several marked images: draw those of the study's marked image
+            ms = ms.pixels_on(result.config.image)
         rows = [r for r in result.rows if r["split"] == s]
         dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
         n_models = len(rows)

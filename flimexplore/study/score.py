@@ -6,7 +6,8 @@ A pairs file is either
   (a header line is optional; a header that names these four columns picks
   them by name, so a study's own ``results.csv`` is a pairs file too), or
 - a LIDS ``-seeds.txt`` file (:func:`flimexplore.data.read_seeds`) holding
-  one object and one background component.
+  the markers of the marked image: any number of strokes or disks per class
+  (every marked pixel of a class is that class's marker).
 
 The pairs are grouped into splits the way a study forms them: pairs that
 share the fixed marker (the object marker; the background marker with
@@ -22,6 +23,8 @@ A seeds file is scored as drawn (markers of any shape, through
 :meth:`StudyContext.evaluate_markers`): one model, split 0, whose
 ``obj_row, obj_col`` (``bg_row, bg_col``) in ``results.csv`` are the marker
 pixel nearest the marker's centroid; ``--radius`` plays no part in it.
+Seeds files of several marked images train one model together:
+:mod:`flimexplore.study.score_seeds` (``flimexplore score --seeds``).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class MarkerPairs:
 
 
 def read_pairs(path: str | os.PathLike[str]) -> MarkerPairs:
-    """Read a pairs file (CSV, or a LIDS ``-seeds.txt`` with one object and one background component).
+    """Read a pairs file (CSV, or a LIDS ``-seeds.txt`` of the marked image, scored as one model).
 
     Parameters
     ----------
@@ -92,8 +95,7 @@ def read_pairs(path: str | os.PathLike[str]) -> MarkerPairs:
     ------
     MarkerError
         If the file cannot be read or a line is not four integers, or a seeds
-        file does not hold exactly one object and one background component;
-        the message names the file and the line.
+        file holds no pixel of a class; the message names the file and the line.
 
     Examples
     --------
@@ -146,8 +148,6 @@ def _all_int(fields: list[str]) -> bool:
 
 
 def _read_seeds_pairs(path: Path) -> MarkerPairs:
-    from scipy import ndimage
-
     from flimexplore.data import read_seeds
 
     markers, shape = read_seeds(path)
@@ -155,14 +155,9 @@ def _read_seeds_pairs(path: Path) -> MarkerPairs:
     for label, name in ((1, "object"), (0, "background")):
         px = markers[markers[:, 2] == label, :2]
         if not len(px):
-            raise MarkerError(f"{path} holds no {name} marker pixels (label {label}); it needs one object and one background component")
-        grid = np.zeros(shape, bool)
-        grid[px[:, 0], px[:, 1]] = True
-        _, n = ndimage.label(grid, structure=np.ones((3, 3)))
-        if n != 1:
             raise MarkerError(
-                f"{path}: the {name} marker pixels form {n} separate components; score needs exactly one "
-                "object and one background component (split the file, one pair per file, or use a CSV of pairs)"
+                f"{path} holds no {name} marker pixels (label {label}); a model needs both classes "
+                "(to add markers of other marked images, use --seeds FILE --image K, once per image)"
             )
         mean = px.mean(axis=0)
         centres.append(px[np.argmin(((px - mean) ** 2).sum(axis=1))])
@@ -193,11 +188,15 @@ def check_pairs(pairs: MarkerPairs, mask: NDArray[np.bool_], radius: int, stem: 
             f"{pairs.source}: the seeds file is for a {pairs.shape[0]}x{pairs.shape[1]} image, not {what}; "
             "use --image/--dataset of the image it was drawn on"
         )
-    if pairs.pixels is not None:  # a seeds file: markers as drawn, no radius
-        for name, (r, c), want in (("object", pairs.obj[0], True), ("background", pairs.bg[0], False)):
-            if bool(mask[r, c]) != want:
+    if pairs.pixels is not None:  # a seeds file: markers as drawn (strays over the border are fine), no radius
+        for name, px, want in (("object", pairs.pixels[0], True), ("background", pairs.pixels[1], False)):
+            off = px[(px[:, 0] < 0) | (px[:, 0] >= h) | (px[:, 1] < 0) | (px[:, 1] >= w)]
+            if len(off):
+                raise MarkerError(f"{pairs.source}: {name} pixel ({off[0, 0]}, {off[0, 1]}) is outside {what}")
+            on = float((mask[px[:, 0], px[:, 1]] == want).mean())
+            if on < 0.5:
                 raise MarkerError(
-                    f"{pairs.source}: the {name} marker's central pixel ({r}, {c}) lies on the "
+                    f"{pairs.source}: {100 * (1 - on):.0f} % of the {name} marker pixels lie on the "
                     f"{'background' if want else 'object'} of {what}; were the labels swapped?"
                 )
         return

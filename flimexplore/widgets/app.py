@@ -32,10 +32,14 @@ from flimexplore.engine.arch import read_arch
 from flimexplore.engine.batched import resolve_device
 from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import ConfigError, DatasetError, FlimExploreWarning, MarkerError
+from flimexplore.loop.drawn import Marker, count_markers
+from flimexplore.loop.fit import FitSettings
+from flimexplore.loop.user import add_marker, suggest_next
+from flimexplore.loop.view import MarkedView
 from flimexplore.markers import marker_pixels, stroke_pixels
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
-from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, plan_markers, run_study
+from flimexplore.study.run import MODEL_CHUNK, StopStudy, StudyResult, model_seed, plan_markers, run_study
 from flimexplore.study.store import read_results
 from flimexplore.widgets._live import resend_state
 from flimexplore.widgets.analysis import AnalysisView
@@ -43,6 +47,7 @@ from flimexplore.widgets.controls import ControlsView
 from flimexplore.widgets.detail import DetailView, DistributionView
 from flimexplore.widgets.heatmap import DRAWING, HeatmapView
 from flimexplore.widgets.inspect import (
+    USER_BG_INDEX,
     model_detail,
     pair_detail,
     pair_from_markers,
@@ -50,6 +55,7 @@ from flimexplore.widgets.inspect import (
     score_markers,
     score_pair,
 )
+from flimexplore.widgets.next_marker import NextMarkerView
 from flimexplore.widgets.state import SETTINGS, USER_MODEL, ExplorerState, guarded
 
 __all__ = ["Explorer", "explore"]
@@ -198,6 +204,7 @@ class Explorer:
         self._advice_key: tuple[str, tuple[int, int]] | None = None
         self._quiet = False
         self._projecting = threading.Lock()
+        self._loop_view: tuple[StudyResult, MarkedView] | None = None
         self.log = w.Output()
         s = self.state = ExplorerState(
             device=self._device, dataset=str(dataset), n_images=int(n_images or 0), image=int(image),
@@ -209,14 +216,17 @@ class Explorer:
         log = self.log.append_stderr
         markers = self._guard_at("markers")
         self.heatmap = HeatmapView(s, markers(self.save_seeds), markers(self.load_seeds), markers(self.clear_markers),
-                                   log, markers(self.inspect_pair), markers(self.try_advice), markers(self.add_stroke))
+                                   log, markers(self.inspect_pair), markers(self.try_advice), markers(self.add_stroke),
+                                   markers(self.accept_next))
+        self.next = NextMarkerView(s, markers(self.advise_next), markers(self.accept_next))
         self.distribution = DistributionView(s, log)
         self.analysis = AnalysisView(s, DESCRIPTORS, log)
         self.detail = DetailView(s)
         self.banner = w.HTML().add_class("fx-banner")
         self.widget = w.VBox([
             self.banner,
-            w.HBox([self.controls.widget, self.heatmap.widget, w.VBox([self.distribution.widget, self.analysis.widget])],
+            w.HBox([self.controls.widget, w.VBox([self.heatmap.widget, self.next.widget]),
+                    w.VBox([self.distribution.widget, self.analysis.widget])],
                    layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")),
             self.detail.widget,
         ], layout=w.Layout(width="100%")).add_class("fx-explorer")
@@ -290,7 +300,7 @@ class Explorer:
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        for fig in (self.heatmap.figure, self.distribution.figure, self.analysis.figure, self.detail.figure):
+        for fig in (self.heatmap.figure, self.distribution.figure, self.analysis.figure, self.detail.figure, self.next.figure):
             resend_state(fig)
         return self.widget._repr_mimebundle_(**kwargs)
 
@@ -437,8 +447,9 @@ class Explorer:
             self._on_split({"new": s.split})
             return
         with self._silenced():
-            s.user_score = s.detail = None
+            s.user_score = s.detail = s.next_marker = None
             s.selected, s.val_image = -1, 0
+            s.loop_history, s.next_text = (), ""
         if s.split == 0:
             self._on_split({"new": 0})
         else:
@@ -643,6 +654,7 @@ class Explorer:
         if self._quiet:
             return
         s.user_score = None
+        s.next_marker, s.next_text = None, ""  # your markers changed: an earlier suggestion is out of date
         if s.selected == USER_MODEL:
             s.selected = -1
         if s.user_markers is not None:
@@ -654,6 +666,7 @@ class Explorer:
             return
         s.status = "training your marker pair..."
         s.user_score = score_pair(s.result, obj, bg, s.split)
+        self._record(pair_markers(obj, bg, self._radius(), self._shape()))
         if s.selected == USER_MODEL:
             self._on_selected({"name": "val_image"})
         s.error = ""
@@ -686,6 +699,7 @@ class Explorer:
             return
         s.status = "training your markers..."
         s.user_score = score_markers(s.result, markers, s.split)
+        self._record(markers)
         if s.selected == USER_MODEL:
             self._on_selected({"name": "val_image"})
         mask = s.result.context.mask
@@ -789,12 +803,86 @@ class Explorer:
         self._score_user()
 
     def clear_markers(self) -> None:
-        """Remove your markers and their score."""
+        """Remove your markers, their score, the suggested next marker and the Dice-against-markers plot."""
         with self._silenced():
             self.state.user_obj = self.state.user_bg = self.state.user_score = self.state.user_markers = None
+            self.state.next_marker, self.state.next_text, self.state.loop_history = None, "", ()
             if self.state.selected == USER_MODEL:
                 self.state.selected = -1
         self.state.status = "your markers cleared"
+
+    # -- the annotation loop: where your next marker should go (the marked image and its own mask only) ------
+    def _record(self, markers: np.ndarray) -> None:
+        """Add ``(markers drawn, validation Dice)`` of the scoring that just finished to the loop plot."""
+        s = self.state
+        if s.user_score is not None:
+            s.loop_history = (*s.loop_history, (count_markers(markers, self._shape()), float(s.user_score.dice)))
+
+    def _current_rows(self) -> np.ndarray:
+        """Your markers as seeds rows, completed as for scoring (a pair's disks, or whole strokes)."""
+        s = self.state
+        if s.result is None:
+            raise MarkerError("run a study first: the next marker is advised on its marked image")
+        whole = self._whole_markers()
+        if whole is not None:
+            return whole
+        obj, bg = self._pair()
+        if obj is None or bg is None:
+            raise MarkerError("place or draw your markers (or select a background marker) first: the next marker "
+                              "is advised from the markers drawn so far")
+        return pair_markers(obj, bg, self._radius(), self._shape())
+
+    def _marked_view(self) -> MarkedView:
+        """The shown study's marked images and their masks (all a policy may read), built once per study."""
+        res = self.state.result
+        if self._loop_view is None or self._loop_view[0] is not res:
+            self._loop_view = (res, MarkedView.from_split(res.context.dataset, res.context.split, str(res.device)))
+        return self._loop_view[1]
+
+    def advise_next(self, policy: str | None = None) -> Marker:
+        """Suggest where your next marker should go (``state.next_marker``), given the markers drawn so far.
+
+        Parameters
+        ----------
+        policy : {"advised", "error"}, optional
+            Default: ``state.next_policy``.  ``advised`` probes the best candidates of both classes
+            (:func:`flimexplore.loop.advised.advise_next`); ``error`` takes the centre of the largest error
+            region of your markers' model on the marked image (:func:`flimexplore.loop.clicker.error_click`).
+            Both read the marked image and its own mask only, and train your markers' model as scoring does
+            (its seed), used at its last epoch (no validation image chose it).
+        """
+        s = self.state
+        if policy is not None:
+            s.next_policy = policy
+        rows = self._current_rows()
+        cfg, radius = s.result.config, self._radius()
+        s.status = f"finding your next marker ({s.next_policy})..."
+        fit = FitSettings(model_seed(cfg.seed, cfg.image, s.split, USER_BG_INDEX + 1), cfg.flim(), cfg.epochs, cfg.lr)
+        found = suggest_next(self._marked_view(), rows, cfg.image, radius, fit, s.next_policy)
+        m = found.marker
+        what = "an object" if m.label == 1 else "a background"
+        s.next_marker = m
+        s.next_text = (f"next: {what} marker at (row {m.row}, col {m.col}), {found.why} ({found.seconds:.1f} s; the "
+                       f"marked image and its own mask only). Accept adds a disk of radius {radius} and scores your markers.")
+        s.error = ""
+        s.status = f"next marker ({s.next_policy}): {what} marker at ({m.row}, {m.col}) in {found.seconds:.1f} s"
+        return m
+
+    def accept_next(self) -> None:
+        """Add the suggested next marker to your markers (a disk of the study's radius) and score them."""
+        s = self.state
+        m = s.next_marker
+        if m is None:
+            raise MarkerError("press 'advise next' first: there is no suggested marker to accept")
+        shape, radius = self._shape(), self._radius()
+        merged = add_marker(self._current_rows(), m, radius, shape)
+        obj, bg = pair_from_markers(merged, radius, shape)
+        with self._silenced():
+            s.user_markers = merged
+            s.user_obj, s.user_bg = obj, bg
+        self._score_user()
+        what = "object" if m.label == 1 else "background"
+        s.status = f"accepted the {what} marker at ({m.row}, {m.col}); " + s.status
 
 
 def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:

@@ -20,7 +20,7 @@ from flimexplore.widgets.state import ExplorerState, guarded
 __all__ = ["HeatmapView", "dice_range", "path_points"]
 
 REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
-             "show_test", "error", "stale", "advice", "show_advice", "user_markers", "uncertainty"]
+             "show_test", "error", "stale", "advice", "show_advice", "user_markers", "uncertainty", "next_marker"]
 DRAWING = {"draw object": "object", "draw background": "background"}
 """Click modes in which a drag on the heatmap draws a freehand stroke, and the class it marks."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -68,6 +68,8 @@ class HeatmapView:
         Called with ``k`` when the ``k``-th advised position (0 = best) is clicked.
     on_stroke : callable, optional
         Called with the ``(row, col)`` points of each freehand stroke drawn in a draw mode.
+    on_next : callable, optional
+        Called (without arguments) when the suggested next marker's ring is clicked: accept it.
     log : callable, optional
         Receives tracebacks of unexpected errors in click handlers.
 
@@ -89,6 +91,7 @@ class HeatmapView:
         on_inspect: Callable[[], None] | None = None,
         on_advice: Callable[[int], None] | None = None,
         on_stroke: Callable[[np.ndarray], None] | None = None,
+        on_next: Callable[[], None] | None = None,
     ) -> None:
         self.state = state
         self.figure = go.FigureWidget(self._build())
@@ -102,6 +105,8 @@ class HeatmapView:
             traces[name].on_click(handle(self._on_pixel))
         self._on_advice = on_advice
         traces["advised positions"].on_click(handle(self._on_advised))
+        self._on_next = on_next
+        traces["next marker"].on_click(handle(self._on_next_clicked))
         self.advice = w.ToggleButton(description="advice", icon="lightbulb-o", layout=w.Layout(width="90px"),
                                      tooltip="where to draw: the advice map from the marked image alone, best "
                                              "positions ringed; click a ring to train and score it")
@@ -160,8 +165,10 @@ class HeatmapView:
                      advice_top=None if adv is None or adv.abstains else adv.top(s.advice_top))
         # whole markers (scribbles, strokes) are drawn pixel by pixel, not as the disks of a pair
         whole = s.user_markers is not None
+        nxt = s.next_marker
         yours = dict(user_obj=None if whole else s.user_obj, user_bg=None if whole else s.user_bg,
-                     user_pixels=s.user_markers, drawing=DRAWING.get(s.click_mode))
+                     user_pixels=s.user_markers, drawing=DRAWING.get(s.click_mode),
+                     next_marker=None if nxt is None else (nxt.row, nxt.col, nxt.label))
         if res is None:
             image = s.preview if s.preview is not None else np.zeros((64, 64, 3))
             return heatmap_figure(image, None, np.zeros((0, 2)), [], s.radius, **yours,
@@ -284,6 +291,10 @@ class HeatmapView:
             self._place(points.ys[0], points.xs[0])
         elif self._on_advice is not None:
             self._on_advice(int(trace.customdata[points.point_inds[0]]))
+
+    def _on_next_clicked(self, trace: Any, points: Points, device: InputDeviceState | None) -> None:
+        if points.point_inds and self._on_next is not None:
+            self._on_next()
 
     def _place(self, row: float, col: float) -> None:
         where = (int(round(row)), int(round(col)))

@@ -22,7 +22,9 @@ from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["CLICK_MODES", "ERROR_PLACES", "FLIM_SETTINGS", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded"]
+__all__ = [
+    "CLICK_MODES", "ERROR_PLACES", "FLIM_SETTINGS", "NEXT_POLICIES", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded",
+]
 
 CLICK_MODES = ("select", "object", "background", "draw object", "draw background")
 """What a click on the heatmap does: select a model, place your object / background marker, or (dragging)
@@ -38,6 +40,8 @@ SETTINGS = (
 """The state traits that are study settings: changing one makes the shown result out of date."""
 USER_MODEL = -2
 """``selected`` value that means "your own marker pair" (inspected like a sampled model)."""
+NEXT_POLICIES = ("advised", "error")
+"""How "advise next" picks your next marker (:mod:`flimexplore.loop.policies`)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,6 +130,17 @@ clustering, restarts, min_cluster_fraction, cluster_seed
         Layer the decision layer reads (1-based); 0 means the last.
     arch_path : str
         LIDS ``arch.json`` the advanced panel loads FLIM settings from.
+    next_policy : {"advised", "error"}
+        How "advise next" picks your next marker: the probed best candidate, or the centre of the largest
+        error region of your markers' model on the marked image.
+    next_marker : Marker or None
+        The suggested next marker (:class:`flimexplore.loop.drawn.Marker`: class, centre, how), shown on the
+        heatmap until accepted or until your markers change.
+    next_text : str
+        What the suggestion is and why, and what it cost.
+    loop_history : tuple of (int, float)
+        ``(markers, validation Dice)`` after each scoring of your markers since they were last cleared, for
+        the plot of Dice against markers drawn.
     """
 
     dataset = Unicode("fish")
@@ -188,6 +203,10 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     min_cluster_fraction = Float(FlimSettings.min_cluster_fraction)
     cluster_seed = Int(FlimSettings.cluster_seed)
     arch_path = Unicode("")
+    next_policy = Enum(NEXT_POLICIES, default_value="advised")
+    next_marker = AnyTrait(None, allow_none=True)
+    next_text = Unicode("")
+    loop_history = AnyTrait(())
 
     def flim(self) -> FlimSettings:
         """The advanced panel's FLIM settings (``decision_layer`` 0 is the last layer)."""
