@@ -211,7 +211,7 @@ def test_probed_candidates_are_half_the_best_and_half_spread_over_the_image():
 
 
 def test_probe_scores_are_the_mean_over_seeds_on_the_other_training_images(eggs):
-    from flimexplore.analysis.probe import probe_scores
+    from flimexplore.analysis.probe import probe_scores, train_step
 
     adv = advise(AdviceSettings(dataset="eggs", split=0, n_images=N_IMAGES, probe=4, epochs=2, heads=3), data=eggs)
     idx = _marked(eggs)
@@ -221,7 +221,7 @@ def test_probe_scores_are_the_mean_over_seeds_on_the_other_training_images(eggs)
     seeds = [[int(np.random.SeedSequence([0, 0, int(adv.obj[0]), int(adv.obj[1]), int(r), int(c), h]).generate_state(1)[0])
               for h in range(3)] for r, c in best]
     table = probe_scores([eggs.images[j] for j in (idx, *others)], [eggs.masks[j] for j in (idx, *others)], 0,
-                         adv.obj, best, adv.radius, seeds, epochs=2)
+                         adv.obj, best, adv.radius, seeds, epochs=2, pixel_step=train_step(eggs.masks[idx].shape))
     assert table.shape == (2, 3, 3)
     np.testing.assert_allclose(adv.descriptors["marked_fit"][:2], table[:, :, 1:].mean(axis=(1, 2)), atol=1e-12)
 
@@ -293,7 +293,7 @@ def test_object_advice_fixes_the_vary_object_studys_background_and_ranks_inside_
 
 
 def test_object_advice_scores_are_the_probe_of_each_object_position(eggs):
-    from flimexplore.analysis.probe import probe_scores
+    from flimexplore.analysis.probe import probe_scores, train_step
 
     adv = _object_advice(eggs)
     idx = _marked(eggs)
@@ -302,7 +302,7 @@ def test_object_advice_scores_are_the_probe_of_each_object_position(eggs):
     seeds = [[int(np.random.SeedSequence([0, 0, int(r), int(c), int(adv.obj[0]), int(adv.obj[1]), h]).generate_state(1)[0])
               for h in range(5)] for r, c in best]
     table = probe_scores([eggs.images[j] for j in (idx, *others)], [eggs.masks[j] for j in (idx, *others)], 0,
-                         best, adv.obj, adv.radius, seeds, epochs=2)
+                         best, adv.obj, adv.radius, seeds, epochs=2, pixel_step=train_step(eggs.masks[idx].shape))
     np.testing.assert_allclose(adv.scores[:2], table[:, :, 1:].mean(axis=(1, 2)), atol=1e-12)
     assert adv.reliability is not None and adv.summary()["reliability"]["n_probed"] == len(adv.centres)
 

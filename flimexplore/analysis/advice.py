@@ -72,6 +72,8 @@ PROBE = 192
 """Candidates re-ranked by the probe by default."""
 HEADS = 5
 """Decision-layer seeds per probed candidate (extra heads on one encoder: cheap)."""
+BUDGET = 1 / 20
+"""Advice may cost this fraction of a dense study of the image (the probe's size follows from it)."""
 PROBE_ON = ("training", "marked")
 """Where probe models are scored: the split's other marked (training) images, or the marked image itself."""
 
@@ -107,6 +109,10 @@ class AdviceSettings:
     rerank : {"probe", "mix"}
         How probed candidates are ordered: by the probe's Dice alone, or by
         the mean of the probe's and the descriptor score's rank percentiles.
+    budget : float or None
+        Probe at most as many candidates as fit in this fraction of the cost
+        of a dense study of the image (:func:`~flimexplore.analysis.probe.probe_budget`,
+        default 1/20; ``probe`` stays the upper bound); None probes exactly ``probe``.
     heads : int
         Decision-layer seeds per probed candidate; the probe is their mean,
         and their spread gives the reliability (at least 2 for a reliability).
@@ -149,6 +155,7 @@ class AdviceSettings:
     background: tuple[int, int] | None = None
     heads: int = HEADS
     probe_on: str = "training"
+    budget: float | None = BUDGET
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -348,6 +355,8 @@ def _check(settings: AdviceSettings) -> None:
         raise ConfigError(f"target (--vary) must be 'background' or 'object', got {settings.target!r}")
     if settings.probe < 0 or settings.rerank not in ("probe", "mix"):
         raise ConfigError(f"probe (--probe) must be >= 0 and rerank (--rerank) 'probe' or 'mix', got {settings.probe!r}, {settings.rerank!r}")
+    if settings.budget is not None and not settings.budget > 0:
+        raise ConfigError(f"budget (--budget) must be a fraction > 0 of a dense study's cost, got {settings.budget!r}")
     if settings.heads < 1 or settings.probe_on not in PROBE_ON:
         raise ConfigError(f"heads (--heads) must be >= 1 and probe_on (--probe-on) one of {', '.join(PROBE_ON)}, "
                           f"got {settings.heads!r}, {settings.probe_on!r}")
@@ -401,7 +410,7 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     fit = np.full(len(centres), np.nan)
     reliability = None
     if settings.probe > 0:
-        picked = _probed(centres, score, settings.probe)
+        picked = _probed(centres, score, _n_probe(settings, ds, idx, training, len(centres)))
         probe, reliability = _probe_candidates(settings, ds, idx, training, np.repeat(obj[None], len(picked), 0),
                                                centres[picked], radius)
         score, fit = _rerank(settings, score, picked, probe)
@@ -410,6 +419,20 @@ def advise(settings: AdviceSettings | None = None, *, data: Dataset | None = Non
     desc["marked_fit"] = fit
     return Advice(ds.stems[idx], image, obj, radius, centres[order], score[order],
                   {k: v[order] for k, v in desc.items()}, w, seconds, settings, reliability)
+
+
+def _n_probe(settings: AdviceSettings, ds: Dataset, idx: int, training: list[int], n_candidates: int) -> int:
+    """Candidates to probe: ``settings.probe``, fewer when the time budget says so (at least 8)."""
+    if settings.budget is None:
+        return settings.probe
+    from flimexplore.analysis.probe import probe_budget, train_step
+
+    split = split_dataset(len(ds), seed=settings.seed)  # image counts only: no held-out pixel or mask is read
+    k = len(training) - 1 if settings.probe_on == "training" and len(training) > 1 else 1
+    step = train_step(np.shape(ds.masks[idx])[:2])
+    afford = probe_budget(n_candidates, len(split.val), len(split.test), settings.epochs, settings.heads, step, k,
+                          settings.budget)
+    return max(min(8, settings.probe), min(settings.probe, afford))
 
 
 def _probed(centres: NDArray[np.int64], score: NDArray[np.float64], n: int) -> NDArray[np.intp]:
@@ -441,7 +464,7 @@ def _probe_candidates(
     bgs: NDArray[np.int64], radius: int,
 ) -> tuple[NDArray[np.float64], dict[str, Any] | None]:
     """Mean probe Dice of candidate pairs, and the probe's reliability (training images only)."""
-    from flimexplore.analysis.probe import probe_scores
+    from flimexplore.analysis.probe import probe_scores, train_step
     from flimexplore.analysis.reliability import probe_reliability
 
     others = [j for j in training if j != idx] if settings.probe_on == "training" else []
@@ -449,7 +472,8 @@ def _probe_candidates(
     masks = [np.asarray(ds.masks[j], dtype=bool) for j in (idx, *others)]  # training masks only
     seeds = [[int(np.random.SeedSequence([settings.seed, settings.image, int(o[0]), int(o[1]), int(b[0]), int(b[1]), h])
                   .generate_state(1)[0]) for h in range(settings.heads)] for o, b in zip(objs, bgs, strict=True)]
-    table = probe_scores(images, masks, 0, objs, bgs, radius, seeds, settings.epochs, settings.lr, settings.device)
+    table = probe_scores(images, masks, 0, objs, bgs, radius, seeds, settings.epochs, settings.lr, settings.device,
+                         pixel_step=train_step(masks[0].shape))
     scored = table[:, :, 1:] if others else table[:, :, :1]  # (P, H, images): on images it was not fitted to
     per_fit = scored.mean(axis=2)
     reliability = None

@@ -24,7 +24,56 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["marked_fit", "probe_scores"]
+__all__ = ["TRAIN_PIXELS", "marked_fit", "probe_budget", "probe_scores", "train_step"]
+
+TRAIN_PIXELS = 4096
+"""About this many pixels of the marked image fit a probe's decision layers (34 parameters each)."""
+
+
+def train_step(shape: tuple[int, int]) -> int:
+    """Grid step that keeps about :data:`TRAIN_PIXELS` pixels of an image of this shape (1 for small images).
+
+    Examples
+    --------
+    >>> train_step((128, 128)), train_step((400, 400)), train_step((40, 40))
+    (2, 6, 1)
+    """
+    return max(1, int((shape[0] * shape[1] / TRAIN_PIXELS) ** 0.5))
+
+
+# Relative costs of the engine's steps on one image, in units of encoding it (measured on the CPU
+# (benchmarks/results/sweep_xeon.json, phases of 32 models): one decision-layer epoch on all its
+# pixels costs about 0.9 encodings, counting one head's outcome on it about 0.08; the probe's heads
+# train in a loop of their own and cost about twice the model's arithmetic, hence PROBE_OVERHEAD.
+_EPOCH, _COUNT, PROBE_OVERHEAD = 0.9, 0.08, 2.0
+
+
+def probe_budget(
+    n_candidates: int, n_val: int, n_test: int, epochs: int, heads: int, step: int, n_probe_images: int,
+    fraction: float,
+) -> int:
+    """How many candidates the probe can afford within ``fraction`` of a dense study's cost.
+
+    A dense study trains one model per candidate: ``epochs`` decision-layer
+    epochs on the marked image, an encoding of every validation and test
+    image, and a count of every epoch's head on every validation image (the
+    best epoch's on the test images).  A probed candidate costs its ``heads``
+    decision layers on ``1 / step**2`` of the marked image's pixels, encodings
+    of the marked and probe images, and a count per head on each probe image.
+    The ratio of the two, from the engine's measured relative costs, sets
+    the number; the benchmark (``benchmarks/advice.py``) measures what it
+    really is.
+
+    Examples
+    --------
+    >>> probe_budget(1347, 42, 45, 20, 5, 2, 2, 1 / 20)  # fish: 87 held-out images make a dense study dear
+    225
+    >>> probe_budget(1313, 5, 8, 20, 5, 2, 2, 1 / 20)  # nuclei: 13 held-out images, a cheap dense study
+    49
+    """
+    study = epochs * _EPOCH + (n_val + n_test) + (n_val * epochs + n_test) * _COUNT
+    probe = PROBE_OVERHEAD * (epochs * heads * _EPOCH / step**2 + (1 + n_probe_images) + n_probe_images * heads * _COUNT)
+    return max(1, int(n_candidates * fraction * study / probe))
 
 
 def probe_scores(
@@ -38,6 +87,7 @@ def probe_scores(
     epochs: int = 20,
     lr: float = 0.1,
     device: str = "cpu",
+    pixel_step: int = 1,
 ) -> NDArray[np.float64]:
     """Dice of each candidate pair's model, fitted on the marked image, on every probe image.
 
@@ -59,6 +109,10 @@ def probe_scores(
     epochs, lr : int, float
         As the study's settings.
     device : str, optional
+    pixel_step : int, optional
+        Fit the decision layers on every ``pixel_step``-th row and column of
+        the marked image (:func:`~flimexplore.engine.decision.train_decision`);
+        the advisor uses :func:`train_step` (about 4 096 pixels), 1 is a study's fit.
 
     Returns
     -------
@@ -89,7 +143,7 @@ def probe_scores(
     train = prepare_images([images[marked]], [masks[marked]], dev)[0]
     shape = masks[marked].shape
     trained = train_models(train, model_pixels(objs, radius, shape, dev), model_pixels(bgs, radius, shape, dev),
-                           rows if heads > 1 else [r[0] for r in rows], epochs=epochs, lr=lr)
+                           rows if heads > 1 else [r[0] for r in rows], epochs=epochs, lr=lr, pixel_step=pixel_step)
     a, c = head_gap(trained.params, trained.bn)  # (M * H, E, C): fit h of model b is b * H + h
     groups = prepare_images(list(images), masks, dev)
     counts = score_models(trained.bank, a[:, -1].reshape(m, heads, -1), c[:, -1].reshape(m, heads), groups)

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--heads", type=int, default=HEADS,
                    help="decision-layer seeds per probed candidate: the probe is their mean, their spread gives the "
                         "advice's reliability (default: %(default)s)")
+    s.add_argument("--budget", type=float, default=0.05,
+                   help="probe at most as many candidates as fit in this fraction of a dense study's cost (--probe "
+                        "is the upper bound); 0 probes exactly --probe (default: %(default)s, i.e. 1/20)")
     s.add_argument("--probe-on", choices=("training", "marked"), default="training",
                    help="score probe models on the split's other marked (training) images, or on the marked image "
                         "itself; never on validation or test images (default: %(default)s)")
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, image=args.image, split=None if given else (args.split or 0), target=args.target,
         background=args.background, obj=args.object, radius=args.radius, top=args.top, seed=args.seed, n_images=args.n_images, spacing=args.spacing,
         probe=args.probe, rerank=args.rerank, epochs=args.epochs, lr=args.lr, device=args.device, heads=args.heads,
-        probe_on=args.probe_on,
+        probe_on=args.probe_on, budget=args.budget or None,
     )
     out = Path(args.out)
     try:

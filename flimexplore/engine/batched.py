@@ -323,6 +323,7 @@ def train_models(
     lr: float = 0.1,
     settings: FlimSettings | None = None,
     cluster_seeds: list[int] | None = None,
+    pixel_step: int = 1,
 ) -> TrainedModels:
     """Learn FLIM blocks and train decision layers for ``B`` marker pairs.
 
@@ -353,6 +354,9 @@ def train_models(
         model share its encoder and train ``R`` decision layers on its
         features.
 
+    pixel_step : int, optional
+        Train the decision layers on every ``pixel_step``-th row and column
+        (:func:`~flimexplore.engine.decision.train_decision`); 1, every pixel, is the study's training.
     Returns
     -------
     TrainedModels
@@ -375,7 +379,7 @@ def train_models(
         seeds = [int(v) for row in seeds for v in (row if not isinstance(row, numbers.Integral) else [row])]
     elif seeds and not isinstance(seeds[0], numbers.Integral):
         heads = len(seeds[0])
-    params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr)
+    params, bn, losses = train_decision(pooled, mask, seeds, epochs=epochs, lr=lr, pixel_step=pixel_step)
     return TrainedModels(bank, params, bn, losses, heads)
 
 
