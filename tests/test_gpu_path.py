@@ -5,7 +5,8 @@ import torch
 
 from flimexplore.engine import precision
 from flimexplore.engine.batched import _image_chunk
-from flimexplore.engine.flim import FlimBank, _encode_cuda, encode
+from flimexplore.engine.encoding import _encode_cuda
+from flimexplore.engine.flim import FlimBank, encode
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
 
