@@ -435,18 +435,20 @@ def _n_probe(settings: AdviceSettings, ds: Dataset, idx: int, training: list[int
     return max(min(8, settings.probe), min(settings.probe, afford))
 
 
-def _probed(centres: NDArray[np.int64], score: NDArray[np.float64], n: int) -> NDArray[np.intp]:
-    """Candidates to probe: half the best by descriptor score, half spread evenly over the other positions.
+def _probed(centres: NDArray[np.int64], score: NDArray[np.float64], n: int, spread_only: bool = False) -> NDArray[np.intp]:
+    """Candidates to probe: half the best by ``score``, half spread evenly over the other positions.
 
     The spread half is a farthest-point sample (deterministic, from the best
     unpicked candidate), so that a weighting of the descriptors that does not
     suit a new kind of image still leaves good positions anywhere on it a
-    chance to be probed.
+    chance to be probed.  ``spread_only``: one start (the best by ``score``),
+    the rest spread.
     """
     k = min(n, len(centres))
     best = np.lexsort((centres[:, 1], centres[:, 0], -score))
-    chosen = list(best[: (k + 1) // 2])
-    rest = best[(k + 1) // 2:]
+    first = 1 if spread_only else (k + 1) // 2
+    chosen = list(best[:first])
+    rest = best[first:]
     if len(chosen) < k and len(rest):
         pts = centres[rest].astype(np.float64)
         taken = centres[np.array(chosen)].astype(np.float64)
@@ -520,7 +522,7 @@ def background_for_split(mask: NDArray[np.bool_], radius: int, seed: int, image:
 
 
 def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
-    """Rank object positions inside the object for one fixed background marker, every one probed."""
+    """Rank object positions inside the object for one fixed background marker, by the probe."""
     if (settings.split is None) == (settings.background is None):
         raise ConfigError("object advice: give exactly one of split (--split) and background (--background ROW,COL)")
     ds, idx, training = _marked(settings, dataset)
@@ -532,9 +534,18 @@ def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
     else:
         bg = background_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, bg, radius, settings.spacing, on_object=True)
-    fit, reliability = _probe_candidates(settings, ds, idx, training, centres, np.repeat(bg[None], len(centres), 0), radius)
-    inside = ndimage.distance_transform_edt(mask)[centres[:, 0], centres[:, 1]]
-    order = np.lexsort((centres[:, 1], centres[:, 0], -fit))  # best first; ties in raster order
-    desc = {"marked_fit": fit[order], "depth_in_object": inside[order].astype(np.float64)}
-    return Advice(ds.stems[idx], image, bg, radius, centres[order], fit[order], desc, {}, time.perf_counter() - t0,
+    inside = ndimage.distance_transform_edt(mask)[centres[:, 0], centres[:, 1]].astype(np.float64)
+    # no image-only descriptor predicts object markers: the probed ones are spread evenly over the object,
+    # from its deepest point (a farthest-point sample), as many as the budget allows
+    picked = _probed(centres, inside, _n_probe(settings, ds, idx, training, len(centres)), spread_only=True)
+    probe, reliability = _probe_candidates(settings, ds, idx, training, centres[picked],
+                                           np.repeat(bg[None], len(picked), 0), radius)
+    fit = np.full(len(centres), np.nan)
+    fit[picked] = probe
+    # unprobed positions follow the probed ones, in the order of their nearest probed neighbour
+    near = ((centres[:, None, :] - centres[picked][None]) ** 2).sum(-1).argmin(axis=1)
+    score = np.where(np.isfinite(fit), 1.0 + fit, probe[near] - 1e-9 * np.sqrt(((centres - centres[picked][near]) ** 2).sum(1)))
+    order = np.lexsort((centres[:, 1], centres[:, 0], -score))  # best first; ties in raster order
+    desc = {"marked_fit": fit[order], "depth_in_object": inside[order]}
+    return Advice(ds.stems[idx], image, bg, radius, centres[order], score[order], desc, {}, time.perf_counter() - t0,
                   settings, reliability)
