@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from flimexplore.cli.main import main
+from flimexplore.colormap import OBJECT_HEX
 from flimexplore.data import load_dataset, write_seeds
 from flimexplore.errors import MarkerError
 from flimexplore.markers import marker_pixels, marker_union, sample_marker_groups, sample_markers
@@ -158,7 +159,8 @@ def test_lids_seeds_file_is_scored_as_one_extra_model_and_resumes(tmp_path, caps
     assert summary["n_models"] == 4 and summary["splits"][0]["n_models"] == 3
     heat = iio.imread(tmp_path / "o" / "heatmap_user.png")[..., :3]  # a figure: the 32x32 image drawn 16x at (74, 24)
     k = 16
-    assert max(heat.shape[:2]) >= 512 and (heat[74 + obj[:, 0] * k + k // 2, 24 + obj[:, 1] * k + k // 2] == 255).all()
+    magenta = [int(OBJECT_HEX[i : i + 2], 16) for i in (1, 3, 5)]  # object pixels in the object marker's colour
+    assert max(heat.shape[:2]) >= 512 and (heat[74 + obj[:, 0] * k + k // 2, 24 + obj[:, 1] * k + k // 2] == magenta).all()
     assert np.isfinite(result.heatmap(-1).value[bg[:, 0], bg[:, 1]]).all()
     before = (tmp_path / "o" / "results.csv").read_bytes()
     args = ["study", "--dataset", str(root), "--splits", "1", "--n-bg", "3", "--radius", "2", "--epochs", "2"]
