@@ -48,6 +48,7 @@ KEYS = {
     "markers": {"n_models", "device", "rows", "scribble_to_disk_ratio", "pixels_as_disks_identical", "peak_rss_mb", "machine"},
     "masks": {"rows", "device", "n_images", "peak_rss_mb", "machine"},
     "uncertainty": {"rows", "splits", "machine", "protocol", "peak_rss_mb"},
+    "readouts": {"rows", "timing", "protocol", "peak_rss_mb", "machine"},
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
 }
 
@@ -74,6 +75,9 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
     if name == "markers":
         assert result["pixels_as_disks_identical"] and result["scribble_to_disk_ratio"] > 0
         assert len(result["scribble_to_disk_ratio_per_round"]) == 1 and result["warmup_rounds"] == 0
+    if name == "readouts":
+        assert {r["decoder"] for r in result["rows"]} == {"trained", "vanilla", "probability", "mean", "labeled"}
+        assert all(r["s_per_model"] > 0 and r["val_dice_min"] <= r["val_dice_max"] for r in result["rows"])
     if name == "masks":  # thresholded JPEG masks of the fish preset equal the PNG ones; "non-zero" did not
         by = {r["masks"]: r for r in result["rows"]}
         assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]
