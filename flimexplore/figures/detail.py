@@ -112,7 +112,7 @@ def detail_figure(
     evidence: NDArray | None = None,
     evidence_title: str = "evidence map",
     title: str = "",
-    panel: int = 260,
+    panel: int = 200,
 ) -> go.Figure:
     """Prediction against ground truth, evidence map, patch t-SNE and feature t-SNE of one model.
 
@@ -132,7 +132,8 @@ def detail_figure(
         Title of the evidence panel.
     title : str
     panel : int
-        Size of each panel in screen pixels.
+        Size of each panel in screen pixels (the default keeps the figure under 900 px wide, so that it
+        fits beside JupyterLab's file browser at 1366 px).
 
     Returns
     -------
@@ -140,7 +141,7 @@ def detail_figure(
         Traces named as :data:`DETAIL_TRACES`, in that order.
     """
     fig = make_subplots(
-        rows=1, cols=4, horizontal_spacing=0.05,
+        rows=1, cols=4, horizontal_spacing=0.07,
         subplot_titles=("prediction vs ground truth", evidence_title, "marked patches (t-SNE)",
                         "superpixel features (t-SNE)"),
     )
@@ -164,7 +165,7 @@ def detail_figure(
         fig.data[-1].colorbar.x = fig.get_subplot(1, 2).xaxis.domain[1] + 0.005
     fig.update_layout(
         title=dict(text=title, x=0.01, y=0.98, yref="container", yanchor="top", font=dict(size=13)),
-        showlegend=True, legend=legend_below(), width=4 * panel + 120, height=panel + 130,
+        showlegend=True, legend=legend_below(), width=4 * panel + 90, height=panel + 130,
         margin=dict(l=10, r=10, t=76, b=50), plot_bgcolor="#f7f7f7", hovermode="closest",
     )
     fig.update_annotations(font_size=12)
