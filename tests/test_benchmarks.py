@@ -48,6 +48,7 @@ KEYS = {
     "markers": {"n_models", "device", "rows", "scribble_to_disk_ratio", "pixels_as_disks_identical", "peak_rss_mb", "machine"},
     "masks": {"rows", "device", "n_images", "peak_rss_mb", "machine"},
     "uncertainty": {"rows", "splits", "machine", "protocol", "peak_rss_mb"},
+    "readouts": {"rows", "timing", "protocol", "peak_rss_mb", "machine"},
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
     "loop": {"rows", "per_dataset", "settings", "target_s", "meets_target", "machine", "peak_rss_mb"},
 }
@@ -81,6 +82,9 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
         assert all(2 <= r["noc80"] <= k + 1 and 0 <= r["area"] <= 1 for r in result["rows"])
         fish = result["per_dataset"]["fish"]
         assert fish["refit_s_median"] > 0 and fish["timed_now"] == fish["steps"] and len(fish["comparisons"]) == 3
+    if name == "readouts":
+        assert {r["decoder"] for r in result["rows"]} == {"trained", "vanilla", "probability", "mean", "labeled"}
+        assert all(r["s_per_model"] > 0 and r["val_dice_min"] <= r["val_dice_max"] for r in result["rows"])
     if name == "masks":  # thresholded JPEG masks of the fish preset equal the PNG ones; "non-zero" did not
         by = {r["masks"]: r for r in result["rows"]}
         assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]

@@ -251,3 +251,23 @@ def test_descriptor_figure_scatter_with_rho_in_title():
     assert fig.layout.title.text == "bg_std vs validation Dice (ρ = +0.50)"
     assert list(trace(fig, "selected").x) == [3.0]
     assert "n/a" in figures.descriptor_figure([], [], rho=None).layout.title.text
+
+
+def test_detail_figure_draws_an_evidence_map_beside_the_prediction():
+    gap = np.linspace(-2.0, 1.0, IMAGE.shape[0] * IMAGE.shape[1]).reshape(IMAGE.shape[:2])
+    fig = figures.detail_figure(IMAGE, IMAGE[..., 0] > 0, gap > 0, evidence=gap, evidence_title="logit gap")
+    heat = trace(fig, "evidence")
+    assert np.allclose(np.asarray(heat.z, dtype=float), gap) and heat.zmid == 0 and heat.colorscale[0][1] != ""
+    assert heat.xaxis == trace(fig, "evidence image").xaxis == "x2"  # the second panel, over the greyed image
+    assert "logit gap" in [a.text for a in fig.layout.annotations]
+    assert heat.colorbar.x <= fig.layout.xaxis2.domain[1] + 0.01  # its colour bar beside its own panel
+    saliency = figures.detail_figure(IMAGE, IMAGE[..., 0] > 0, gap > 0, evidence=(gap + 2) / 3)
+    assert trace(saliency, "evidence").zmin == 0 and trace(saliency, "evidence").zmid is None
+    none = figures.detail_figure(IMAGE, IMAGE[..., 0] > 0, gap > 0)
+    assert trace(none, "evidence").opacity == 0 and [t.name for t in none.data] == list(figures.DETAIL_TRACES)
+
+
+def test_heatmap_grid_labels_rows_of_readouts():
+    res = _result(2, [[0.2, 0.4], [0.6, 0.8]])
+    fig = figures.heatmap_grid([res, res], row_labels=["trained", "mean"])
+    assert fig.layout.yaxis.title.text.startswith("trained") and fig.layout.yaxis3.title.text.startswith("mean")

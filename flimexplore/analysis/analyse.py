@@ -18,6 +18,12 @@ object``), with seeded bootstrap 95 % intervals, and a plain-words verdict
 on the paper's claims: Fig. 4c (feature separation correlates with Dice),
 Fig. 4b (marked-patch separation does not), and, for ``--vary object``
 studies, "object markers on the object border help".
+
+Descriptors are related to the trained layer's Dice.  A study run with
+other readouts (``study --decoders``, ``--attention``) also gets a
+``readouts`` section (:mod:`flimexplore.analysis.readouts`): each
+readout's attention scores against Dice, and the agreement of the
+readouts' per-marker Dice, with the same seeded bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -37,9 +43,11 @@ from numpy.typing import NDArray
 from flimexplore.analysis.correlate import N_BOOT, Correlation, bootstrap_spearman, verdict
 from flimexplore.analysis.descriptors import DESCRIPTORS, position_descriptors
 from flimexplore.analysis.model_descriptors import MODEL_DESCRIPTORS, model_descriptors, validation_separation
+from flimexplore.analysis.readouts import readout_report
 from flimexplore.errors import OutputError
 from flimexplore.study.config import StudyConfig
 from flimexplore.study.context import StudyContext
+from flimexplore.study.readout_table import TRAINED
 from flimexplore.study.run import Progress
 from flimexplore.study.store import atomic_write_bytes, read_results
 
@@ -164,7 +172,9 @@ def iter_analyse(
     """
     t0 = time.perf_counter()
     config, identity, rows, arrays = load_study(study_dir)
-    rows = [r for r in rows if r["split"] >= 0]  # the user's own markers (split -1) are not a disk pair
+    joined = rows if rows and "decoder" in rows[0] else []  # one row per model and readout
+    # the trained layer's rows; the user's own markers (split -1) are not a disk pair
+    rows = [r for r in rows if r["split"] >= 0 and r.get("decoder", TRAINED) == TRAINED]
     ctx = StudyContext(config, device)
     if identity.get("data_sha256") not in (None, ctx.fingerprint):
         raise OutputError(f"the data of the study in {study_dir} changed since it ran (data_sha256 differs); rerun the study")
@@ -184,6 +194,8 @@ def iter_analyse(
     if config.vary == "object":
         values["obj_distance_to_border"] = np.abs(values["obj_border_distance"])
     report = _report(config, rows, values, dice, n_boot, seed)
+    if joined:
+        report["readouts"] = readout_report([r for r in joined if r["split"] >= 0], n_boot, seed)
     report |= {"study": str(study_dir), "seconds": round(time.perf_counter() - t0, 2), "device": str(ctx.device)}
     if out is not None:
         _write(Path(out), report, rows, values, dice)

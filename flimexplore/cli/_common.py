@@ -13,8 +13,8 @@ from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
 __all__ = [
-    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "config_from_args", "drain", "stored_models",
-    "with_flim_flags",
+    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "config_from_args", "drain", "readout_lines",
+    "stored_models", "with_flim_flags",
 ]
 
 
@@ -83,6 +83,17 @@ def add_study_arguments(s: argparse.ArgumentParser, sweep: bool = False, images:
         help="what a repeat re-draws: the decision layer's initialisation, the k-means++ starts (needs "
         "--clustering kmeans++), or both (default: %(default)s)",
     )
+    s.add_argument(
+        "--decoders", default=",".join(d.decoders), metavar="D[,D...]",
+        help="read every model out with these decoders: trained (the decision layer, always) and the training-free "
+        "LIDS adaptive decoders vanilla, probability, mean, labeled; results.csv then has one row per model and "
+        "decoder, readouts.csv and heatmap_overview_<decoder>.png (default: %(default)s)",
+    )
+    s.add_argument(
+        "--attention", action="store_true",
+        help="score where each readout's evidence lies on the validation images: pointing and mass_in_object "
+        "columns (implied by --decoders other than trained)",
+    )
     add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--engine", choices=("batched", "sequential"), default="batched",
@@ -140,7 +151,7 @@ def config_from_args(args: argparse.Namespace, dataset: str | None = None) -> St
         splits=args.splits, n_bg=args.n_bg, radius=args.radius, epochs=args.epochs, lr=args.lr, seed=args.seed,
         dense=args.dense, dense_spacing=args.dense_spacing, object_label=args.object_label,
         markers_per_model=args.markers_per_model, markers=args.markers, size=args.size, vary=args.vary,
-        repeats=args.repeats, repeat_over=args.repeat_over,
+        repeats=args.repeats, repeat_over=args.repeat_over, decoders=args.decoders, attention=args.attention,
     )
     return with_flim_flags(config, args).validate()
 
@@ -223,12 +234,36 @@ def drain(gen: Generator[Any, None, Any], out: str | None, quiet: bool) -> tuple
         raise OutOfMemory(stored_models(out, done) if out else 0, total, out) from err
 
 
+def readout_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per readout of a study with other readouts: its Dice range, attention, agreement with the trained layer."""
+    found = summary.get("readouts")
+    if not found:
+        return []
+    lines = []
+    for d in found["readouts"]:
+        r = found["per_readout"][d]
+        if "val_dice_min" not in r:
+            continue
+        text = f"{d}: validation Dice {r['val_dice_min']:.3f}-{r['val_dice_max']:.3f}"
+        att = [f"{k} {r[k + '_mean']:.2f}" for k in ("pointing", "mass_in_object") if r.get(k + "_mean") is not None]
+        if att:
+            text += " · mean " + ", ".join(att)
+        agree = [a for a in found["agreement"] if a["a"] == "trained" and a["b"] == d and a["part"] == "val"
+                 and a["split"] is None]
+        if agree:
+            rho, top = agree[0]["rho"], agree[0]["top5_overlap"]
+            text += (f" · with trained: rho {'n/a' if rho is None else f'{rho:+.2f}'}, "
+                     f"top-5 overlap {'n/a' if top is None else f'{top:.1f}'}")
+        lines.append(text)
+    return lines
+
+
 def stored_models(out: str, reported: int) -> int:
     """Rows in the folder's results.csv (what a rerun resumes from), or `reported` if it cannot be read."""
     from flimexplore.study.store import read_results
 
     try:
-        return len(read_results(Path(out) / "results.csv"))
+        return len({r["model"] for r in read_results(Path(out) / "results.csv")})  # one row per model and readout
     except FileNotFoundError:
         return 0
     except (OSError, ValueError, KeyError) as err:

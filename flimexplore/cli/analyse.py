@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Recompute the descriptors of every model of a finished study folder, then Spearman's rho of each "
             "with the validation Dice (all models and per split) with seeded bootstrap 95 % intervals, and a "
             "plain-words verdict on the paper's RQ2 claims (Fig. 4b, Fig. 4c) and, for --vary object studies, "
-            "on object markers at the object border. The Fig. 4c measure reads validation masks (analysis only)."
+            "on object markers at the object border. The Fig. 4c measure reads validation masks (analysis only). "
+            "A study run with --decoders or --attention also gets each readout's attention scores against Dice "
+            "and the agreement between readouts (rho with intervals, top-5 overlap)."
         ),
     )
     add_study_dir(s, "config.json, results.csv and models/ of a finished study")
@@ -48,6 +50,16 @@ def run(args: argparse.Namespace) -> int:
     report, _, _ = drain(gen, None, args.quiet)
     for name, claim in report["claims"].items():
         print(f"{name}: {claim['verdict']} — {claim['says']}")
+    readouts = report.get("readouts")
+    if readouts:
+        for said in readouts["verdicts"].values():
+            print(f"attention: {said['says']}")
+        for a in readouts["agreement"]:
+            if a["a"] == "trained" and a["part"] == "val" and a["split"] is None:
+                rho = "n/a" if a["rho"] is None else f"{a['rho']:+.2f}" + (
+                    "" if a["lo"] is None else f" [{a['lo']:+.2f}, {a['hi']:+.2f}]")
+                top = "n/a" if a["top5_overlap"] is None else f"{a['top5_overlap']:.1f}"
+                print(f"agreement of {a['b']} with trained (validation Dice): rho {rho}, top-5 overlap {top}")
     found = ", ".join(report["correlated_with_dice"]) or "none"
     print(f"descriptors correlated with Dice (95 % CI excludes 0): {found}; wrote {args.out}")
     return 0

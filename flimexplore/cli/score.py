@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flimexplore.cli._common import add_study_arguments, config_from_args, drain
+from flimexplore.cli._common import add_study_arguments, config_from_args, drain, readout_lines
 from flimexplore.cli._grammar import add_out
 from flimexplore.errors import ConfigError
 
@@ -62,4 +62,6 @@ def run(args: argparse.Namespace) -> int:
         f"{s['n_models']} {what} scored, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
         f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
     )
+    for line in readout_lines(s):
+        print(line)
     return 0

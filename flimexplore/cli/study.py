@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flimexplore.cli._common import add_study_arguments, config_from_args, drain
+from flimexplore.cli._common import add_study_arguments, config_from_args, drain, readout_lines
 from flimexplore.cli._grammar import add_out
 
 __all__ = ["register", "run"]
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
             f"{s['n_models']} models{fits}, validation Dice {s['val_dice_min']:.3f}-{s['val_dice_max']:.3f}, "
             f"test Dice {s['test_dice_min']:.3f}-{s['test_dice_max']:.3f} on {s['device']}; wrote {args.out}"
         )
+        for line in readout_lines(s):
+            print(line)
         for split in s.get("repeats", {}).get("splits", []):
             if "verdict" in split:
                 print(f"object marker {split['split']}: {split['verdict']}" if config.vary != "object"

@@ -10,4 +10,5 @@
 - :mod:`~flimexplore.engine.streaming` — features of image sets streamed through many models in bounded chunks.
 - :mod:`~flimexplore.engine.decoders` — the training-free adaptive decoders of the LIDS code and their counts.
 - :mod:`~flimexplore.engine.attention` — evidence maps of heads and decoders scored against the object.
+- :mod:`~flimexplore.engine.readouts` — every readout's counts and attention scores from one encoding pass.
 """

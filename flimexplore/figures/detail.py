@@ -1,4 +1,4 @@
-"""One model in detail (the paper's Fig. 4): markers, prediction, t-SNE projections.
+"""One model in detail (the paper's Fig. 4): markers, prediction, evidence map, t-SNE projections.
 
 Projection tables are the column dicts of :mod:`flimexplore.analysis.projections`
 (``x``, ``y``, ``label`` with 1 = object, 0 = background).
@@ -28,7 +28,7 @@ from flimexplore.figures._common import (
     overlay,
 )
 
-__all__ = ["DETAIL_TRACES", "detail_figure", "markers_figure", "marker_story_figure", "projection_traces"]
+__all__ = ["DETAIL_TRACES", "detail_figure", "evidence_trace", "markers_figure", "marker_story_figure", "projection_traces"]
 
 DETAIL_TRACES = (
     "prediction",
@@ -39,10 +39,13 @@ DETAIL_TRACES = (
     "found",
     "false object",
     "missed",
+    "evidence image",
+    "evidence",
 )
-"""Names of the traces of :func:`detail_figure`, in order (the order never changes).
+"""Names of the traces of :func:`detail_figure`, in order (the order never changes; new traces are appended).
 
-The last three are legend entries of the prediction overlay's colour code.
+``found``, ``false object`` and ``missed`` are legend entries of the prediction overlay's colour code;
+``evidence image`` is the greyed image under the semi-transparent ``evidence`` map.
 """
 
 
@@ -81,6 +84,24 @@ def _swatch(name: str, rgb: tuple[int, int, int]) -> go.Scatter:
                       marker=dict(size=11, symbol="square", color=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})"))
 
 
+def evidence_trace(evidence: NDArray | None, name: str = "evidence") -> go.Heatmap:
+    """A semi-transparent heatmap of an evidence map (empty for None).
+
+    A map with negative values (a trained layer's logit gap) gets a diverging
+    scale centred on 0, object red and background blue; a map in [0, 1] (a
+    decoder's saliency) a sequential one from 0 to 1.
+    """
+    if evidence is None:
+        return go.Heatmap(z=[[None]], name=name, showscale=False, hoverinfo="skip", opacity=0.0)
+    z = np.asarray(evidence, dtype=np.float64)
+    signed = bool(np.nanmin(z) < 0)
+    scale = dict(colorscale="RdBu_r", zmid=0.0) if signed else dict(colorscale="Viridis", zmin=0.0, zmax=max(1.0, float(np.nanmax(z))))
+    return go.Heatmap(
+        z=z, name=name, opacity=0.7, **scale, hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra>" + name + "</extra>",
+        colorbar=dict(thickness=10, len=0.75, title=dict(text="logit gap" if signed else "saliency", side="right")),
+    )
+
+
 def detail_figure(
     image: NDArray,
     truth: ArrayLike,
@@ -88,10 +109,12 @@ def detail_figure(
     patches: Table | None = None,
     features: Table | None = None,
     *,
+    evidence: NDArray | None = None,
+    evidence_title: str = "evidence map",
     title: str = "",
-    panel: int = 260,
+    panel: int = 200,
 ) -> go.Figure:
-    """Prediction against ground truth, patch t-SNE and feature t-SNE of one model.
+    """Prediction against ground truth, evidence map, patch t-SNE and feature t-SNE of one model.
 
     Parameters
     ----------
@@ -101,9 +124,16 @@ def detail_figure(
         Its ground truth and the model's predicted mask (legended: found, false object, missed).
     patches, features : dict, optional
         t-SNE tables of the marked patches and of the superpixel features.
+    evidence : ndarray of shape (H, W), optional
+        The model's evidence map on the image, drawn over it beside the prediction: a trained
+        layer's per-pixel logit gap (its exact CAM, object where positive) or a decoder's saliency
+        in [0, 1].  None leaves the panel empty.
+    evidence_title : str
+        Title of the evidence panel.
     title : str
     panel : int
-        Size of each panel in screen pixels.
+        Size of each panel in screen pixels (the default keeps the figure under 900 px wide, so that it
+        fits beside JupyterLab's file browser at 1366 px).
 
     Returns
     -------
@@ -111,11 +141,12 @@ def detail_figure(
         Traces named as :data:`DETAIL_TRACES`, in that order.
     """
     fig = make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.06,
-        subplot_titles=("prediction vs ground truth", "marked patches (t-SNE)", "superpixel features (t-SNE)"),
+        rows=1, cols=4, horizontal_spacing=0.07,
+        subplot_titles=("prediction vs ground truth", evidence_title, "marked patches (t-SNE)",
+                        "superpixel features (t-SNE)"),
     )
     fig.add_trace(image_trace(overlay(image, truth, pred), name="prediction"), row=1, col=1)
-    for col, (table, prefix) in enumerate(((patches, "patches"), (features, "features")), start=2):
+    for col, (table, prefix) in enumerate(((patches, "patches"), (features, "features")), start=3):
         for trace in projection_traces(table, prefix):
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(showticklabels=False, row=1, col=col)
@@ -125,10 +156,16 @@ def detail_figure(
     for k, trace in enumerate(fig.data[1:3]):  # one legend entry per point class
         trace.showlegend = True
         trace.legendrank = 10 + k
-    image_axes(fig, np.asarray(image).shape, row=1, col=1)
+    grey = overlay(image, np.zeros(np.asarray(image).shape[:2], bool), np.zeros(np.asarray(image).shape[:2], bool))
+    fig.add_trace(image_trace(grey, name="evidence image", hover=False), row=1, col=2)
+    fig.add_trace(evidence_trace(evidence), row=1, col=2)
+    for col in (1, 2):
+        image_axes(fig, np.asarray(image).shape, row=1, col=col)
+    if evidence is not None:  # the colour bar beside its own panel, not at the figure's right edge
+        fig.data[-1].colorbar.x = fig.get_subplot(1, 2).xaxis.domain[1] + 0.005
     fig.update_layout(
         title=dict(text=title, x=0.01, y=0.98, yref="container", yanchor="top", font=dict(size=13)),
-        showlegend=True, legend=legend_below(), width=3 * panel + 80, height=panel + 130,
+        showlegend=True, legend=legend_below(), width=4 * panel + 90, height=panel + 130,
         margin=dict(l=10, r=10, t=76, b=50), plot_bgcolor="#f7f7f7", hovermode="closest",
     )
     fig.update_annotations(font_size=12)

@@ -341,7 +341,9 @@ def _panel_traces(result: Any, split: int, vrange: tuple[float, float], plot_px:
     ]
 
 
-def heatmap_grid(results: Sequence[Any], *, title: str = "", panel: int = 170) -> go.Figure:
+def heatmap_grid(
+    results: Sequence[Any], *, title: str = "", panel: int = 170, row_labels: Sequence[str] | None = None
+) -> go.Figure:
     """The paper's Fig. 6-8: one row per marked image, one column per object marker.
 
     Parameters
@@ -349,9 +351,12 @@ def heatmap_grid(results: Sequence[Any], *, title: str = "", panel: int = 170) -
     results : sequence of StudyResult
         One finished study per marked image (rows); each split is a column.
         Only data is read: ``rows``, ``markers``, ``config.radius``, ``context.image``.
+        (One study seen through several readouts, ``result.for_decoder(d)``, gives one row per readout.)
     title : str
     panel : int
         Size of one panel in screen pixels.
+    row_labels : sequence of str, optional
+        First line of each row's label (default ``image 1``, ``image 2``...).
 
     Returns
     -------
@@ -372,7 +377,8 @@ def heatmap_grid(results: Sequence[Any], *, title: str = "", panel: int = 170) -
                 fig.add_trace(trace, row=i + 1, col=s + 1)
             image_axes(fig, result.context.image.shape, row=i + 1, col=s + 1)
         vals = [row["val_dice"] for row in result.rows]
-        label = f"image {i + 1}<br>Dice {min(vals):.3f}-{max(vals):.3f}" if vals else f"image {i + 1}"
+        name = row_labels[i] if row_labels is not None else f"image {i + 1}"
+        label = f"{name}<br>Dice {min(vals):.3f}-{max(vals):.3f}" if vals else name
         fig.update_yaxes(title=dict(text=label, font=dict(size=11)), row=i + 1, col=1)
     first = next(t for t in fig.data if t.name == "background markers")
     first.marker.showscale = True

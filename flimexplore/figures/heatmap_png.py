@@ -357,6 +357,7 @@ def overview_figure(
     fixed: Literal["object", "background"] = "object",
     tied: Sequence[ArrayLike | None] | None = None,
     notes: Sequence[str] | None = None,
+    readout: str | None = None,
 ) -> Any:
     """All object markers of a study side by side with one colour bar (the paper's Fig. 6-8 row).
 
@@ -364,8 +365,10 @@ def overview_figure(
     object marker (split) in each sequence; ``whats`` are the panels' first
     title lines (default "object marker <k> (row, col)"), ``tied`` the
     markers of each panel tied with its best (rings), and ``notes`` a short
-    third title line per panel (e.g. "position 63 %, 4 tie").  Panels are
-    enlarged so that the figure is at least :data:`MIN_SIDE_PX` wide.
+    third title line per panel (e.g. "position 63 %, 4 tie").  ``readout``
+    names the decoder whose Dice the colours show (default: the trained
+    layer's, not named).  Panels are enlarged so that the figure is at least
+    :data:`MIN_SIDE_PX` wide.
 
     Returns
     -------
@@ -386,7 +389,7 @@ def overview_figure(
     all_d = np.concatenate(panel_d)
     title = (f"{dataset} · image {image_name} · {n} {'object' if fixed == 'object' else 'background'} "
              f"marker{'s' if n != 1 else ''} · "
-             f"{_range_text(all_d)} (validation Dice)")
+             f"{_range_text(all_d)} (validation Dice" + (f", {readout} decoder)" if readout else ")"))
     any_rings = any(len(np.asarray(b).reshape(-1, 2)) for b in bgs)
     with_ties = any(t is not None for t in ties)
 

@@ -14,6 +14,7 @@ import numpy as np
 from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
 from flimexplore.engine.settings import FlimSettings
 from flimexplore.errors import ConfigError
+from flimexplore.study.readout_table import READOUTS, TRAINED
 from flimexplore.study.repeats import REPEAT_OVER
 
 __all__ = ["VARY", "StudyConfig"]
@@ -97,6 +98,21 @@ class StudyConfig:
         Which random choices a repeat re-draws: the decision layer's
         initialisation, the k-means++ starts (``clustering="kmeans++"`` only;
         the default farthest-point clustering has no random choice), or both.
+    decoders : tuple of str
+        How the models are read out (``--decoders``): ``"trained"``, the
+        decision layer every study trains (always included), and any of the
+        training-free LIDS adaptive decoders ``"vanilla"``, ``"probability"``,
+        ``"mean"``, ``"labeled"`` (:mod:`flimexplore.engine.decoders`), which
+        read each model's FLIM features (fit 0's encoder) and are binarised
+        the LIDS way (uint8 levels, Otsu, strictly above).  A comma-separated
+        string is accepted; the order is always that of
+        :data:`~flimexplore.study.readout_table.READOUTS`.  With decoders,
+        ``results.csv`` has one row per (model, readout) and a ``decoder`` column.
+    attention : bool
+        Score where each readout's evidence lies on the validation images
+        (``--attention``: ``pointing`` and ``mass_in_object`` columns).  Any
+        decoder implies it: the pass that reads the decoders scores their
+        attention at almost no extra cost.
     kernel_size, kernels_per_marker, channels, pool, pool_size, pool_stride, layers, decision_layer, \
 consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_seed
         The FLIM encoder (:class:`~flimexplore.engine.settings.FlimSettings`;
@@ -129,6 +145,8 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
     size: int | None = None
     repeats: int = 1
     repeat_over: str = "both"
+    decoders: tuple[str, ...] = (TRAINED,)
+    attention: bool = False
     # the FLIM encoder: flat here (CLI flags, config.json), defaults from the one place that defines them
     kernel_size: int = FlimSettings.kernel_size
     kernels_per_marker: int = FlimSettings.kernels_per_marker
@@ -150,6 +168,12 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
             object.__setattr__(self, "dataset", os.fspath(self.dataset))
         if isinstance(self.markers, os.PathLike):
             object.__setattr__(self, "markers", os.fspath(self.markers))
+        if isinstance(self.decoders, str):
+            object.__setattr__(self, "decoders", tuple(d.strip() for d in self.decoders.split(",")))
+        if isinstance(self.decoders, list | tuple) and all(d in READOUTS for d in self.decoders):
+            object.__setattr__(self, "decoders", tuple(sorted(self.decoders, key=READOUTS.index)))
+        if isinstance(self.attention, np.bool_):
+            object.__setattr__(self, "attention", bool(self.attention))
         for name in ("object_label", "markers_per_model"):
             value = getattr(self, name)
             if isinstance(value, list | tuple | np.ndarray):
@@ -231,6 +255,7 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
                 "repeat_over (--repeat-over) 'clustering' needs clustering (--clustering) kmeans++: the "
                 f"{self.clustering!r} clustering has no random choice to re-draw; use --repeat-over decision or both"
             )
+        problems += _readout_problems(self.decoders, self.attention)
         if self.markers is not None and (not isinstance(self.markers, str) or not self.markers.strip()):
             problems.append(f"markers (--markers) must be None or a seeds file or folder path, got {self.markers!r}")
         for name, what in self.flim().problems().items():
@@ -269,6 +294,26 @@ consensus, stdev_factor, clustering, restarts, min_cluster_fraction, cluster_see
         """Settings that differ, as ``name -> (self value, other value)``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def _readout_problems(decoders: Any, attention: Any) -> list[str]:
+    """What is wrong with the readout settings (one phrase each)."""
+    problems = []
+    known = ", ".join(READOUTS)
+    if not isinstance(decoders, tuple) or not decoders or not all(isinstance(d, str) for d in decoders):
+        problems.append(f"decoders (--decoders) must be comma-separated names from {known}, got {decoders!r}")
+    elif unknown := [d for d in decoders if d not in READOUTS]:
+        problems.append(f"decoders (--decoders) must be among {known}, got {', '.join(map(repr, unknown))}")
+    elif len(set(decoders)) != len(decoders):
+        problems.append(f"decoders (--decoders) must name each decoder once, got {','.join(decoders)}")
+    elif TRAINED not in decoders:
+        problems.append(
+            f"decoders (--decoders) must include {TRAINED!r} (every study trains its decision layer; the "
+            f"other decoders read the same models), got {','.join(decoders)}; try --decoders {TRAINED},{','.join(decoders)}"
+        )
+    if not isinstance(attention, bool):
+        problems.append(f"attention (--attention) must be True or False, got {attention!r}")
+    return problems
 
 
 def _whole(value: Any, lowest: int) -> bool:

@@ -17,7 +17,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,8 +46,11 @@ from flimexplore.study.context import PairScores, StudyContext, _merge
 from flimexplore.study.heatmap import HeatLayer, paint_heatmap, paint_pixels, render_heatmap
 from flimexplore.study.marked import ImageMarkers
 from flimexplore.study.progress import Clock, Progress, StopStudy, evaluate_reporting, time_left
+from flimexplore.study.readout_summary import readout_summary
+from flimexplore.study.readout_table import TRAINED, join_readouts, other_readouts
+from flimexplore.study.readouts import read_out, readouts_to_do
 from flimexplore.study.repeats import varied
-from flimexplore.study.store import ResultStore, aggregate_fits
+from flimexplore.study.store import ResultStore, aggregate_fits, result_columns
 from flimexplore.study.uncertainty import ALPHA, position_summary
 
 __all__ = [
@@ -169,6 +172,11 @@ class StudyResult:
         Every fit of every finished model (columns of
         :data:`flimexplore.study.store.FIT_COLUMNS`), sorted by model and
         repeat; with one fit per model, one per row.
+    readouts : list of dict
+        With other readouts (``config.decoders``, ``config.attention``): the
+        rows of ``results.csv``, one per model and readout, with a ``decoder``
+        column and the attention scores (:mod:`flimexplore.study.readouts`);
+        empty otherwise.  ``rows`` stays the trained layer's.
     """
 
     config: StudyConfig
@@ -180,6 +188,22 @@ class StudyResult:
     complete: bool
     context: StudyContext = field(repr=False)
     fits: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    readouts: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def decoder_rows(self, decoder: str = TRAINED) -> list[dict[str, Any]]:
+        """The rows of one readout: from :attr:`readouts` when the study has them, else ``rows`` (trained only)."""
+        if not self.readouts:
+            if decoder != TRAINED:
+                raise ConfigError(f"this study has no {decoder!r} readout; run it with --decoders {TRAINED},{decoder}")
+            return self.rows
+        rows = [r for r in self.readouts if r["decoder"] == decoder]
+        if not rows and decoder not in self.config.decoders:
+            raise ConfigError(f"this study has no {decoder!r} readout (it has {', '.join(self.config.decoders)})")
+        return rows
+
+    def for_decoder(self, decoder: str) -> StudyResult:
+        """The same study seen through one readout: ``rows`` are that readout's (heatmaps, columns, figures)."""
+        return replace(self, rows=self.decoder_rows(decoder))
 
     def column(self, name: str, split: int | None = None) -> NDArray:
         """One results column as an array (optionally of one split; -1 is the user's model)."""
@@ -240,6 +264,8 @@ class StudyResult:
             }
         if self.config.repeats > 1 and self.complete:
             out["repeats"] = self.repeat_summary()
+        if self.readouts:
+            out["readouts"] = readout_summary(self.readouts, self.config.decoders)
         if len(val):
             test = np.array([r["test_dice"] for r in self.rows if r["split"] >= 0])
             out |= {
@@ -531,6 +557,10 @@ def run_study(
     cfg = ctx.config
     if engine == "sequential" and tuple(cfg.markers_per_model) != (1, 1):
         raise ConfigError("--engine sequential scores the paper's one-disk markers only; use --markers-per-model 1,1")
+    reading = other_readouts(cfg.decoders, cfg.attention)
+    if engine == "sequential" and reading:
+        raise ConfigError("--engine sequential keeps no model parameters, which --decoders and --attention read; "
+                          "use --engine batched")
     check_precision(precision, ctx.device)
     identity = ctx.identity()
     if markers is None:
@@ -543,12 +573,14 @@ def run_study(
     store = ResultStore(out, cfg, identity) if out is not None else None
     fits: dict[tuple[int, int], dict[str, Any]] = {}
     arrays: dict[int, dict[str, NDArray]] = {}
+    readouts: dict[tuple[int, str], dict[str, Any]] = {}
     step = 1 if engine == "sequential" else int(model_chunk)
     complete = False
     try:
         if store is not None:
             fits = store.fits()
             arrays = store.load_arrays()
+            readouts = store.readouts()
         todo = fits_to_do(total, n_rep, fits, arrays)
         done = total - len(todo)
         user = f" (the last scores the user's markers from {ctx.user_markers_source})" if ctx.user_markers is not None else ""
@@ -558,6 +590,12 @@ def run_study(
             f"marked image {cfg.image}: {_marked_name(ctx)} ({ctx.mask.shape[0]}x{ctx.mask.shape[1]}) of {ctx.dataset.name}; "
             f"{total} models{reps} on {ctx.device} ({engine}){user}; {done} already done",
         )
+        if reading:  # models trained before, read out now (more decoders asked, or a crash between two writes)
+            late = readouts_to_do(sorted(m for m in arrays if m not in todo), readouts, cfg.decoders)
+            for lo in range(0, len(late), step):
+                ids = late[lo : lo + step]
+                readouts = read_out(ctx, ids, arrays, readouts, store, memory_mb, precision)
+                yield Progress(done, total, f"models {ids[0]}-{ids[-1]} read out by {', '.join(cfg.decoders)}")
         clock = Clock(len(todo))
         scored_pixels = ctx.mask.size * (len(ctx.split.val) + len(ctx.split.test))
         for ids, repeats in work_chunks(total, step, todo):
@@ -581,6 +619,8 @@ def run_study(
                 fits |= {(f["model"], f["repeat"]): f for f in new}
             for j, m in enumerate(keep):
                 arrays[m] = {k: v[j] for k, v in chunk_arrays.items()}
+            if reading:
+                readouts = read_out(ctx, [m for m in ids if m in arrays], arrays, readouts, store, memory_mb, precision)
             done += len(ids)
             best = max(scores.val["dice"])
             eta = clock.end_chunk()
@@ -592,9 +632,13 @@ def run_study(
         pass
     finally:
         rows = aggregate_fits(fits, n_rep)
+        joined = []
+        if reading:
+            joined = store.joined_rows() if store is not None else join_readouts(rows, readouts, cfg.decoders, result_columns(n_rep))
         result = StudyResult(
             cfg, markers, [rows[k] for k in sorted(rows) if k in arrays], arrays, str(ctx.device),
             time.perf_counter() - t0, complete, ctx, [fits[k] for k in sorted(fits) if k[1] < n_rep and k[0] in arrays],
+            [r for r in joined if r["model"] in arrays],
         )
         if store is not None:
             try:
@@ -666,33 +710,11 @@ def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "st
     repeated = summary.get("repeats", {}).get("splits", [])
     wrange = _width_range(result)
     panels, whats, fixed, ties, notes = [], [], "object", [], []
-    for s, ms in enumerate(result.markers):
-        if isinstance(ms, ImageMarkers):  # markers on several marked images: draw those of the study's marked image
-            ms = ms.pixels_on(result.config.image)
+    for s in range(len(result.markers)):
         rows = [r for r in result.rows if r["split"] == s]
-        dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
         n_models = len(rows)
         said = repeated[s] if s < len(repeated) and "verdict" in repeated[s] else None
-        if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
-            fixed = "background"
-            glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
-            what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
-            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
-        elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted magenta
-            glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
-            what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
-            rgb = _object_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
-        elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
-            glyph = np.asarray(ms.obj).reshape(-1, 2)
-            scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
-            dice = np.repeat(dice, ms.bg.shape[1])
-            what = f"object markers {s} ({len(glyph)} disks)"
-            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
-        else:
-            glyph, scored = np.asarray(ms.obj).reshape(1, 2), np.array([[r["bg_row"], r["bg_col"]] for r in rows])
-            what = f"object marker {s} at (row {int(ms.obj[0])}, col {int(ms.obj[1])})"
-            rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
-        scored = scored.reshape(-1, 2)
+        rgb, glyph, scored, dice, what, fixed = _split_panel(result, s, vrange)
         panels.append((rgb, glyph, scored, dice))
         whats.append(what.replace(" at (row ", " (").replace(", col ", ", "))
         extra: dict[str, Any] = {}
@@ -732,7 +754,62 @@ def _finish(store: ResultStore, result: StudyResult, scale: Literal["fixed", "st
             dataset=dataset, image_name=name, what="your own markers (object pixels in magenta)",
         )
         store.write_bytes("heatmap_user.png", png_bytes(fig))
+    if result.readouts:
+        every = [r["val_dice"] for r in result.readouts if r["split"] >= 0]
+        _readout_overviews(store, result, colour_range(every, scale), scale)
     store.write_json("summary.json", summary)
+
+
+def _split_panel(
+    result: StudyResult, s: int, vrange: tuple[float, float]
+) -> tuple[NDArray[np.uint8], NDArray, NDArray, NDArray[np.float64], str, str]:
+    """One split's heatmap panel: picture, fixed-marker glyph, scored positions, their Dice, title, fixed class."""
+    ms, image = result.markers[s], result.context.image
+    if isinstance(ms, ImageMarkers):  # markers on several marked images: draw those of the study's marked image
+        ms = ms.pixels_on(result.config.image)
+    rows = [r for r in result.rows if r["split"] == s]
+    dice = np.array([r["val_dice"] for r in rows], dtype=np.float64)
+    fixed = "object"
+    if isinstance(ms, ObjectMarkerSet):  # `study --vary object`: the fixed background marker is the glyph
+        fixed = "background"
+        glyph, scored = np.asarray(ms.background).reshape(1, 2), np.array([[r["obj_row"], r["obj_col"]] for r in rows])
+        what = f"background marker {s} at (row {int(ms.background[0])}, col {int(ms.background[1])})"
+        rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+    elif isinstance(ms, MarkerPixels):  # markers of any shape: object pixels painted magenta
+        glyph, scored = np.zeros((0, 2)), np.zeros((0, 2))
+        what = f"markers {s} ({len(ms.obj)} object, {len(ms.bg)} background pixels)"
+        rgb = _object_pixels(render_heatmap(image, result.heatmap(s), vmin=vrange[0], vmax=vrange[1]), ms.obj)
+    elif isinstance(ms, MarkerGroups):  # K object and M background disks per model
+        glyph = np.asarray(ms.obj).reshape(-1, 2)
+        scored = np.concatenate([ms.bg[r["bg_index"]] for r in rows]).reshape(-1, 2)
+        dice = np.repeat(dice, ms.bg.shape[1])
+        what = f"object markers {s} ({len(glyph)} disks)"
+        rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+    else:
+        glyph, scored = np.asarray(ms.obj).reshape(1, 2), np.array([[r["bg_row"], r["bg_col"]] for r in rows])
+        what = f"object marker {s} at (row {int(ms.obj[0])}, col {int(ms.obj[1])})"
+        rgb = render_heatmap(image, result.heatmap(s), None, ms.radius, *vrange)
+    return rgb, glyph, scored.reshape(-1, 2), dice, what, fixed
+
+
+def _readout_overviews(store: ResultStore, result: StudyResult, vrange: tuple[float, float], scale: str) -> None:
+    """``heatmap_overview_<decoder>.png``: every split's heatmap under each adaptive decoder (same colour range)."""
+    from flimexplore.figures.heatmap_png import overview_figure, png_bytes
+
+    for d in result.config.decoders:
+        if d == TRAINED:
+            continue
+        view = result.for_decoder(d)
+        if not view.rows:
+            continue
+        splits = [_split_panel(view, s, vrange) for s in range(len(view.markers))]
+        fig = overview_figure(
+            [p[0] for p in splits], [p[1] for p in splits], [p[2] for p in splits], [p[3] for p in splits],
+            result.config.radius, vrange=vrange, scale=scale, dataset=result.context.dataset.name,
+            image_name=_marked_name(result.context), fixed=splits[0][5], readout=d,
+            whats=[p[4].replace(" at (row ", " (").replace(", col ", ", ") for p in splits],
+        )
+        store.write_bytes(f"heatmap_overview_{d}.png", png_bytes(fig))
 
 
 def _width_range(result: StudyResult) -> tuple[float, float]:

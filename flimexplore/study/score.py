@@ -4,7 +4,9 @@ A pairs file is either
 
 - a CSV file with one pair per line, ``obj_row,obj_col,bg_row,bg_col``
   (a header line is optional; a header that names these four columns picks
-  them by name, so a study's own ``results.csv`` is a pairs file too), or
+  them by name, so a study's own ``results.csv`` is a pairs file too; of a
+  ``results.csv`` with other readouts, one row per pair and readout, the
+  ``trained`` rows are read), or
 - a LIDS ``-seeds.txt`` file (:func:`flimexplore.data.read_seeds`) holding
   the markers of the marked image: any number of strokes or disks per class
   (every marked pixel of a class is that class's marker).
@@ -126,6 +128,9 @@ def read_pairs(path: str | os.PathLike[str]) -> MarkerPairs:
                 f"{','.join(PAIR_COLUMNS)}; give them, or no header"
             )
         take = [names.index(c) for c in PAIR_COLUMNS]
+        if "decoder" in names:  # a results.csv with other readouts: one row per pair and readout
+            at = names.index("decoder")
+            rows = [(n, f) for n, f in rows if at < len(f) and f[at] == "trained"]
         if not rows:
             raise MarkerError(f"{path} holds a header but no marker pairs")
     values = np.empty((len(rows), 4), dtype=np.int64)

@@ -4,16 +4,23 @@ Layout of an output folder::
 
     config.json          the study's settings (and the dataset's identity)
     results.csv          one row per finished model, sorted by model id (with repeated fits: their mean and interval)
-    repeats.csv          with repeated fits (``--repeats R``, R > 1): one row per fit
+    repeats.csv          with repeated fits (``--repeats R``, R > 1) or other readouts: one row per fit
+    readouts.csv         with other readouts (``--decoders``, ``--attention``): one row per model and readout
     models/<a>-<b>.npz   parameters of models a..b (for figures and projections)
     summary.json         written when the study completes
     heatmap_split<k>.png one heatmap figure per object marker
     heatmap_overview.png all object markers side by side
+    heatmap_overview_<decoder>.png   the same for each adaptive decoder (``--decoders``)
 
 Every file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a crash or ``kill -9`` leaves either the old or the new
 version, never half a row.  Reopening a folder with the same settings
-resumes; with different settings it refuses and names the differences.
+resumes; with different settings it refuses and names the differences
+(``--repeats``, ``--decoders`` and ``--attention`` may grow: what is stored is kept).
+
+With other readouts (:mod:`flimexplore.study.readout_table`) ``results.csv``
+is rendered as the join of the trained layer's rows (from the fits) and
+``readouts.csv``: one row per (model, readout), with a ``decoder`` column.
 """
 
 from __future__ import annotations
@@ -34,6 +41,15 @@ from numpy.typing import NDArray
 
 from flimexplore.errors import OutputError, ResumeError
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.readout_table import (
+    ATTENTION_COLUMNS,
+    READOUT_COLUMNS,
+    READOUTS,
+    TRAINED,
+    join_readouts,
+    joined_columns,
+    other_readouts,
+)
 
 __all__ = [
     "COLUMNS", "FIT_COLUMNS", "REPEAT_COLUMNS", "ResultStore", "aggregate_fits", "atomic_write_bytes", "read_results",
@@ -42,7 +58,8 @@ __all__ = [
 
 TMP_SUFFIX = ".tmp"
 _OUR_FILES = (
-    "config.json", "results.csv", "repeats.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png", "heatmap_user.png", "probe",
+    "config.json", "results.csv", "repeats.csv", "readouts.csv", "summary.json", "heatmap_split*.png", "heatmap_overview.png",
+    "heatmap_overview_*.png", "heatmap_user.png", "probe",
 )
 LOCK_NAME = ".lock"
 
@@ -76,8 +93,8 @@ _INT_COLUMNS = {
     "model", "image", "split", "bg_index", "obj_row", "obj_col", "bg_row", "bg_col", "radius", "seed", "best_epoch",
     "repeat", "cluster_seed", "n_repeats",
 }
-_TEXT_COLUMNS = {"image_stem"}
-_KNOWN = set(COLUMNS) | set(REPEAT_COLUMNS) | set(FIT_COLUMNS)
+_TEXT_COLUMNS = {"image_stem", "decoder"}
+_KNOWN = set(COLUMNS) | set(REPEAT_COLUMNS) | set(FIT_COLUMNS) | set(ATTENTION_COLUMNS)
 
 
 def result_columns(repeats: int) -> tuple[str, ...]:
@@ -191,7 +208,10 @@ class ResultStore:
     def _open(self, config: StudyConfig, identity: dict[str, Any]) -> None:
         record = {"config": config.to_dict(), "identity": identity}
         self.repeats = config.repeats
-        self.columns = result_columns(config.repeats)
+        self.decoders = config.decoders
+        self.readouts_on = other_readouts(config.decoders, config.attention)
+        self._base = result_columns(config.repeats)
+        self.columns = joined_columns(self._base) if self.readouts_on else self._base
         cfg_path, csv_path, fits_path = self.out / "config.json", self.out / "results.csv", self.out / "repeats.csv"
         diffs: dict[str, tuple[Any, Any]] = {}
         if cfg_path.exists():
@@ -204,9 +224,13 @@ class ResultStore:
             )
         self._rows: dict[int, dict[str, Any]] = {}
         self._fits: dict[tuple[int, int], dict[str, Any]] = {}
+        self._readouts: dict[tuple[int, str], dict[str, Any]] = {}
         if csv_path.exists():
-            rows = _read_table(csv_path, (COLUMNS, COLUMNS + REPEAT_COLUMNS))
-            self._rows = {r["model"]: r for r in rows}
+            plain = (COLUMNS, COLUMNS + REPEAT_COLUMNS)
+            rows = _read_table(csv_path, (*plain, *(joined_columns(c) for c in plain)))
+            self._rows = {r["model"]: r for r in rows if r.get("decoder", TRAINED) == TRAINED}
+        if (self.out / "readouts.csv").exists():
+            self._readouts = {(r["model"], r["decoder"]): r for r in _read_table(self.out / "readouts.csv", (READOUT_COLUMNS,))}
         if fits_path.exists():
             self._fits = {(r["model"], r["repeat"]): r for r in _read_table(fits_path, (FIT_COLUMNS,))}
         elif self._rows and "n_repeats" in next(iter(self._rows.values())):
@@ -214,6 +238,9 @@ class ResultStore:
         else:  # a folder of single fits: each row is fit 0 of its model
             seed = -1 if config.clustering != "kmeans++" else config.cluster_seed
             self._fits = {(m, 0): _fit_of(r, 0, seed) for m, r in self._rows.items()}
+        if self.readouts_on or self._readouts:  # results.csv is a join: the trained rows come from the fits
+            self._rows = _typed(self._base, aggregate_fits(self._fits, self.repeats)) if self._fits else {}
+        grown = _readouts_grown(diffs, config)
         old_repeats = (diffs.pop("repeats")[0] or 1) if "repeats" in diffs else None  # None: from before repeats
         if old_repeats is not None and old_repeats > config.repeats and self._rows:
             diffs["repeats"] = (old_repeats, config.repeats)  # fewer fits than stored: refuse, never drop finished fits
@@ -223,8 +250,10 @@ class ResultStore:
                 f"{self.out} holds {len(self._rows)} finished models of a study with different settings "
                 f"({said}); use another --out folder, or the same settings to resume"
                 + (" (--repeats may grow: the fits already made are kept)" if "repeats" in diffs else "")
+                + (" (--decoders and --attention may grow: the readouts already made are kept)"
+                   if {"decoders", "attention"} & set(diffs) else "")
             )
-        if diffs or old_repeats is not None or not cfg_path.exists():  # a new study, more repeats, or nothing finished
+        if diffs or old_repeats is not None or grown or not cfg_path.exists():  # new study, more fits or readouts
             self._write(cfg_path, json.dumps(record, indent=2, sort_keys=True).encode())
         self._drop_orphans()
 
@@ -302,14 +331,52 @@ class ResultStore:
         table = dict(self._fits)
         for f in fits:
             table[(f["model"], f["repeat"])] = {k: f[k] for k in FIT_COLUMNS}
-        if self.repeats > 1 or (self.out / "repeats.csv").exists():
-            self._write(self.out / "repeats.csv", _csv_text(FIT_COLUMNS, [table[k] for k in sorted(table)]))
-            # keep the values as they are on disk, so a resumed run aggregates the same numbers
-            table = {(r["model"], r["repeat"]): r for r in read_results(self.out / "repeats.csv")}
         self._fits = table
+        self._write_fits()
+        if self.readouts_on:
+            self._write_joined()
+            return
         rows = aggregate_fits(self._fits, self.repeats)
         self._write(self.out / "results.csv", _csv_text(self.columns, [rows[k] for k in sorted(rows)]))
         self._rows = {r["model"]: r for r in read_results(self.out / "results.csv")}
+
+    def _write_fits(self) -> None:
+        """Write ``repeats.csv`` when results.csv cannot hold every fit (repeated fits, or a join of readouts)."""
+        if self.repeats > 1 or self.readouts_on or (self.out / "repeats.csv").exists():
+            table = self._fits
+            self._write(self.out / "repeats.csv", _csv_text(FIT_COLUMNS, [table[k] for k in sorted(table)]))
+            # keep the values as they are on disk, so a resumed run aggregates the same numbers
+            self._fits = {(r["model"], r["repeat"]): r for r in read_results(self.out / "repeats.csv")}
+
+    def _write_joined(self) -> None:
+        """Render ``results.csv`` as the join of the trained rows and ``readouts.csv``."""
+        self._rows = _typed(self._base, aggregate_fits(self._fits, self.repeats))
+        joined = join_readouts(self._rows, self._readouts, self.decoders, self._base)
+        self._write(self.out / "results.csv", _csv_text(self.columns, joined))
+
+    def readouts(self) -> dict[tuple[int, str], dict[str, Any]]:
+        """Every stored readout row, keyed by ``(model, decoder)`` (columns of :data:`READOUT_COLUMNS`)."""
+        return dict(self._readouts)
+
+    def joined_rows(self) -> list[dict[str, Any]]:
+        """The rows of ``results.csv`` with other readouts (one per model and readout); empty without them."""
+        if not self.readouts_on:
+            return []
+        return join_readouts(self._rows, self._readouts, self.decoders, self._base)
+
+    def add_readouts(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Record finished readouts (rows of :data:`READOUT_COLUMNS`), then render ``results.csv`` again."""
+        rows = list(rows)
+        if not rows:
+            return
+        table = dict(self._readouts)
+        for r in rows:
+            table[(int(r["model"]), r["decoder"])] = {k: r[k] for k in READOUT_COLUMNS}
+        order = sorted(table, key=lambda k: (k[0], READOUTS.index(k[1])))
+        self._write(self.out / "readouts.csv", _csv_text(READOUT_COLUMNS, [table[k] for k in order]))
+        self._readouts = {(r["model"], r["decoder"]): r for r in read_results(self.out / "readouts.csv")}
+        self._write_fits()  # before results.csv stops holding the fits of a folder of single fits
+        self._write_joined()
 
     def load_arrays(self) -> dict[int, dict[str, NDArray]]:
         """Parameters of every stored model, keyed by model id."""
@@ -363,6 +430,32 @@ def aggregate_fits(fits: dict[tuple[int, int], dict[str, Any]], repeats: int) ->
             row |= interval_columns(np.array([g["val_dice"] for g in group], dtype=np.float64))
         out[m] = row
     return out
+
+
+def _typed(columns: tuple[str, ...], rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Rows as they read back from a table of ``columns`` (the values a resumed run sees), by model."""
+    text = _csv_text(columns, [rows[k] for k in sorted(rows)]).decode()
+    return {r["model"]: r for r in (typed_row(raw) for raw in csv.DictReader(io.StringIO(text)))}
+
+
+def _readouts_grown(diffs: dict[str, tuple[Any, Any]], config: StudyConfig) -> bool:
+    """Drop ``decoders`` and ``attention`` from ``diffs`` when ``config`` only adds readouts; say if it did.
+
+    Decoders may be added, and attention may be asked for (any decoder implies
+    it); removing either would drop stored rows or columns, so it stays a difference.
+    """
+    if not {"decoders", "attention"} & set(diffs):
+        return False
+    old_dec = diffs["decoders"][0] if "decoders" in diffs else config.decoders
+    old_dec = tuple(old_dec) if old_dec is not None else (TRAINED,)  # a folder from before readouts
+    old_att = bool(diffs["attention"][0]) if "attention" in diffs else config.attention
+    grows = set(old_dec) <= set(config.decoders) and (
+        not other_readouts(old_dec, old_att) or other_readouts(config.decoders, config.attention)
+    )
+    if grows:
+        diffs.pop("decoders", None)
+        diffs.pop("attention", None)
+    return grows
 
 
 def _fit_of(row: dict[str, Any], repeat: int, cluster_seed: int) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any
 from flimexplore.engine.precision import check_precision
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.readout_table import other_readouts
+from flimexplore.study.readouts import readouts_to_do
 from flimexplore.study.run import (
     MODEL_CHUNK,
     StudyResult,
@@ -37,7 +39,7 @@ from flimexplore.study.store import ResultStore
 from flimexplore.sweep.executors import Submitter, submitter
 from flimexplore.sweep.plan import SweepTask, finished, plan_sweep
 from flimexplore.sweep.report import write_report
-from flimexplore.sweep.worker import ChunkResult, compute_models
+from flimexplore.sweep.worker import ChunkResult, ReadoutChunk, compute_models, compute_readouts
 
 __all__ = ["SweepProgress", "SweepResult", "run_sweep", "run_sweep_all"]
 
@@ -265,6 +267,7 @@ class _Open:
     todo: dict[int, tuple[int, ...]]
     arrays: dict[int, dict[str, Any]]
     t0: float = field(default_factory=time.perf_counter)
+    reading: set[int] = field(default_factory=set)  # stored models being read out again (more --decoders)
 
 
 def _distributed(
@@ -277,7 +280,12 @@ def _distributed(
     studies: dict[str, _Open] = {}
     try:
         for (task, ids), res in pending:
-            if ids is None:  # a study's plan came back: open its folder, send what is missing
+            if isinstance(res, ReadoutChunk):  # stored models read out by more decoders
+                study = studies[task.folder]
+                study.store.add_readouts(res.rows)
+                study.reading -= set(ids)
+                yield track.event(f"{task.label}: models {ids[0]}-{ids[-1]} read out (pid {res.pid})")
+            elif ids is None:  # a study's plan came back: open its folder, send what is missing
                 store = ResultStore(out / task.folder, res.config, res.identity)
                 arrays = store.load_arrays()
                 work = fits_to_do(res.total, res.config.repeats, store.fits(), arrays)
@@ -288,12 +296,20 @@ def _distributed(
                 for chunk, reps in work_chunks(res.total, step or res.total, work):
                     pending.add(submit("models", task.config, chunk, prio, compute_models, task.config, chunk,
                                        repeats=reps, **opts), (task, chunk))
+                if other_readouts(res.config.decoders, res.config.attention):
+                    late = readouts_to_do(sorted(m for m in arrays if m not in work), store.readouts(), res.config.decoders)
+                    study.reading = set(late)
+                    for lo in range(0, len(late), step or max(1, len(late))):
+                        chunk = late[lo : lo + (step or len(late))]
+                        pending.add(submit("readouts", task.config, chunk, prio, compute_readouts, task.config, chunk,
+                                           {m: arrays[m] for m in chunk}, **opts), (task, chunk))
                 yield track.event(f"{task.label}: {res.total} models on {res.device}; {done} already done")
             else:
                 study = studies[task.folder]
                 keep = [m for m in res.models if m not in study.arrays]
                 chunk_arrays = {k: v[[res.models.index(m) for m in keep]] for k, v in res.arrays.items()} if keep else {}
                 study.store.add(res.rows, chunk_arrays, keep)
+                study.store.add_readouts(res.readouts)
                 for j, m in enumerate(keep):
                     study.arrays[m] = {k: v[j] for k, v in chunk_arrays.items()}
                 for m in ids:
@@ -302,7 +318,7 @@ def _distributed(
                 track.done[task.folder] = study.plan.total - len(study.todo)
                 best = max(r["val_dice"] for r in res.rows)
                 yield track.event(f"{task.label}: models {ids[0]}-{ids[-1]} done (best val Dice {best:.3f}, pid {res.pid})")
-            if not study.todo and task.folder not in track.complete:
+            if not study.todo and not study.reading and task.folder not in track.complete:
                 summaries[task.folder] = _close(study, track)
                 write_report(out, track.tasks, summaries)
                 yield track.event(f"{task.label}: complete")
@@ -323,7 +339,7 @@ def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
     result = StudyResult(
         plan.config, plan.markers, study.store.rows(), study.arrays, plan.device,
         time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]
-        [fits[k] for k in sorted(fits) if k[1] < plan.config.repeats],
+        [fits[k] for k in sorted(fits) if k[1] < plan.config.repeats], study.store.joined_rows(),
     )
     _finish(study.store, result)
     study.store.close()

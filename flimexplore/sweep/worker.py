@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from flimexplore.study.config import StudyConfig
 
-__all__ = ["ChunkResult", "compute_models", "study_context"]
+__all__ = ["ChunkResult", "ReadoutChunk", "compute_models", "compute_readouts", "study_context"]
 
 _contexts: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last study's prepared data
 _datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # the last dataset (shared by its marked images)
@@ -62,6 +62,9 @@ class ChunkResult:
         Compute time of the models (without preparing the data).
     pid : int
         Process that computed them.
+    readouts : list of dict
+        With other readouts (``config.decoders``, ``config.attention``): the
+        rows of ``readouts.csv`` of ``models`` (see :mod:`flimexplore.study.readouts`).
     """
 
     config: StudyConfig
@@ -79,6 +82,24 @@ class ChunkResult:
     stem: str
     dataset_name: str
     device: str
+    seconds: float
+    pid: int
+    readouts: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class ReadoutChunk:
+    """What a worker returns for stored models read out again (:func:`compute_readouts`).
+
+    Attributes
+    ----------
+    rows : list of dict
+        Rows of ``readouts.csv``.
+    seconds : float
+    pid : int
+    """
+
+    rows: list[dict[str, Any]]
     seconds: float
     pid: int
 
@@ -140,6 +161,8 @@ def compute_models(
 
     import torch
 
+    from flimexplore.study.readout_table import other_readouts
+    from flimexplore.study.readouts import compute_readouts as read_out
     from flimexplore.study.run import evaluate_models, model_rows, model_table, plan_markers
 
     if threads is not None and torch.get_num_threads() != threads:
@@ -149,6 +172,7 @@ def compute_models(
     table = model_table(ctx, markers)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    readouts: list[dict[str, Any]] = []
     parts: list[dict[str, NDArray]] = []
     groups: dict[int, list[int]] = {}
     for m in ids:  # the chunks run_study trains together (ids lo .. lo + model_chunk - 1), so results match
@@ -158,11 +182,55 @@ def compute_models(
         scores = evaluate_models(ctx, [table[m] for m in sub], "batched", memory_mb, precision=precision, repeats=repeats)
         rows += model_rows(ctx, sub, table, scores)
         parts.append(scores.arrays)
+        if 0 in repeats and other_readouts(ctx.config.decoders, ctx.config.attention):
+            fitted = {m: {k: v[j] for k, v in scores.arrays.items()} for j, m in enumerate(sub)}
+            readouts += read_out(ctx, sub, fitted, ctx.config.decoders, memory_mb, precision)
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts and 0 in repeats else {}
     models = [int(m) for sub in groups.values() for m in sub] if 0 in repeats else []
     return ChunkResult(
         ctx.config, ctx.identity(), len(table), rows, arrays, models,
         markers, ctx.image, ctx.mask, ctx.user_markers, ctx.user_markers_source,
         {part: ctx.without_object(part) for part in ("val", "test")}, ctx.stem, ctx.dataset.name, str(ctx.device),
-        time.perf_counter() - t0, os.getpid(),
+        time.perf_counter() - t0, os.getpid(), readouts,
     )
+
+
+def compute_readouts(
+    config: StudyConfig,
+    ids: Sequence[int],
+    arrays: dict[int, dict[str, NDArray]],
+    *,
+    device: str = "cpu",
+    memory_mb: float = 512,
+    threads: int | None = None,
+    precision: str = "fp32",
+    model_chunk: int | None = None,
+) -> ReadoutChunk:
+    """Read stored models out again with the study's readouts (``--decoders`` grown on resume).
+
+    Parameters
+    ----------
+    config : StudyConfig
+    ids : sequence of int
+        Model ids.
+    arrays : dict of int to dict
+        Their stored parameters (the driver sends them: workers read no files).
+    device, memory_mb, threads, precision : optional
+        As :func:`compute_models`; ``model_chunk`` is accepted and unused.
+
+    Returns
+    -------
+    ReadoutChunk
+    """
+    import time
+
+    import torch
+
+    from flimexplore.study.readouts import compute_readouts as read_out
+
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    ctx = study_context(config, device)
+    t0 = time.perf_counter()
+    rows = read_out(ctx, [int(m) for m in ids], arrays, ctx.config.decoders, memory_mb, precision)
+    return ReadoutChunk(rows, time.perf_counter() - t0, os.getpid())

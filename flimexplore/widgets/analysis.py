@@ -48,7 +48,7 @@ class AnalysisView:
         self.note = w.HTML()
         self.figure = go.FigureWidget(self._build())
         self.figure.data[0].on_click(guarded(state, log)(self._on_click))
-        state.observe(lambda _: self.redraw(), names=["descriptors", "descriptor", "selected", "stale"])
+        state.observe(lambda _: self.redraw(), names=["descriptors", "descriptor", "selected", "stale", "decoder"])
         self.widget = w.VBox([w.HTML("<b>Analysis</b> <small>(image-only descriptors of each sampled marker; "
                                      "click a point to select it)</small>"), self.choice, self.figure, self.note],
                              layout=w.Layout(width="460px")).add_class("fx-analysis")

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,13 +111,16 @@ class _Folders:
 def _partial(ctx: StudyContext, markers: list, folder: Path, cache: dict[str, dict], elapsed_s: float) -> StudyResult:
     """The models finished so far in ``folder`` as a (not complete) :class:`StudyResult`."""
     rows = read_results(folder / "results.csv") if (folder / "results.csv").exists() else []
+    joined = rows if rows and "decoder" in rows[0] else []  # with other readouts: one row per model and readout
+    rows = [r for r in rows if r.get("decoder", "trained") == "trained"]
     for f in sorted((folder / "models").glob("*.npz")):
         if f.name not in cache:
             with np.load(f) as z:
                 cache[f.name] = {int(m): {k: z[k][j] for k in z.files if k != "model"} for j, m in enumerate(z["model"])}
     arrays = {m: a for part in cache.values() for m, a in part.items()}
     rows = [r for r in rows if r["model"] in arrays]
-    return StudyResult(ctx.config, markers, rows, arrays, str(ctx.device), elapsed_s, False, ctx)
+    return StudyResult(ctx.config, markers, rows, arrays, str(ctx.device), elapsed_s, False, ctx,
+                       readouts=[r for r in joined if r["model"] in arrays])
 
 
 class Explorer:
@@ -152,6 +155,11 @@ class Explorer:
     advice_probe : int
         Candidates the advice layer probes (``advise --probe``; fewer than the command line's 192, so
         that the layer answers in seconds).
+    decoders : sequence of str
+        How the study reads its models out (``--decoders``): ``("trained",)`` or the trained layer and
+        LIDS adaptive decoders; with several, a ``readout`` dropdown above the heatmap chooses whose
+        Dice the heatmap, distribution and detail view show, and the detail view shows that readout's
+        evidence map (the "other readouts" checkbox of the controls sets all five).
 
     Attributes
     ----------
@@ -187,6 +195,7 @@ class Explorer:
         arch: str | Path | None = None,
         repeats: int = 1,
         advice_probe: int = 96,
+        decoders: Sequence[str] = ("trained",),
     ) -> None:
         self.sync, self.model_chunk = sync, int(model_chunk)
         self.advice_probe = int(advice_probe)
@@ -209,7 +218,7 @@ class Explorer:
         s = self.state = ExplorerState(
             device=self._device, dataset=str(dataset), n_images=int(n_images or 0), image=int(image),
             splits=int(splits), epochs=int(epochs), seed=int(seed), dense=bool(dense),
-            dense_spacing=int(dense_spacing or 0), repeats=int(repeats),
+            dense_spacing=int(dense_spacing or 0), repeats=int(repeats), decoders=tuple(decoders),
         )
         self.controls = ControlsView(s, self._guard(self.run), self._guard(self.stop), self.log,
                                      self._guard(self.load_arch), self._guard(self.reset_flim))
@@ -236,7 +245,7 @@ class Explorer:
         s.observe(self._guard(self._on_result), names=["result"])
         s.observe(self._guard(self._check_stale), names=[*SETTINGS, "result"])
         s.observe(self._show_banner, names=["stale", "result"])
-        s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image"])
+        s.observe(self._guard_at("detail")(self._on_selected), names=["selected", "val_image", "decoder"])
         s.observe(self._guard(self._on_split), names=["split"])
         s.observe(markers(self._after_run), names=["running"])
         s.observe(markers(self._update_advice), names=["show_advice", "split", "result", "advice_for"])
@@ -441,6 +450,8 @@ class Explorer:
         """
         s, old, new = self.state, change["old"], change["new"]
         s.uncertainty = new.repeat_summary() if new is not None and new.complete and new.config.repeats > 1 else None
+        if new is None or not new.readouts or s.decoder not in new.config.decoders:
+            s.decoder = "trained"
         if old is not None and new is not None and same_study(old.config, new.config):
             if s.selected >= 0 and s.row(s.selected) is None:
                 s.selected = -1
@@ -543,7 +554,7 @@ class Explorer:
         if s.descriptors is not None and s.descriptors.get("_result") is res:
             return
         ctx = res.context
-        rows = s.rows()
+        rows = res.rows  # the markers are the same under every readout; the trained rows list each once
         table = {name: np.full(len(rows), np.nan) for name in DESCRIPTORS}
         for split, ms in enumerate(res.markers):
             pos = [i for i, r in enumerate(rows) if r["split"] == split]
@@ -574,7 +585,7 @@ class Explorer:
             if self.state.user_score is None:
                 raise MarkerError("your pair has no score yet: place a background marker (or select one) first")
             return pair_detail(result, self.state.user_score, **kw)
-        return model_detail(result, model, **kw)
+        return model_detail(result, model, decoder=self.state.decoder, **kw)
 
     def _on_selected(self, change: dict[str, Any]) -> None:
         s = self.state
@@ -582,7 +593,7 @@ class Explorer:
             s.detail = None
             return
         if s.detail is not None and s.detail.model == s.selected and s.detail.val_image == s.val_image \
-                and change["name"] == "selected" and s.selected != USER_MODEL:
+                and s.detail.readout == s.decoder and change["name"] == "selected" and s.selected != USER_MODEL:
             return  # the same model of the same study (e.g. a live chunk arrived)
         kw = dict(val_image=s.val_image, **self._detail_kw)
         s.detail = self._describe(s.result, s.selected, projections=False, **kw)
@@ -609,7 +620,8 @@ class Explorer:
             if self.state.selected != model:
                 return
             detail = self._describe(result, model, **kw)
-            if self.state.selected == model and self.state.val_image == kw["val_image"]:
+            if self.state.selected == model and self.state.val_image == kw["val_image"] \
+                    and (model == USER_MODEL or detail.readout == self.state.decoder):
                 self.state.detail = detail
 
     def _pair(self) -> tuple[Pair | None, Pair | None]:

@@ -10,6 +10,7 @@ from traitlets import dlink, link
 
 from flimexplore.data import list_datasets
 from flimexplore.engine.settings import CLUSTERINGS, CONSENSUS, MAX_LAYERS, POOLS
+from flimexplore.study.readout_table import READOUTS, TRAINED
 from flimexplore.widgets.state import FLIM_SETTINGS, ExplorerState
 
 __all__ = ["ControlsView", "FlimPanel"]
@@ -166,6 +167,9 @@ class ControlsView:
                             "re-drawn: each marker's Dice becomes a mean with a 95 % interval")
         self.seed = w.IntText(description="seed", layout=_WIDE, style=_STYLE)
         self.dense = w.Checkbox(description="dense map (every grid position)", indent=False)
+        self.readouts = w.Checkbox(description="other readouts (LIDS decoders, attention)", indent=False,
+                                   tooltip="also read every model with the four training-free LIDS adaptive decoders "
+                                           "and score where each readout's evidence lies (--decoders, --attention)")
         self.object_label = w.Text(description="object values", placeholder="e.g. 0,128 (default: non-zero)",
                                    continuous_update=False, layout=_WIDE, style=_STYLE)
         self.flim = FlimPanel(state, on_load_arch, on_reset_flim)
@@ -186,6 +190,8 @@ class ControlsView:
         dlink((state, "total"), (self.progress, "max"), lambda n: max(1, n))
         dlink((state, "done"), (self.progress, "value"))
         dlink((state, "progress_text"), (self.progress_label, "value"), lambda s: f"<small>{html.escape(s)}</small>")
+        link((state, "decoders"), (self.readouts, "value"),
+             transform=(lambda d: len(d) > 1, lambda on: READOUTS if on else (TRAINED,)))
         dlink((state, "dense"), (self.n_bg, "disabled"))
         dlink((state, "thumbnail"), (self.thumbnail, "value"))
         dlink((state, "device"), (self.device, "value"), lambda d: f"device: <b>{html.escape(d or '?')}</b>")
@@ -199,7 +205,8 @@ class ControlsView:
         self.widget = w.VBox(
             [
                 w.HTML("<b>Study</b>"), self.dataset, w.HBox([self.image]), self.thumbnail, self.n_images,
-                self.n_bg, self.radius, self.splits, self.epochs, self.repeats, self.seed, self.dense, self.object_label,
+                self.n_bg, self.radius, self.splits, self.epochs, self.repeats, self.seed, self.dense, self.readouts,
+                self.object_label,
                 self.flim.widget,
                 self.device,
                 w.HBox([self.run, self.stop]), self.progress, self.progress_label, self.status, self.message, self.warning,

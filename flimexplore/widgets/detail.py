@@ -1,4 +1,4 @@
-"""The detail view (one model: prediction, projections, scores) and the Dice distribution view."""
+"""The detail view (one model: prediction, evidence map, projections, scores) and the Dice distribution view."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def detail_text(detail: Any, n_val: int | None = None, show_test: bool = False, 
     who = (f"<b>your pair</b> (object marker at {tuple(int(v) for v in detail.obj)}, background marker at "
            f"{tuple(int(v) for v in detail.bg)})" if detail.model == USER_MODEL else
            f"<b>model {detail.model}</b> (object marker {r['split'] + 1}, background marker {r['bg_index'] + 1})")
+    readout = getattr(detail, "readout", "trained")
+    if readout != "trained":
+        who += f" read by the <b>{html.escape(readout)}</b> decoder"
     test = (f"<br><small>held-out test set (do not choose markers by it): Dice {r['test_dice']:.3f} · "
             f"Jaccard {r['test_jaccard']:.3f}</small>" if show_test else "")
     of = f" of {n_val}" if n_val else ""
@@ -43,10 +46,12 @@ def detail_text(detail: Any, n_val: int | None = None, show_test: bool = False, 
     if fits and len(fits) > 1 and "val_dice_lo" in r:
         spread = (f" (mean of {len(fits)} fits, 95 % CI {r['val_dice_lo']:.3f}-{r['val_dice_hi']:.3f}; "
                   f"fits: {', '.join(f'{v:.3f}' for v in fits)}; the prediction below is fit 1's)")
+    epoch = f" · best epoch {r['best_epoch']}" if readout == "trained" else " · no training"
+    attention = "".join(f" · {k.replace('_', ' ')} {r[k]:.2f}" for k in ("pointing", "mass_in_object")
+                        if k in r and np.isfinite(r[k]))
     return (
         f"{who}: validation Dice <b>{r['val_dice']:.3f}</b>{spread} · Jaccard {r['val_jaccard']:.3f} · "
-        f"sensitivity {r['val_sensitivity']:.3f} · specificity {r['val_specificity']:.3f} · best epoch "
-        f"{r['best_epoch']}<br>"
+        f"sensitivity {r['val_sensitivity']:.3f} · specificity {r['val_specificity']:.3f}{epoch}{attention}<br>"
         f"<small>validation image {detail.val_image + 1}{of}: Dice {s['dice']:.3f} · Jaccard {s['jaccard']:.3f} · "
         f"sensitivity {s['sensitivity']:.3f} · specificity {s['specificity']:.3f}</small>{test}"
     )
@@ -134,7 +139,9 @@ class DetailView:
             d, self._n_val(), s.show_test, list(fits))
         pending = " (projections pending)" if d.patches is None else ""
         who = "your pair" if d.model == USER_MODEL else f"model {d.model}"
-        fig = detail_figure(d.image, d.truth, d.pred, d.patches, d.features,
+        readout = getattr(d, "readout", "trained")
+        fig = detail_figure(d.image, d.truth, d.pred, d.patches, d.features, evidence=getattr(d, "evidence", None),
+                            evidence_title="logit gap (exact CAM)" if readout == "trained" else f"{readout} saliency",
                             title=f"{who}: validation Dice {d.row['val_dice']:.3f}{pending}{self._counts(d)}")
         sync_figure(self.figure, fig)
         self._figure_box.layout.display = None
@@ -169,7 +176,7 @@ class DistributionView:
                                      tooltip="off: the axis fits the study's Dice range, so close values can be picked")
         self.figure = go.FigureWidget(self._build())
         self.figure.data[0].on_click(guarded(state, log)(self._on_click))
-        state.observe(lambda _: self.redraw(), names=["result", "selected", "user_score", "stale"])
+        state.observe(lambda _: self.redraw(), names=["result", "selected", "user_score", "stale", "decoder"])
         self.full_range.observe(lambda _: self.redraw(), names=["value"])
         self.widget = w.VBox([self.figure, self.full_range], layout=w.Layout(width="440px")).add_class("fx-distribution")
 
@@ -177,13 +184,15 @@ class DistributionView:
         rows = self.state.rows()
         ids = [r["model"] for r in rows]
         score = self.state.user_score
-        spread = [(r["val_dice_lo"], r["val_dice_hi"]) for r in rows] if rows and "val_dice_lo" in rows[0] else None
+        trained = self.state.decoder == "trained"
+        spread = [(r["val_dice_lo"], r["val_dice_hi"]) for r in rows] if trained and rows and "val_dice_lo" in rows[0] else None
         return distribution_figure(
             [r["val_dice"] for r in rows], [r["split"] for r in rows], ids, intervals=spread,
             selected=ids.index(self.state.selected) if self.state.selected in ids else None,
             user_dice=None if score is None else score.dice, vrange=dice_range(self.state),
             title=("OUT OF DATE · " if self.state.stale else "") + (
-                f"Dice of {len(rows)} markers" + (" (bars: 95 % interval over fits)" if spread else "") if rows
+                f"Dice of {len(rows)} markers" + ("" if trained else f" ({self.state.decoder} decoder)")
+                + (" (bars: 95 % interval over fits)" if spread else "") if rows
                 else "Dice distribution"),
             full_range=self.full_range.value,
         )

@@ -1,4 +1,4 @@
-"""The heatmap view: marked image, Dice-coloured markers, split selector, your own markers."""
+"""The heatmap view: marked image, Dice-coloured markers, split and readout selectors, your own markers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from flimexplore.widgets.state import ExplorerState, guarded
 __all__ = ["HeatmapView", "dice_range", "path_points"]
 
 REDRAW_ON = ["result", "split", "selected", "preview", "dense_map", "user_obj", "user_bg", "user_score", "click_mode",
-             "show_test", "error", "stale", "advice", "show_advice", "user_markers", "uncertainty", "next_marker"]
+             "show_test", "error", "stale", "advice", "show_advice", "user_markers", "uncertainty", "next_marker",
+             "decoder"]
 DRAWING = {"draw object": "object", "draw background": "background"}
 """Click modes in which a drag on the heatmap draws a freehand stroke, and the class it marks."""
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -53,7 +54,9 @@ def dice_range(state: ExplorerState) -> tuple[float, float]:
 class HeatmapView:
     """A live heatmap figure driven by an :class:`ExplorerState`.
 
-    Clicking a background marker selects its model (``state.selected``);
+    The markers are coloured by the Dice of the readout chosen in the
+    ``readout`` dropdown (``state.decoder``; shown when the study has other
+    readouts than its trained layer).  Clicking a background marker selects its model (``state.selected``);
     with the click mode on "place object" or "place background", a click on
     the image puts your own marker there (``state.user_obj`` / ``state.user_bg``).
 
@@ -119,6 +122,10 @@ class HeatmapView:
         self.advice_line = w.HTML(layout=w.Layout(width="520px")).add_class("fx-advice-line")
         self.split = w.Dropdown(description="object marker", options=[("1 of 1", 0)], layout=w.Layout(width="240px"),
                                 style={"description_width": "initial"})
+        self.readout = w.Dropdown(description="readout", options=[("trained", "trained")],
+                                  layout=w.Layout(width="200px", display="none"), style={"description_width": "initial"},
+                                  tooltip="whose Dice colours the markers: the trained decision layer or a training-free "
+                                          "LIDS decoder reading the same model")
         self.mode = w.ToggleButtons(
             options=[("select", "select"), ("place obj", "object"), ("place bg", "background"),
                      ("draw obj", "draw object"), ("draw bg", "draw background")],
@@ -144,13 +151,15 @@ class HeatmapView:
         if on_inspect is not None:
             self.inspect.on_click(lambda _: on_inspect())
         link((state, "split"), (self.split, "value"))
+        link((state, "decoder"), (self.readout, "value"))
         link((state, "click_mode"), (self.mode, "value"))
         link((state, "stroke_radius"), (self.brush, "value"))
         link((state, "seeds_path"), (self.path, "value"))
         state.observe(self._on_result, names=["result"])
         state.observe(lambda _: self.redraw(), names=REDRAW_ON)
         self.widget = w.VBox([
-            w.HBox([self.split, self.mode, self.brush, self.advice, self.advice_for], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.split, self.readout, self.mode, self.brush, self.advice, self.advice_for],
+                   layout=w.Layout(flex_flow="row wrap")),
             self.verdict, self.advice_line, self.figure,
             w.HTML("<b>Your markers</b> <small>(LIDS -seeds.txt)</small>"), self.user, self.message,
             w.HBox([self.path, *buttons, self.inspect], layout=w.Layout(flex_flow="row wrap")),
@@ -182,9 +191,10 @@ class HeatmapView:
         models_text = f"{n} models" if n == total else f"{n} of {total} models"
         lead = "OUT OF DATE · " if s.stale else ""
         said = s.split_uncertainty(split)
+        trained = s.decoder == "trained"
         spread = dict(
-            intervals=[(r["val_dice_lo"], r["val_dice_hi"], r["n_repeats"]) for r in rows] if "n_repeats" in (rows or [{}])[0]
-            else None,
+            intervals=[(r["val_dice_lo"], r["val_dice_hi"], r["n_repeats"]) for r in rows]
+            if trained and "n_repeats" in (rows or [{}])[0] else None,
             tied=[m in said["tied_models"] for m in models] if said else None,
         )
         return heatmap_figure(
@@ -192,7 +202,8 @@ class HeatmapView:
             [r["val_dice"] for r in rows], res.config.radius, models=models, vrange=dice_range(s), **spread,
             selected=models.index(s.selected) if s.selected in models else None, dense=s.dense_map,
             user_dice=None if score is None else score.dice, placing=placing, **yours, **layer,
-            title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}",
+            title=f"{lead}{html.escape(res.context.stem)} · object marker {split + 1} of {len(res.markers)} · {models_text}"
+                  + ("" if trained else f" · {s.decoder} decoder"),
         )
 
     def redraw(self) -> None:
@@ -237,6 +248,12 @@ class HeatmapView:
 
     def _on_result(self, change: dict[str, Any]) -> None:
         res = change["new"]
+        names = ("trained",) if res is None or not res.readouts else tuple(res.config.decoders)
+        if tuple(v for _, v in self.readout.options) != names:
+            with self.readout.hold_trait_notifications():
+                self.readout.options = [(d, d) for d in names]
+                self.readout.value = self.state.decoder if self.state.decoder in names else "trained"
+        self.readout.layout.display = None if len(names) > 1 else "none"
         n = 1 if res is None else len(res.markers)
         trained = set() if res is None else {r["split"] for r in res.rows}
         options = [(f"{k + 1} of {n}" + ("" if res is None or k in trained else " (not trained yet)"), k)

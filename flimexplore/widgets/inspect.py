@@ -18,6 +18,8 @@ from flimexplore.analysis.projections import feature_projection, patch_projectio
 from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.errors import MarkerError
 from flimexplore.markers import MarkerSet, marker_pixels, validate_markers
+from flimexplore.study.readout_table import TRAINED
+from flimexplore.study.readouts import readout_maps
 from flimexplore.study.repeats import interval_columns
 from flimexplore.study.run import StudyResult, model_seed
 
@@ -50,12 +52,17 @@ class ModelDetail:
         Position of the shown image in the validation set.
     image : ndarray of shape (H', W', 3)
     truth, pred : ndarray of shape (H', W'), bool
-        Ground truth and the model's prediction on that image.
+        Ground truth and the model's prediction on that image (under ``readout``).
     image_scores : dict of str to float
         Dice, Jaccard, sensitivity and specificity on that image.
     patches, features : dict or None
         t-SNE tables (:func:`~flimexplore.analysis.projections.patch_projection`,
         :func:`~flimexplore.analysis.projections.feature_projection`); None when not computed.
+    evidence : ndarray of shape (H', W'), float32, or None
+        The readout's evidence map on that image (:func:`flimexplore.study.readouts.readout_maps`):
+        the trained layer's logit gap (its exact CAM) or a decoder's saliency.
+    readout : str
+        ``"trained"`` or the adaptive decoder whose row, prediction and evidence these are.
     """
 
     model: int
@@ -72,6 +79,8 @@ class ModelDetail:
     image_scores: dict[str, float]
     patches: dict[str, NDArray] | None
     features: dict[str, NDArray] | None
+    evidence: NDArray[np.float32] | None = None
+    readout: str = TRAINED
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,11 +158,12 @@ def pick_models(result: StudyResult, split: int | None = None) -> dict[str, int]
     return {"high": order[-1]["model"], "medium": order[len(order) // 2]["model"], "low": order[0]["model"]}
 
 
-def _row(result: StudyResult, model: int) -> dict[str, Any]:
-    for r in result.rows:
+def _row(result: StudyResult, model: int, decoder: str = TRAINED) -> dict[str, Any]:
+    rows = result.decoder_rows(decoder)
+    for r in rows:
         if r["model"] == model:
             return r
-    raise MarkerError(f"model {model} is not among the {len(result.rows)} finished models of this study")
+    raise MarkerError(f"model {model} is not among the {len(rows)} finished models of this study")
 
 
 def model_detail(
@@ -166,8 +176,9 @@ def model_detail(
     n_superpixels: int | None = None,
     label: str = "",
     seed: int = 0,
+    decoder: str = TRAINED,
 ) -> ModelDetail:
-    """Prediction, per-image scores and t-SNE projections of one finished model.
+    """Prediction, evidence map, per-image scores and t-SNE projections of one finished model.
 
     Parameters
     ----------
@@ -187,13 +198,16 @@ def model_detail(
         Caption stored in the detail.
     seed : int
         t-SNE seed.
+    decoder : str
+        The readout: ``"trained"`` (the decision layer) or one of the study's adaptive decoders; the
+        row, the prediction and the evidence map are that readout's.
 
     Returns
     -------
     ModelDetail
     """
-    return _detail(result, _row(result, model), result.arrays[model], val_image, projections, max_images,
-                   n_superpixels, label, seed)
+    return _detail(result, _row(result, model, decoder), result.arrays[model], val_image, projections, max_images,
+                   n_superpixels, label, seed, decoder)
 
 
 def pair_detail(
@@ -216,13 +230,13 @@ def pair_detail(
 
 def _detail(
     result: StudyResult, row: dict[str, Any], arrays: dict[str, NDArray], val_image: int, projections: bool,
-    max_images: int | None, n_superpixels: int | None, label: str, seed: int,
+    max_images: int | None, n_superpixels: int | None, label: str, seed: int, decoder: str = TRAINED,
 ) -> ModelDetail:
     ctx = result.context
     val = list(ctx.split.val)
     k = int(val_image) % len(val)
     image, truth = ctx.dataset.images[val[k]], ctx.dataset.masks[val[k]]
-    pred = ctx.predict(arrays, image)
+    evidence, pred = readout_maps(ctx, arrays, image, decoder)
     counts = np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum(), (~pred & ~truth).sum()])
     scores = {name: float(v) for name, v in metrics_from_counts(counts).items()}
     obj = np.array([row["obj_row"], row["obj_col"]], dtype=np.int64)
@@ -232,6 +246,7 @@ def _detail(
         radius=int(row["radius"]), val_image=k, image=image, truth=truth, pred=pred, image_scores=scores,
         patches=patch_projection(ctx, arrays, obj, bg, seed) if projections else None,
         features=feature_projection(ctx, arrays, n_superpixels, max_images, seed) if projections else None,
+        evidence=evidence, readout=decoder,
     )
 
 

@@ -21,6 +21,7 @@ from flimexplore.engine.settings import CLUSTERINGS, CONSENSUS, POOLS, FlimSetti
 from flimexplore.engine.settings import FIELDS as FLIM_FIELDS
 from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.readout_table import READOUTS, TRAINED
 
 __all__ = [
     "CLICK_MODES", "ERROR_PLACES", "FLIM_SETTINGS", "NEXT_POLICIES", "SETTINGS", "USER_MODEL", "ExplorerState", "guarded",
@@ -35,7 +36,7 @@ FLIM_SETTINGS = FLIM_FIELDS
 """The FLIM encoder settings of the advanced panel (:class:`~flimexplore.engine.settings.FlimSettings`)."""
 SETTINGS = (
     "dataset", "n_images", "image", "n_bg", "radius", "splits", "epochs", "seed", "dense", "dense_spacing", "object_label",
-    "repeats", *FLIM_SETTINGS,
+    "repeats", "decoders", *FLIM_SETTINGS,
 )
 """The state traits that are study settings: changing one makes the shown result out of date."""
 USER_MODEL = -2
@@ -118,6 +119,13 @@ class ExplorerState(HasTraits):
     repeats : int
         Fits of every model (``--repeats``): with more than one, each marker's Dice is a mean with a 95 %
         interval and the views show the uncertainty.
+    decoders : tuple of str
+        How the study reads its models out (``--decoders``): ``("trained",)``, or the trained layer and
+        LIDS adaptive decoders (:data:`~flimexplore.study.readout_table.READOUTS`), which also scores
+        attention.
+    decoder : str
+        The readout whose Dice the heatmap, the distribution and the detail view show (one of the shown
+        result's decoders; ``"trained"`` by default).
     uncertainty : dict or None
         What the repeated fits of a finished study say (:meth:`StudyResult.repeat_summary`: per object
         marker the share of variance explained by position, the markers tied with the best, a verdict
@@ -187,6 +195,8 @@ clustering, restarts, min_cluster_fraction, cluster_seed
     object_label = Unicode("")
     user_markers = AnyTrait(None, allow_none=True)
     repeats = Int(1)
+    decoders = AnyTrait((TRAINED,))
+    decoder = Enum(READOUTS, default_value=TRAINED)
     uncertainty = AnyTrait(None, allow_none=True)
     kernel_size = Int(FlimSettings.kernel_size)
     kernels_per_marker = Int(FlimSettings.kernels_per_marker)
@@ -227,29 +237,31 @@ clustering, restarts, min_cluster_fraction, cluster_seed
             dataset=self.dataset.strip(), n_images=self.n_images or None, image=self.image, splits=self.splits,
             n_bg=self.n_bg, radius=self.radius, epochs=self.epochs, seed=self.seed, dense=self.dense,
             dense_spacing=self.dense_spacing or None, object_label=normalise_object_label(self.object_label.strip() or None),
-            repeats=self.repeats,
+            repeats=self.repeats, decoders=tuple(self.decoders),
         ).with_flim(self.flim())
 
     def rows(self, split: int | None = None) -> list[dict[str, Any]]:
-        """Rows of the current result (optionally of one split); empty without a result."""
+        """Rows of the current result under the shown readout ``decoder`` (optionally of one split); empty without a result."""
         if self.result is None:
             return []
-        return [r for r in self.result.rows if split is None or r["split"] == split]
+        rows = self.result.rows if self.decoder == TRAINED or not self.result.readouts else [
+            r for r in self.result.readouts if r["decoder"] == self.decoder]
+        return [r for r in rows if split is None or r["split"] == split]
 
     def row(self, model: int) -> dict[str, Any] | None:
         """The results row of one model, or None."""
         return next((r for r in self.rows() if r["model"] == model), None)
 
     def fits(self, model: int) -> list[float]:
-        """Validation Dice of each fit of one model (empty without repeated fits)."""
-        if self.result is None or self.result.config.repeats < 2:
+        """Validation Dice of each fit of one model (empty without repeated fits, or under an adaptive decoder)."""
+        if self.result is None or self.result.config.repeats < 2 or self.decoder != TRAINED:
             return []
         return [f["val_dice"] for f in self.result.fits if f["model"] == model]
 
     def split_uncertainty(self, split: int) -> dict[str, Any] | None:
         """What the repeated fits say about one object marker's markers (verdict, ties), or None."""
         u = self.uncertainty
-        if not u:
+        if not u or self.decoder != TRAINED:  # the repeated fits are the trained layer's
             return None
         found = [x for x in u.get("splits", []) if x.get("split") == split and "verdict" in x]
         return found[0] if found else None
