@@ -61,6 +61,8 @@ VARIANTS = {
     "one_seed": ({"probe_on": "marked", "heads": 1}, "the previous advisor: probed with one seed on the marked image "
                                                      "(no reliability)"),
     "descriptors": ({"probe": 0}, "descriptors only, no probe (no reliability)"),
+    "no_budget": ({"budget": None}, "as default, but up to 192 candidates probed, whatever it costs (object advice "
+                                    "always does)"),
 }
 
 

@@ -110,9 +110,11 @@ class AdviceSettings:
         How probed candidates are ordered: by the probe's Dice alone, or by
         the mean of the probe's and the descriptor score's rank percentiles.
     budget : float or None
-        Probe at most as many candidates as fit in this fraction of the cost
-        of a dense study of the image (:func:`~flimexplore.analysis.probe.probe_budget`,
-        default 1/20; ``probe`` stays the upper bound); None probes exactly ``probe``.
+        Background advice probes at most as many candidates as fit in this
+        fraction of the cost of a dense study of the image
+        (:func:`~flimexplore.analysis.probe.probe_budget`, default 1/20;
+        ``probe`` stays the upper bound); None probes exactly ``probe``.
+        Object advice probes every object position (up to ``probe``).
     heads : int
         Decision-layer seeds per probed candidate; the probe is their mean,
         and their spread gives the reliability (at least 2 for a reliability).
@@ -535,9 +537,12 @@ def _advise_object(settings: AdviceSettings, dataset: Dataset | None) -> Advice:
         bg = background_for_split(mask, radius, settings.seed, settings.image, int(settings.split))
     centres = dense_positions(mask, bg, radius, settings.spacing, on_object=True)
     inside = ndimage.distance_transform_edt(mask)[centres[:, 0], centres[:, 1]].astype(np.float64)
-    # no image-only descriptor predicts object markers: the probed ones are spread evenly over the object,
-    # from its deepest point (a farthest-point sample), as many as the budget allows
-    picked = _probed(centres, inside, _n_probe(settings, ds, idx, training, len(centres)), spread_only=True)
+    # no image-only descriptor predicts object markers: every object position is probed (up to ``probe``,
+    # spread evenly over the object from its deepest point). The time budget is not applied: an object holds
+    # few positions, so its dense study is cheap, and probing a twentieth of them left the advice near random
+    # (benchmarks/advice.py --vary object: 63.5th percentile with the budget, 77.0th without)
+    picked = _probed(centres, inside, min(settings.probe, len(centres)) if settings.probe > 0 else len(centres),
+                     spread_only=True)
     probe, reliability = _probe_candidates(settings, ds, idx, training, centres[picked],
                                            np.repeat(bg[None], len(picked), 0), radius)
     fit = np.full(len(centres), np.nan)
