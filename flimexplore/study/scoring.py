@@ -8,7 +8,7 @@ context's prepared tensors and settings and return
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,14 +26,11 @@ from flimexplore.study.checks import _check_pairs
 from flimexplore.study.pair_scores import LAYER_KEYS, FitScores, PairScores
 from flimexplore.study.repeats import cluster_seeds, decision_seeds
 
-if TYPE_CHECKING:  # annotations only: the context imports this module
-    from flimexplore.study.context import StudyContext
-
 __all__ = ["score_pixels", "score_reference"]
 
 
 def score_pixels(
-    ctx: StudyContext,
+    ctx: Any,
     obj_pixels: torch.Tensor | Sequence[NDArray[np.int64]] | Sequence[Sequence[NDArray[np.int64]]],
     bg_pixels: torch.Tensor | Sequence[NDArray[np.int64]] | Sequence[Sequence[NDArray[np.int64]]],
     seeds: Sequence[int],
@@ -99,7 +96,7 @@ def score_pixels(
 
 
 def score_reference(
-    ctx: StudyContext, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int], repeats: Sequence[int] | None = None
+    ctx: Any, obj: NDArray[np.integer], bg: NDArray[np.integer], seeds: Sequence[int], repeats: Sequence[int] | None = None
 ) -> PairScores:
     """Score ``B`` marker pairs one fit at a time with the reference path (no parameters kept)."""
     obj, bg = _check_pairs(obj, bg, ctx.mask)

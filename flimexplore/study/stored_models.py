@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,9 +17,6 @@ from flimexplore.engine.decision import BatchNormStats, DecisionParams
 from flimexplore.engine.flim import FlimBank, FlimLayer
 from flimexplore.engine.settings import FlimSettings
 from flimexplore.study.pair_scores import LAYER_KEYS
-
-if TYPE_CHECKING:  # annotations only: the context imports this module
-    from flimexplore.study.context import StudyContext
 
 __all__ = ["model_features", "model_patches", "unpack_models"]
 
@@ -39,7 +36,7 @@ def unpack_models(
 
 
 def model_features(
-    ctx: StudyContext, arrays: dict[str, NDArray], images: Sequence[NDArray[np.floating]]
+    ctx: Any, arrays: dict[str, NDArray], images: Sequence[NDArray[np.floating]]
 ) -> NDArray[np.float32]:
     """FLIM features of one stored model, interpolated to image size.
 
@@ -65,7 +62,7 @@ def model_features(
     return upsample(feats, tuple(group.images.shape[-2:])).cpu().numpy()
 
 
-def model_patches(ctx: StudyContext, arrays: dict[str, NDArray], obj: NDArray, bg: NDArray) -> tuple[NDArray, NDArray]:
+def model_patches(ctx: Any, arrays: dict[str, NDArray], obj: NDArray, bg: NDArray) -> tuple[NDArray, NDArray]:
     """The normalised patches one model learned its first-layer kernels from.
 
     Returns
