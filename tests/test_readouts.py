@@ -16,7 +16,7 @@ from flimexplore.engine.decoders import DECODERS, score_decoders
 from flimexplore.engine.scores import metrics_from_counts
 from flimexplore.errors import ConfigError, ResumeError
 from flimexplore.study.config import StudyConfig
-from flimexplore.study.context import _unpack
+from flimexplore.study.context import unpack_models
 from flimexplore.study.progress import StopStudy
 from flimexplore.study.readout_summary import rank_agreement, top_overlap
 from flimexplore.study.readout_table import ATTENTION_COLUMNS, READOUT_COLUMNS, READOUTS, TRAINED
@@ -119,7 +119,7 @@ def test_decoders_through_the_study_agree_with_the_engine(every):
     result, _ = every
     ctx = result.context
     ids = sorted(result.arrays)
-    bank, params, bn = _unpack([result.arrays[m] for m in ids], ctx.device, ctx.config.flim())
+    bank, params, bn = unpack_models([result.arrays[m] for m in ids], ctx.device, ctx.config.flim())
     for part, groups in (("val", ctx.val_groups), ("test", ctx.test_groups)):
         dice = metrics_from_counts(score_decoders(bank, groups, DECODERS).numpy())["dice"].mean(axis=2)
         for j, d in enumerate(DECODERS):

@@ -24,7 +24,7 @@ from typing import Any
 
 from flimexplore.loop.drawn import Marker, marker_rows
 from flimexplore.loop.noc import band
-from flimexplore.loop.run import LoopResult
+from flimexplore.loop.result import LoopResult
 from flimexplore.study.store import atomic_write_bytes
 
 __all__ = ["CURVE_COLUMNS", "MARKER_COLUMNS", "NOC_COLUMNS", "curve_lines", "write_outputs"]

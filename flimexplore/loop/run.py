@@ -23,78 +23,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flimexplore.data import Dataset
 from flimexplore.loop.config import LoopConfig
-from flimexplore.loop.drawn import Marker, image_markers
+from flimexplore.loop.context import LoopContext
+from flimexplore.loop.drawn import image_markers
 from flimexplore.loop.fit import MarkedModel, fit_settings
-from flimexplore.loop.noc import summarise
 from flimexplore.loop.policies import next_marker
-from flimexplore.loop.view import MarkedView
-from flimexplore.markers import sample_markers
-from flimexplore.study.context import StudyContext
+from flimexplore.loop.result import LoopResult
 from flimexplore.study.progress import Clock, Progress, StopStudy, time_left
 from flimexplore.study.run import model_seed
 
 __all__ = ["LoopContext", "LoopResult", "run_one", "simulate", "simulate_all"]
-
-
-@dataclass(frozen=True, eq=False)
-class LoopContext:
-    """Everything the runs of one loop share, prepared once.
-
-    Attributes
-    ----------
-    config : LoopConfig
-        With the study's radius resolved (the dataset's when not given).
-    study : StudyContext
-        The data, the split and the validation/test images that score each step.
-    view : MarkedView
-        The marked images and their masks: all the policies may read.
-    start : tuple of Marker
-        The study's split-0 object marker and its first background marker.
-    order : tuple of int
-        Marked images in the order the user visits them (``study.image`` first).
-    """
-
-    config: LoopConfig
-    study: StudyContext
-    view: MarkedView
-    start: tuple[Marker, Marker]
-    order: tuple[int, ...]
-
-    @classmethod
-    def prepare(cls, config: LoopConfig, device: str = "auto", dataset: Dataset | None = None) -> LoopContext:
-        """Load the data and place the two starting markers.
-
-        The start is split 0 of ``flimexplore study`` with the same seed: its
-        object marker and its first background marker (``bg_index`` 0), so
-        step 0 of repeat 0 is the study's model 0.
-        """
-        config.validate()
-        ctx = StudyContext(config.study, device, dataset=dataset)
-        cfg = ctx.config
-        resolved = config.replace(study=config.study.replace(radius=cfg.radius))
-        ms = sample_markers(ctx.mask, 1, cfg.radius, np.random.default_rng([cfg.seed, cfg.image, 0]))
-        start = (Marker(cfg.image, 1, int(ms.obj[0]), int(ms.obj[1]), "start"),
-                 Marker(cfg.image, 0, int(ms.bg[0, 0]), int(ms.bg[0, 1]), "start"))
-        n = len(ctx.split.marked)
-        order = tuple((cfg.image + j) % n for j in range(n))
-        return cls(resolved, ctx, MarkedView.from_split(ctx.dataset, ctx.split, str(ctx.device)), start, order)
-
-    def image_for(self, n: int) -> int:
-        """Marked image of the ``n``-th marker (1-based; the two starting markers are 1 and 2)."""
-        after = self.config.next_image_after
-        return self.order[0] if after is None else self.order[((n - 1) // after) % len(self.order)]
-
-    @property
-    def radius(self) -> int:
-        return int(self.config.study.radius)
 
 
 def run_one(lctx: LoopContext, policy: str, repeat: int) -> Generator[dict[str, Any], None, dict[str, Any]]:
@@ -139,74 +82,6 @@ def run_one(lctx: LoopContext, policy: str, repeat: int) -> Generator[dict[str, 
         yield row
     return {"policy": policy, "repeat": int(repeat), "steps": steps,
             "markers": [m.to_dict() | {"step": s} for m, s in zip(drawn, joined, strict=True)]}
-
-
-@dataclass
-class LoopResult:
-    """What a finished (or stopped) loop produced.
-
-    Attributes
-    ----------
-    config : LoopConfig
-    runs : dict of (str, int) to dict
-        Each finished run's record (:func:`run_one`), keyed by (policy, repeat).
-    complete : bool
-    elapsed_s : float
-    context : LoopContext
-    """
-
-    config: LoopConfig
-    runs: dict[tuple[str, int], dict[str, Any]]
-    complete: bool
-    elapsed_s: float
-    context: LoopContext
-
-    def keys(self) -> list[tuple[str, int]]:
-        """Finished runs in the config's policy order, then by repeat."""
-        order = {p: i for i, p in enumerate(self.config.policies)}
-        return sorted((k for k in self.runs if k[0] in order and k[1] < self.config.repeats), key=lambda k: (order[k[0]], k[1]))
-
-    def curve_rows(self) -> list[dict[str, Any]]:
-        """Rows of ``curve.csv``: ``policy, repeat, step, n_markers, marker_pixels, val_dice, test_dice``."""
-        return [{"policy": p, "repeat": r} | {k: s[k] for k in ("step", "n_markers", "marker_pixels", "val_dice", "test_dice")}
-                for p, r in self.keys() for s in self.runs[(p, r)]["steps"]]
-
-    def curves(self, policy: str, part: str = "val_dice") -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Each repeat's curve of one policy: ``repeat -> (n_markers, dice)``."""
-        out = {}
-        for p, r in self.keys():
-            if p == policy:
-                steps = self.runs[(p, r)]["steps"]
-                out[r] = (np.array([s["n_markers"] for s in steps]), np.array([s[part] for s in steps]))
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        """Per policy: markers needed at each target (NoC) and the curve area, over repeats; seconds per step."""
-        cfg = self.config
-        policies = {}
-        for p in cfg.policies:
-            curves = self.curves(p)
-            if not curves:
-                continue
-            steps = [s for (q, _), run in self.runs.items() if q == p for s in run["steps"]]
-            placed = [s["policy_s"] for s in steps if s["step"] < cfg.max_markers - 2]
-            policies[p] = summarise(curves, cfg.targets, cfg.max_markers) | {
-                "test_area": summarise(self.curves(p, "test_dice"), cfg.targets, cfg.max_markers)["area"],
-                "refit_s_mean": round(float(np.mean([s["refit_s"] for s in steps])), 4),
-                "policy_s_mean": round(float(np.mean(placed)), 4) if placed else 0.0,
-            }
-        ctx = self.context.study
-        return {
-            "complete": self.complete, "config": cfg.to_dict(), "device": str(ctx.device),
-            "dataset": ctx.dataset.name, "marked_image": ctx.stem, "radius": self.context.radius,
-            "n_val_images": len(ctx.split.val), "n_test_images": len(ctx.split.test),
-            "noc": "markers (the 2 starting ones included) at the first step whose validation Dice reaches the target; "
-                   f"{cfg.max_markers + 1} = not reached within {cfg.max_markers}; mean and Student t 95 % interval over repeats",
-            "area": "mean height of the validation Dice vs markers curve (trapezoids, 2 to max_markers markers)",
-            "seconds": "refit_s: training and scoring one step's model; policy_s: choosing one marker (timings "
-                       "of the run that computed it)",
-            "policies": policies,
-        }
 
 
 def simulate(

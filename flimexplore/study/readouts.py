@@ -41,7 +41,7 @@ from flimexplore.engine.decision import DecisionParams, head_gap
 from flimexplore.engine.precision import precision_scope
 from flimexplore.engine.readouts import score_readouts
 from flimexplore.engine.scores import metrics_from_counts
-from flimexplore.study.context import StudyContext, _unpack
+from flimexplore.study.context import StudyContext, unpack_models
 from flimexplore.study.readout_table import ATTENTION_COLUMNS, READOUT_COLUMNS, TRAINED, readouts_asked
 from flimexplore.study.store import ResultStore
 
@@ -64,7 +64,7 @@ def readouts_to_do(
 
 def _heads(arrays: Sequence[Mapping[str, NDArray]], ctx: StudyContext) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """The encoders and folded decision layers (at the stored epoch) of stored models."""
-    bank, params, bn = _unpack(list(arrays), ctx.device, ctx.config.flim())
+    bank, params, bn = unpack_models(list(arrays), ctx.device, ctx.config.flim())
     a, c = head_gap(DecisionParams(*(t[:, None] for t in params.astuple())), bn)
     return bank, a[:, 0], c[:, 0]
 

@@ -24,13 +24,13 @@ from typing import Any
 from flimexplore.engine.precision import check_precision
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
+from flimexplore.study.outputs import write_outputs
 from flimexplore.study.readout_table import other_readouts
 from flimexplore.study.readouts import readouts_to_do
 from flimexplore.study.run import (
     MODEL_CHUNK,
     StudyResult,
     _check_run_options,
-    _finish,
     fits_to_do,
     run_study,
     work_chunks,
@@ -341,7 +341,7 @@ def _close(study: _Open, track: _Tracker) -> dict[str, Any]:
         time.perf_counter() - study.t0, True, marked,  # type: ignore[arg-type]
         [fits[k] for k in sorted(fits) if k[1] < plan.config.repeats], study.store.joined_rows(),
     )
-    _finish(study.store, result)
+    write_outputs(study.store, result)
     study.store.close()
     track.complete.add(study.task.folder)
     return result.summary()
