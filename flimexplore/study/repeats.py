@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 __all__ = [
     "REPEAT_OVER",
@@ -110,6 +109,8 @@ def mean_interval(values: NDArray[np.floating], level: float = 0.95) -> tuple[fl
     if n < 2:
         return mean, math.nan, math.nan, math.nan
     sd = float(x.std(ddof=1))
+    from scipy import stats  # here, not at import: scipy.stats costs half a second to import
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return mean, sd, mean - half, mean + half
 

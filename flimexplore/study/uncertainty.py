@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 __all__ = ["ALPHA", "N_BOOT", "position_share", "position_summary", "ties_with_best", "verdict"]
 
@@ -124,6 +123,8 @@ def ties_with_best(dice: NDArray[np.floating], alpha: float = ALPHA) -> tuple[ND
     with np.errstate(invalid="ignore", divide="ignore"):
         t = diff / np.sqrt(se2)
         df = se2**2 / ((var / r) ** 2 / (r - 1) + (var[best] / r) ** 2 / (r - 1))
+    from scipy import stats  # here, not at import: scipy.stats costs half a second to import
+
     p = np.where(se2 > 0, 2 * stats.t.sf(np.abs(t), np.where(se2 > 0, df, 1.0)), np.where(diff > 0, 0.0, 1.0))
     p[best] = 1.0
     others = np.array([i for i in range(n) if i != best], dtype=np.intp)
