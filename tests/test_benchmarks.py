@@ -51,14 +51,17 @@ KEYS = {
     "readouts": {"rows", "timing", "protocol", "peak_rss_mb", "machine"},
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
     "loop": {"rows", "per_dataset", "settings", "target_s", "meets_target", "machine", "peak_rss_mb"},
+    "process": {"rows", "walls", "ratio", "baseline", "command", "machine", "peak_rss_mb"},
 }
+EXTRA_ARGS = {"process": ["--baseline", "HEAD"]}  # HEAD exists in a shallow clone too
 
 
 @pytest.mark.parametrize("name", sorted(KEYS))
 def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
     out = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--device", "cpu", "--json", str(out)],
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--device", "cpu", "--json", str(out),
+         *EXTRA_ARGS.get(name, [])],
         capture_output=True,
         text=True,
         timeout=120,
@@ -76,6 +79,9 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
     if name == "markers":
         assert result["pixels_as_disks_identical"] and result["scribble_to_disk_ratio"] > 0
         assert len(result["scribble_to_disk_ratio_per_round"]) == 1 and result["warmup_rounds"] == 0
+    if name == "process":  # both codes ran and were profiled, phase by phase
+        assert {r["code"] for r in result["rows"]} == {"now", "baseline"}
+        assert all(r["engine_evaluate_s"] > 0 and r["figures_and_summary_s"] > 0 for r in result["rows"])
     if name == "loop":  # three policies on the quick dataset, NoC and areas in range, every step timed
         assert {r["policy"] for r in result["rows"]} == {"random", "advised", "error"}
         k = result["settings"]["max_markers"]
