@@ -52,6 +52,16 @@ KEYS = {
     "heatmap_png": {"old_png_s", "figure_s", "overview_s", "figure_to_old_ratio", "default_study_figures_s", "machine"},
     "loop": {"rows", "per_dataset", "settings", "target_s", "meets_target", "machine", "peak_rss_mb"},
     "process": {"rows", "walls", "ratio", "baseline", "command", "machine", "peak_rss_mb"},
+    "plain": {
+        "rows",
+        "plain_s_per_model",
+        "batched_s_per_model",
+        "ratio",
+        "n_plain_models",
+        "dice_agreement",
+        "machine",
+        "peak_rss_mb",
+    },
 }
 EXTRA_ARGS = {"process": ["--baseline", "HEAD"]}  # HEAD exists in a shallow clone too
 
@@ -95,5 +105,10 @@ def test_benchmark_runs_quick_and_writes_its_json(name, tmp_path):
         by = {r["masks"]: r for r in result["rows"]}
         assert by["jpeg75"]["pixels_differing_from_png"] == 0 and by["jpeg40"]["val_dice_mean"] == by["png"]["val_dice_mean"]
         assert by["jpeg40-nonzero"]["object_share"] > 0.5
+    if name == "plain":  # two plain models timed and scored against the engine's rows of the same models
+        assert result["n_plain_models"] == len(result["rows"]) == 2 and result["ratio"] > 1
+        assert all(0 <= r["plain_val_dice"] <= 1 and 0 <= r["plain_test_dice"] <= 1 for r in result["rows"])
+        assert all(1 <= r["plain_best_epoch"] <= result["config"]["epochs"] for r in result["rows"])
+        assert 0 <= result["dice_agreement"]["val"]["mean_abs_diff"] <= 1
     if name == "dense":
         assert result["n_models"] > 0 and result["heatmaps"] == ["heatmap_split0.png"]
