@@ -188,6 +188,29 @@ def test_simulate_on_the_command_line(tmp_path, capsys):
         LoopConfig(next_image_after=1).validate()
 
 
+def test_simulate_on_the_command_line_over_datasets_and_marked_images(tmp_path, capsys):
+    common = ["--n-images", "16", "--seed", "3", "--epochs", "3", "--policies", "random,error", "--max-markers", "3",
+              "--repeats", "1"]
+    many = tmp_path / "many"
+    argv = ["simulate", "--dataset", "fish", "--dataset", "eggs", "--images", "0,1", *common, "--out", str(many)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    folders = ["eggs/image0", "eggs/image1", "fish/image0", "fish/image1"]
+    assert all(f"{f}: random" in out for f in folders) and "4 loops; wrote" in out
+    assert sorted(str(p.parent.relative_to(many)) for p in many.glob("*/*/curve.csv")) == folders
+    # each folder is the loop a one-dataset, one-image command writes
+    alone = tmp_path / "alone"
+    assert main(["simulate", "--dataset", "eggs", "--image", "1", *common, "--out", str(alone)]) == 0
+    assert (many / "eggs" / "image1" / "markers.csv").read_bytes() == (alone / "markers.csv").read_bytes()
+    assert (many / "eggs" / "image1" / "curve.csv").read_bytes() == (alone / "curve.csv").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count("2 runs already done") == 4  # resumed: nothing computed again
+    assert main(["simulate", "--dataset", "fish", "--dataset", "nope", "--images", "0", *common,
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad" / "fish").exists()  # every dataset is checked before any work
+
+
 def test_loops_over_several_marked_images_on_an_executor(tmp_path, context):
     cfg = LOOP.replace(policies=("random", "error"), repeats=1, max_markers=3)
     with cf.ThreadPoolExecutor(2) as pool:

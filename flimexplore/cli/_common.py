@@ -13,8 +13,8 @@ from flimexplore.errors import FlimExploreError
 from flimexplore.study.config import StudyConfig
 
 __all__ = [
-    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "config_from_args", "drain", "readout_lines",
-    "stored_models", "with_flim_flags",
+    "CliParser", "OutOfMemory", "add_flim_arguments", "add_study_arguments", "close_dask", "config_from_args",
+    "dask_from_args", "drain", "readout_lines", "stored_models", "with_flim_flags",
 ]
 
 
@@ -232,6 +232,32 @@ def drain(gen: Generator[Any, None, Any], out: str | None, quiet: bool) -> tuple
         if type(err).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
             raise
         raise OutOfMemory(stored_models(out, done) if out else 0, total, out) from err
+
+
+def dask_from_args(args: argparse.Namespace) -> tuple[Any, str]:
+    """The Dask client that ``--workers N`` or ``--scheduler ADDRESS`` asks for, and the device of every task.
+
+    Returns ``(None, args.device)`` when neither is given (work stays in this process).
+    """
+    if args.workers is None and args.scheduler is None:
+        return None, args.device
+    from flimexplore.sweep import dask_client
+
+    device = "cpu" if args.device == "auto" else args.device  # one device for every worker
+    client = dask_client(args.workers, args.scheduler, gpu=device.startswith("cuda"))
+    if not args.quiet:
+        print(f"flimexplore: Dask dashboard at {client.dashboard_link}", file=sys.stderr, flush=True)
+    return client, device
+
+
+def close_dask(client: Any, own_cluster: bool) -> None:
+    """Close a client of :func:`dask_from_args`, and its local cluster when this process started it."""
+    if client is None:
+        return
+    cluster = client.cluster if own_cluster else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def readout_lines(summary: dict[str, Any]) -> list[str]:

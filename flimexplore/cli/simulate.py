@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
-from flimexplore.cli._common import _integers, add_flim_arguments, with_flim_flags
+from flimexplore.cli._common import _integers, add_flim_arguments, close_dask, dask_from_args, with_flim_flags
 from flimexplore.cli._grammar import add_out
 
 __all__ = ["register", "run"]
@@ -35,10 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             "step's LIDS seeds files."
         ),
     )
-    s.add_argument("--dataset", default=d.dataset, metavar="NAME|DIR", help="preset name or folder path (default: %(default)s)")
+    s.add_argument("--dataset", action="append", default=None, dest="datasets", metavar="NAME|DIR",
+                   help=f"preset name or folder path; repeat for several, one loop each (default: {d.dataset})")
     s.add_argument("--n-images", type=int, default=None, help="use only the first N images of the dataset (default: all)")
     s.add_argument("--size", type=int, default=None, help="side of a synthetic preset's images, 32-512 (default: 128)")
     s.add_argument("--image", type=int, default=d.image, help="the marked image the loop starts on, 0-based (default: %(default)s)")
+    s.add_argument("--images", default=None, metavar="0,1,2|all",
+                   help="one loop per marked image listed (as 'flimexplore sweep'), each in OUT/<dataset>/image<k>/ "
+                        "(default: one loop, on --image, written in OUT)")
     s.add_argument("--policies", default=",".join(POLICIES), help="robot users to run (default: %(default)s)")
     s.add_argument("--max-markers", type=int, default=10, metavar="K",
                    help="markers at the end of a run, the two starting ones included (default: %(default)s)")
@@ -59,7 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flim_arguments(s)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    add_out(s, "config.json, runs/, curve.csv, noc.csv, markers.csv, summary.json, curve.png and seeds/", resumes=True)
+    add_out(s, "config.json, runs/, curve.csv, noc.csv, markers.csv, summary.json, curve.png and seeds/ (one such "
+               "folder per dataset and marked image with several datasets, --images, --workers or --scheduler)",
+            resumes=True)
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run the loops' runs on a local Dask cluster of N worker processes (default: in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on the Dask cluster at tcp://HOST:PORT")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,37 +79,73 @@ def run(args: argparse.Namespace) -> int:
     from flimexplore.loop.config import LoopConfig
     from flimexplore.study.config import StudyConfig
 
-    study = StudyConfig(dataset=args.dataset, n_images=args.n_images, size=args.size, image=args.image, radius=args.radius,
+    datasets = args.datasets or [StudyConfig().dataset]
+    study = StudyConfig(dataset=datasets[0], n_images=args.n_images, size=args.size, image=args.image, radius=args.radius,
                         epochs=args.epochs, lr=args.lr, seed=args.seed, object_label=args.object_label)
     config = LoopConfig(study=with_flim_flags(study, args), policies=args.policies, max_markers=args.max_markers,
                         repeats=args.repeats, targets=args.targets, next_image_after=args.next_image_after,
                         candidates=args.candidates).validate()
+    if len(datasets) > 1 or args.images is not None or args.workers is not None or args.scheduler is not None:
+        return _run_many(args, datasets, config)
 
     from flimexplore.loop.run import simulate
 
-    gen = simulate(config, args.out, device=args.device)
+    try:
+        result = _follow(simulate(config, args.out, device=args.device), args.quiet)
+    except KeyboardInterrupt:
+        kept = len(list((Path(args.out) / "runs").glob("*.json")))
+        print(f"flimexplore: interrupted; {kept} finished runs are kept in {args.out}/runs; run the same command again "
+              "to resume", file=sys.stderr)
+        return 130
+    print(_said(result, config.targets[0]) + f"; wrote {args.out}")
+    return 0
+
+
+def _follow(gen: Generator[Any, None, Any], quiet: bool) -> Any:
+    """Run a progress generator to its end, one progress line per event on stderr; return its value.
+
+    On Ctrl-C the generator is closed (its finished runs are stored) and the interrupt goes on to the caller.
+    """
     t0 = time.perf_counter()
     try:
         while True:
             try:
                 ev = next(gen)
             except StopIteration as stop:
-                result = stop.value
-                break
-            if not args.quiet:
+                return stop.value
+            if not quiet:
                 print(f"[{ev.done:5d}/{ev.total}] {ev.message} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         gen.close()
-        kept = len(list((Path(args.out) / "runs").glob("*.json")))
-        print(f"flimexplore: interrupted; {kept} finished runs are kept in {args.out}/runs; run the same command again "
-              "to resume", file=sys.stderr)
-        return 130
-    summary = result.summary()["policies"]
-    first = config.targets[0]
+        raise
+
+
+def _said(result, first: float) -> str:
+    """One line per loop: markers needed to reach the first target and the curve's area, per policy."""
     parts = []
-    for policy, s in summary.items():
+    for policy, s in result.summary()["policies"].items():
         noc = next(n for n in s["noc"] if n["target"] == first)
         parts.append(f"{policy} {noc['mean']:.1f} markers to Dice {first:.2f} ({noc['n_reached']}/{s['n_repeats']} reached), "
                      f"area {s['area']['mean']:.3f}")
-    print("; ".join(parts) + f"; wrote {args.out}")
+    return "; ".join(parts)
+
+
+def _run_many(args: argparse.Namespace, datasets: list[str], config) -> int:
+    """Several loops (datasets x marked images), in this process or on Dask: one folder each under ``--out``."""
+    from flimexplore.loop.sweep import plan_loops, simulate_sweep
+
+    images = args.images if args.images is not None else [args.image]
+    plan_loops(datasets, images, config)  # every dataset and setting is checked before any work
+    client, device = dask_from_args(args)
+    try:
+        results = _follow(simulate_sweep(datasets, images, config, args.out, executor=client, device=device), args.quiet)
+    except KeyboardInterrupt:
+        print(f"flimexplore: interrupted; finished runs are kept under {args.out}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        close_dask(client, args.workers is not None)
+    for folder, result in results.items():
+        print(f"{folder}: {_said(result, config.targets[0])}")
+    print(f"{len(results)} loops; wrote {args.out}")
     return 0

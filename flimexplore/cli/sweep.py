@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from flimexplore.cli._common import add_study_arguments, config_from_args
+from flimexplore.cli._common import add_study_arguments, close_dask, config_from_args, dask_from_args
 from flimexplore.cli._grammar import add_out
 from flimexplore.errors import ConfigError
 
@@ -39,16 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.engine != "batched":
         raise ConfigError("flimexplore sweep runs the batched engine; leave --engine out")
 
-    from flimexplore.sweep import dask_client, run_sweep
+    from flimexplore.sweep import run_sweep
 
-    client = None
-    if args.workers is not None or args.scheduler is not None:
-        device = "cpu" if args.device == "auto" else args.device  # one device for every worker
-        client = dask_client(args.workers, args.scheduler, gpu=device.startswith("cuda"))
-        if not args.quiet:
-            print(f"flimexplore: Dask dashboard at {client.dashboard_link}", file=sys.stderr, flush=True)
-    else:
-        device = args.device
+    client, device = dask_from_args(args)
     try:
         gen = run_sweep(
             args.datasets, args.images, config, args.out, executor=client, device=device,
@@ -60,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
               "to resume", file=sys.stderr)
         return 130
     finally:
-        if client is not None:
-            _close(client, args.workers is not None)
+        close_dask(client, args.workers is not None)
     n = result.report.get("n_models", 0)
     print(f"{len(result.summaries)} of {len(result.tasks)} studies complete, {n} models "
           f"({result.computed} computed now); wrote {args.out}/sweep.csv and sweep.json")
@@ -80,9 +72,3 @@ def _drain(gen, quiet: bool):
             print(f"[{ev.done:5d}/{ev.total}] [{ev.tasks_done}/{ev.tasks_total} studies] {ev.message} "
                   f"({time.perf_counter() - t0:.1f}s{left})", file=sys.stderr, flush=True)
 
-
-def _close(client, own_cluster: bool) -> None:
-    cluster = client.cluster if own_cluster else None
-    client.close()
-    if cluster is not None:
-        cluster.close()

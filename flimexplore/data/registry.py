@@ -11,7 +11,7 @@ from flimexplore.data._dataset import Dataset
 from flimexplore.data.folder import load_folder
 from flimexplore.errors import DatasetError
 
-__all__ = ["DEFAULT_DATASET", "DatasetInfo", "list_datasets", "load_dataset"]
+__all__ = ["DEFAULT_DATASET", "DatasetInfo", "list_datasets", "load_dataset", "require_dataset"]
 
 DEFAULT_DATASET = "fish"
 
@@ -141,7 +141,27 @@ def load_dataset(
         )
     if key == "nuclei":
         return nuclei.load_nuclei(n_images)
-    if not os.path.exists(name_or_path):
-        names = ", ".join(info.name for info in list_datasets())
-        raise DatasetError(f"no dataset named {str(name_or_path)!r} and no folder at that path; known names: {names}")
+    require_dataset(name_or_path)
     return load_folder(name_or_path, n_images, object_label)
+
+
+def require_dataset(name_or_path: str | os.PathLike[str]) -> None:
+    """Check, without loading anything, that a dataset name is a preset or an existing path.
+
+    Raises
+    ------
+    DatasetError
+        Naming the value and the known names.
+
+    Examples
+    --------
+    >>> require_dataset("nuclei")
+    >>> require_dataset("nope")
+    Traceback (most recent call last):
+    ...
+    flimexplore.errors.DatasetError: no dataset named 'nope' and no folder at that path; known names: fish, eggs, fundus, nuclei
+    """
+    names = [info.name for info in list_datasets()]
+    text = os.fspath(name_or_path)
+    if text.lower() not in names and not os.path.exists(text):
+        raise DatasetError(f"no dataset named {text!r} and no folder at that path; known names: {', '.join(names)}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flimexplore.data.registry import require_dataset
 from flimexplore.errors import ConfigError
 from flimexplore.study.config import StudyConfig
 
@@ -108,12 +109,17 @@ def plan_sweep(
     ------
     ConfigError
         If there is no dataset, one repeats, or a setting is out of range.
+    DatasetError
+        If a name is neither a preset nor an existing path (checked before
+        any work starts).
     """
     if isinstance(datasets, str | os.PathLike):
         datasets = [datasets]
     names = [os.fspath(d) for d in datasets]
     if not names:
         raise ConfigError("a sweep needs at least one dataset (--dataset NAME|PATH)")
+    for name in names:
+        require_dataset(name)
     slugs = [_slug(d) for d in names]
     if len(set(slugs)) != len(slugs):
         raise ConfigError(f"datasets (--dataset) repeat: {names}")
