@@ -177,6 +177,7 @@ def evaluate(datasets: list[str], vary: str, variants: list[str], cache: Path, d
                         "top5_gain": t5 - med, "position_share_truth": split_truth.get("icc"),
                         "reliability": None if rel is None else rel["position_share"],
                         "probe_gain": None if rel is None else rel["probe_gain"],
+                        "probe_gain_cv": None if rel is None else rel.get("probe_gain_cv"),
                         "gain_p": None if rel is None else rel["gain_p"],
                         "abstain": bool(adv.abstains), "reason": None if rel is None else rel["reason"],
                         "advice_s": adv.seconds, "dense_s": cost * len(adv.centres),
