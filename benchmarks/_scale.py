@@ -135,6 +135,15 @@ def run_w2(args: Any, device: str, save: Any) -> dict[str, Any]:
         if keep is None:
             shutil.rmtree(folder.parent, ignore_errors=True)
     save(out)
+    if getattr(args, "full_only", False):
+        full = out["full"]
+        out |= {"complete": True, "s_per_model": full["s_per_model"], "peak_rss_mb": full["peak_rss_mb"],
+                "w2_peak_rss_mb": full["peak_rss_mb"],
+                "note": "full only: the whole W2 sweep as one `flimexplore sweep` command (time per model includes "
+                        "drawing and preparing the data of each marked image); no scaling points"}
+        print(f"W2 on {device}: {full['wall_s'] / 60:.1f} min for {full['models']} models "
+              f"({full['s_per_model']:.3g} s per model), peak RSS {full['peak_rss_mb']:.0f} MiB")
+        return out
     # beyond W2: twice its images, to show that memory does not grow with the validation set
     n_beyond = 2 * n_big
     specs = [(s, n_side) for s in sides] + [(big, n) for n in vals if (big, n) not in [(s, n_side) for s in sides]]

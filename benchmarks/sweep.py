@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--w2-out", default=None, help="keep the full W2 sweep's folder here (a rerun resumes it)")
     p.add_argument("--val-points", default=None, metavar="N,N",
                    help="with --workload W2: only measure these image counts at 400x400 (no full sweep)")
+    p.add_argument("--full-only", action="store_true",
+                   help="with --workload W2: the whole W2 sweep only, not the scaling points after it")
     p.add_argument("--relate-w1", metavar="W1_JSON", nargs="?", const=str(_common.RESULTS / "sweep.json"),
                    help="recompute the W2 JSON's ratio to W1 from a W1 run on the same machine "
                    "(default: results/sweep.json)")
